@@ -1,0 +1,257 @@
+//! An owned libbpf `struct btf` with the few reads and writes the engine needs:
+//! walking types (for libxdp's run config) and building a chain's merged BTF.
+
+use std::ffi::{CStr, CString};
+use std::ptr::NonNull;
+
+use crate::kernel::{check, last_errno, KernelError};
+
+pub const KIND_INT: u32 = 1;
+pub const KIND_PTR: u32 = 2;
+pub const KIND_ARRAY: u32 = 3;
+pub const KIND_STRUCT: u32 = 4;
+pub const KIND_TYPEDEF: u32 = 8;
+pub const KIND_VOLATILE: u32 = 9;
+pub const KIND_CONST: u32 = 10;
+pub const KIND_RESTRICT: u32 = 11;
+pub const KIND_VAR: u32 = 14;
+pub const KIND_DATASEC: u32 = 15;
+pub const KIND_TYPE_TAG: u32 = 18;
+
+pub struct Btf(NonNull<libbpf_sys::btf>);
+
+// SAFETY: a struct btf is plain heap data with no thread affinity; &self methods only read.
+unsafe impl Send for Btf {}
+unsafe impl Sync for Btf {}
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        // SAFETY: we own the pointer.
+        unsafe { libbpf_sys::btf__free(self.0.as_ptr()) }
+    }
+}
+
+/// A type's header fields, decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeHeader {
+    pub name_off: u32,
+    pub kind: u32,
+    pub vlen: u32,
+    /// `size` or `type`, depending on the kind.
+    pub size_or_type: u32,
+}
+
+impl Btf {
+    fn from_ptr(ptr: *mut libbpf_sys::btf, what: &str) -> Result<Btf, KernelError> {
+        NonNull::new(ptr).map(Btf).ok_or_else(|| KernelError::new(what, last_errno()))
+    }
+
+    pub fn empty() -> Result<Btf, KernelError> {
+        // SAFETY: plain constructor.
+        Btf::from_ptr(unsafe { libbpf_sys::btf__new_empty() }, "creating BTF")
+    }
+
+    /// Parses raw BTF (as the kernel or `raw_data` returns it).
+    pub fn from_raw(raw: &[u8]) -> Result<Btf, KernelError> {
+        // SAFETY: libbpf copies the buffer.
+        Btf::from_ptr(unsafe { libbpf_sys::btf__new(raw.as_ptr().cast(), raw.len() as u32) }, "parsing BTF")
+    }
+
+    /// Reads back the BTF the kernel holds under `fd`.
+    pub fn from_kernel_fd(fd: i32) -> Result<Btf, KernelError> {
+        let mut info = libbpf_sys::bpf_btf_info::default();
+        let mut len = std::mem::size_of_val(&info) as u32;
+        // SAFETY: info is a valid bpf_btf_info of `len` bytes.
+        check(unsafe { libbpf_sys::bpf_btf_get_info_by_fd(fd, &mut info, &mut len) }, || {
+            "reading BTF information".into()
+        })?;
+        // SAFETY: plain constructor.
+        Btf::from_ptr(unsafe { libbpf_sys::btf__load_from_kernel_by_id(info.id) }, "reading BTF from the kernel")
+    }
+
+    /// Borrows libbpf's BTF of an object without taking ownership.
+    ///
+    /// # Safety
+    /// `ptr` must stay valid while `f` runs.
+    pub unsafe fn with_borrowed<T>(ptr: *mut libbpf_sys::btf, f: impl FnOnce(&Btf) -> T) -> Option<T> {
+        let btf = std::mem::ManuallyDrop::new(Btf(NonNull::new(ptr)?));
+        Some(f(&btf))
+    }
+
+    pub fn as_ptr(&self) -> *mut libbpf_sys::btf {
+        self.0.as_ptr()
+    }
+
+    pub fn raw_data(&self) -> Vec<u8> {
+        let mut size = 0u32;
+        // SAFETY: libbpf returns a pointer to `size` bytes owned by the btf.
+        let data = unsafe { libbpf_sys::btf__raw_data(self.as_ptr(), &mut size) };
+        if data.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: see above.
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) }.to_vec()
+    }
+
+    /// Number of type ids, including the void type 0.
+    pub fn type_count(&self) -> u32 {
+        // SAFETY: read-only access.
+        unsafe { libbpf_sys::btf__type_cnt(self.as_ptr()) }
+    }
+
+    fn raw_type(&self, id: u32) -> Option<*const u32> {
+        // SAFETY: read-only access; NULL for a bad id.
+        let t = unsafe { libbpf_sys::btf__type_by_id(self.as_ptr(), id) };
+        (!t.is_null()).then_some(t.cast::<u32>())
+    }
+
+    pub fn header(&self, id: u32) -> Option<TypeHeader> {
+        let t = self.raw_type(id)?;
+        // SAFETY: every btf_type starts with three u32s.
+        let (name_off, info, size_or_type) = unsafe { (*t, *t.add(1), *t.add(2)) };
+        Some(TypeHeader { name_off, kind: (info >> 24) & 0x1f, vlen: info & 0xffff, size_or_type })
+    }
+
+    /// The `index`-th u32 of the data that follows the type's header.
+    fn extra(&self, id: u32, index: usize) -> Option<u32> {
+        let t = self.raw_type(id)?;
+        let h = self.header(id)?;
+        let words = match h.kind {
+            KIND_INT | KIND_VAR => 1,
+            KIND_ARRAY => 3,
+            KIND_STRUCT | 5 | KIND_DATASEC => 3 * h.vlen as usize,
+            _ => 0,
+        };
+        // SAFETY: libbpf validated the type, so `words` u32s follow its header.
+        (index < words).then(|| unsafe { *t.add(3 + index) })
+    }
+
+    pub fn name(&self, offset: u32) -> Option<String> {
+        // SAFETY: read-only access; NULL for a bad offset.
+        let s = unsafe { libbpf_sys::btf__name_by_offset(self.as_ptr(), offset) };
+        // SAFETY: libbpf returns a NUL-terminated string inside its string section.
+        (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
+    }
+
+    pub fn type_name(&self, id: u32) -> Option<String> {
+        self.name(self.header(id)?.name_off)
+    }
+
+    /// Follows typedefs and qualifiers.
+    pub fn skip_modifiers(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.header(id) {
+                Some(h)
+                    if matches!(h.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) =>
+                {
+                    id = h.size_or_type
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    pub fn find(&self, name: &str, kind: u32) -> Option<u32> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: read-only access with a NUL-terminated name.
+        let id = unsafe { libbpf_sys::btf__find_by_name_kind(self.as_ptr(), name.as_ptr(), kind) };
+        u32::try_from(id).ok().filter(|&id| id > 0)
+    }
+
+    /// `(name, type id)` of each member of a struct.
+    pub fn struct_members(&self, id: u32) -> Vec<(String, u32)> {
+        let vlen = self.header(id).map_or(0, |h| h.vlen as usize);
+        (0..vlen)
+            .filter_map(|i| {
+                let name = self.name(self.extra(id, 3 * i)?)?;
+                Some((name, self.extra(id, 3 * i + 1)?))
+            })
+            .collect()
+    }
+
+    /// Type ids of the variables of a DATASEC.
+    pub fn datasec_vars(&self, id: u32) -> Vec<u32> {
+        let vlen = self.header(id).map_or(0, |h| h.vlen as usize);
+        (0..vlen).filter_map(|i| self.extra(id, 3 * i)).collect()
+    }
+
+    /// Element count of an array type.
+    pub fn array_len(&self, id: u32) -> Option<u32> {
+        (self.header(id)?.kind == KIND_ARRAY).then(|| self.extra(id, 2)).flatten()
+    }
+
+    // --- building ---
+
+    fn added(ret: i32, what: &str) -> Result<u32, KernelError> {
+        check(ret, || format!("adding {what} to BTF")).map(|id| id as u32)
+    }
+
+    /// Appends all types of `other`; returns the id its type 1 got.
+    pub fn append(&mut self, other: &Btf) -> Result<u32, KernelError> {
+        // SAFETY: both pointers are valid btf objects.
+        Btf::added(unsafe { libbpf_sys::btf__add_btf(self.as_ptr(), other.as_ptr()) }, "types")
+    }
+
+    pub fn add_str(&mut self, s: &str) -> Result<u32, KernelError> {
+        let s = CString::new(s.replace('\0', "")).unwrap_or_default();
+        // SAFETY: NUL-terminated string.
+        Btf::added(unsafe { libbpf_sys::btf__add_str(self.as_ptr(), s.as_ptr()) }, "a string")
+    }
+
+    pub fn add_int(&mut self, name: &str, bytes: usize, signed: bool) -> Result<u32, KernelError> {
+        let name = CString::new(name).unwrap_or_default();
+        let encoding = if signed { libbpf_sys::BTF_INT_SIGNED as i32 } else { 0 };
+        // SAFETY: NUL-terminated name.
+        Btf::added(unsafe { libbpf_sys::btf__add_int(self.as_ptr(), name.as_ptr(), bytes as _, encoding) }, "an int")
+    }
+
+    pub fn add_struct_fwd(&mut self, name: &str) -> Result<u32, KernelError> {
+        let name = CString::new(name).unwrap_or_default();
+        // SAFETY: NUL-terminated name.
+        Btf::added(
+            unsafe { libbpf_sys::btf__add_fwd(self.as_ptr(), name.as_ptr(), libbpf_sys::BTF_FWD_STRUCT) },
+            "a fwd",
+        )
+    }
+
+    pub fn add_ptr(&mut self, to: u32) -> Result<u32, KernelError> {
+        // SAFETY: plain call.
+        Btf::added(unsafe { libbpf_sys::btf__add_ptr(self.as_ptr(), to as i32) }, "a pointer")
+    }
+
+    /// Adds `ret (*)(params...)` and returns the FUNC_PROTO's id.
+    pub fn add_func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> Result<u32, KernelError> {
+        // SAFETY: plain call.
+        let proto = Btf::added(unsafe { libbpf_sys::btf__add_func_proto(self.as_ptr(), ret as i32) }, "a proto")?;
+        for (name, ty) in params {
+            let name = CString::new(*name).unwrap_or_default();
+            // SAFETY: NUL-terminated name; params follow their proto directly.
+            Btf::added(
+                unsafe { libbpf_sys::btf__add_func_param(self.as_ptr(), name.as_ptr(), *ty as i32) },
+                "a param",
+            )?;
+        }
+        Ok(proto)
+    }
+
+    pub fn add_func(&mut self, name: &str, global: bool, proto: u32) -> Result<u32, KernelError> {
+        let name = CString::new(name).unwrap_or_default();
+        let linkage = if global { libbpf_sys::BTF_FUNC_GLOBAL } else { libbpf_sys::BTF_FUNC_STATIC };
+        // SAFETY: NUL-terminated name.
+        Btf::added(unsafe { libbpf_sys::btf__add_func(self.as_ptr(), name.as_ptr(), linkage, proto as i32) }, "a func")
+    }
+
+    /// Loads this BTF into the kernel and returns its descriptor (owned by the btf).
+    pub fn load(&mut self) -> Result<i32, KernelError> {
+        // SAFETY: read-only access.
+        let fd = unsafe { libbpf_sys::btf__fd(self.as_ptr()) };
+        if fd >= 0 {
+            return Ok(fd);
+        }
+        // SAFETY: plain call; libbpf keeps the fd inside the btf and closes it on free.
+        check(unsafe { libbpf_sys::btf__load_into_kernel(self.as_ptr()) }, || "loading the chain's BTF".into())?;
+        // SAFETY: read-only access.
+        Ok(unsafe { libbpf_sys::btf__fd(self.as_ptr()) })
+    }
+}

@@ -1,0 +1,217 @@
+//! One interface's chain: its members in run order, the linked program that
+//! runs them, and the hook it is attached to. Every change builds a new
+//! program and swaps it in atomically; a failed change leaves the running
+//! program, the member list and every map exactly as they were.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::actions::ActionSet;
+use super::linker::{self, LinkInput, LinkTarget, LinkedChain};
+use super::object::LoadedProgram;
+use super::Error;
+use crate::kernel::bpf;
+use crate::kernel::hook::{AttachMode, Hook};
+
+/// Identifies a member for its whole life; never reused within a process.
+pub type MemberId = u64;
+
+static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Default cap on the members of one chain.
+pub const DEFAULT_MAX_MEMBERS: usize = 1024;
+
+/// One program in a chain.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: MemberId,
+    pub program: Arc<LoadedProgram>,
+    pub priority: i32,
+    pub proceed_on: ActionSet,
+    /// The application's name for itself.
+    pub tag: String,
+    /// Order of addition, the tie-break between equal priorities.
+    seq: u64,
+}
+
+/// How a program joins a chain; unset fields come from the object's run config.
+#[derive(Debug, Clone, Default)]
+pub struct AddOptions {
+    pub priority: Option<i32>,
+    pub proceed_on: Option<ActionSet>,
+    pub tag: String,
+    /// Only for the first program of an interface. `None`: native, falling
+    /// back to generic where the driver has no native XDP.
+    pub mode: Option<AttachMode>,
+    /// Take the interface over from a program attached by someone else.
+    pub force: bool,
+}
+
+#[derive(Debug)]
+pub struct Chain {
+    hook: Option<Hook>,
+    members: Vec<Member>,
+    running: Option<LinkedChain>,
+    generation: u64,
+    next_seq: u64,
+    max_members: usize,
+}
+
+impl Chain {
+    /// A chain that is linked and loaded but attached nowhere (for
+    /// BPF_PROG_TEST_RUN and benchmarks).
+    pub fn unattached() -> Chain {
+        Chain {
+            hook: None,
+            members: Vec::new(),
+            running: None,
+            generation: 0,
+            next_seq: 0,
+            max_members: DEFAULT_MAX_MEMBERS,
+        }
+    }
+
+    /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
+    pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
+        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), ..Chain::unattached() }
+    }
+
+    pub fn with_max_members(mut self, max: usize) -> Chain {
+        self.max_members = max;
+        self
+    }
+
+    /// Members in run order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, id: MemberId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The linked program currently loaded (and attached, for an interface).
+    pub fn program(&self) -> Option<&LinkedChain> {
+        self.running.as_ref()
+    }
+
+    /// +1 on every change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn hook(&self) -> Option<&Hook> {
+        self.hook.as_ref()
+    }
+
+    /// Adds `program`; returns its member id.
+    pub fn add(&mut self, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+        if self.members.len() >= self.max_members {
+            return Err(Error::LimitExceeded(format!(
+                "the chain already has {} programs, the maximum",
+                self.members.len()
+            )));
+        }
+        let member = self.new_member(program, &options, None);
+        let id = member.id;
+        let mut candidate = self.members.clone();
+        candidate.push(member);
+        self.commit(candidate, &options)?;
+        Ok(id)
+    }
+
+    /// Atomically replaces member `id` with `program`, keeping its place
+    /// among equal priorities; returns the new member's id.
+    pub fn replace(&mut self, id: MemberId, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+        let old = self.member(id).ok_or(Error::NoSuchProgram(id))?;
+        let member = self.new_member(program, &options, Some(old.seq));
+        let new_id = member.id;
+        let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
+        self.commit(candidate, &options)?;
+        Ok(new_id)
+    }
+
+    /// Removes member `id`; removing the last member detaches the chain.
+    pub fn remove(&mut self, id: MemberId) -> Result<(), Error> {
+        if self.member(id).is_none() {
+            return Err(Error::NoSuchProgram(id));
+        }
+        let candidate = self.members.iter().filter(|m| m.id != id).cloned().collect();
+        self.commit(candidate, &AddOptions::default())
+    }
+
+    /// Removes every member and detaches the chain.
+    pub fn clear(&mut self) -> Result<(), Error> {
+        self.commit(Vec::new(), &AddOptions::default())
+    }
+
+    fn new_member(&mut self, program: LoadedProgram, options: &AddOptions, seq: Option<u64>) -> Member {
+        let seq = seq.unwrap_or_else(|| {
+            self.next_seq += 1;
+            self.next_seq
+        });
+        Member {
+            id: NEXT_MEMBER_ID.fetch_add(1, Ordering::Relaxed),
+            priority: options.priority.unwrap_or(program.run_config.priority),
+            proceed_on: options.proceed_on.unwrap_or(program.run_config.proceed_on),
+            tag: options.tag.clone(),
+            program: Arc::new(program),
+            seq,
+        }
+    }
+
+    /// Links `candidate`, swaps it in, and only then makes it the chain.
+    fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
+        candidate.sort_by_key(|m| (m.priority, m.seq));
+        if let (Some(mode), Some(hook)) = (options.mode, &self.hook) {
+            if hook.is_attached() && hook.mode().is_some_and(|m| m != mode) {
+                return Err(Error::Conflict(format!(
+                    "the chain runs in {} mode; the mode can only be chosen for an interface's first program",
+                    hook.mode().map_or("another", AttachMode::name)
+                )));
+            }
+        }
+        if candidate.is_empty() {
+            if let Some(hook) = &mut self.hook {
+                hook.detach()?;
+            }
+            self.running = None;
+            self.members = candidate;
+            self.generation += 1;
+            return Ok(());
+        }
+
+        let offload = options.mode == Some(AttachMode::Offload);
+        let target = LinkTarget { offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex) };
+        let inputs: Vec<LinkInput<'_>> =
+            candidate.iter().map(|m| LinkInput { id: m.id, program: &m.program, proceed_on: m.proceed_on }).collect();
+        let linked = linker::link(&inputs, target)?;
+
+        if let Some(hook) = &mut self.hook {
+            if hook.is_attached() {
+                match &self.running {
+                    Some(running) => hook.replace(linked.as_fd(), running.as_fd())?,
+                    None => {
+                        // A link adopted from an earlier run: expect the program it runs now.
+                        let current = hook.attached_prog_id().ok_or_else(|| {
+                            Error::Conflict(format!(
+                                "xdpd's link on interface {} was detached behind its back",
+                                hook.ifindex()
+                            ))
+                        })?;
+                        let expected = bpf::prog_fd_by_id(current)?;
+                        hook.replace(linked.as_fd(), std::os::fd::AsFd::as_fd(&expected))?;
+                    }
+                }
+            } else {
+                let mode = options.mode.unwrap_or(AttachMode::Native);
+                hook.attach(linked.as_fd(), mode, options.mode.is_none(), options.force)?;
+            }
+        }
+        self.running = Some(linked);
+        self.members = candidate;
+        self.generation += 1;
+        Ok(())
+    }
+}

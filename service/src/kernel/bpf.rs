@@ -1,0 +1,155 @@
+//! Object-level BPF syscalls: program, map and link information, lookups by
+//! id, and BPF_PROG_TEST_RUN.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::{check, KernelError};
+
+/// What the kernel reports about a loaded program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    pub id: u32,
+    pub name: String,
+    pub prog_type: u32,
+    /// The kernel's tag: a hash of the program's instructions.
+    pub tag: [u8; 8],
+}
+
+impl ProgInfo {
+    pub fn tag_hex(&self) -> String {
+        self.tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What the kernel reports about a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    pub id: u32,
+    pub name: String,
+    pub map_type: u32,
+}
+
+/// What the kernel reports about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub id: u32,
+    pub link_type: u32,
+    pub prog_id: u32,
+    /// For XDP links: the interface it is attached to (0 once detached).
+    pub xdp_ifindex: u32,
+}
+
+fn c_name(raw: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, KernelError> {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_prog_info of `len` bytes.
+    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading program information".into()
+    })?;
+    Ok(ProgInfo { id: info.id, name: c_name(&info.name), prog_type: info.type_, tag: info.tag })
+}
+
+pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
+    let mut info = libbpf_sys::bpf_map_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_map_info of `len` bytes.
+    check(unsafe { libbpf_sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading map information".into()
+    })?;
+    Ok(MapInfo { id: info.id, name: c_name(&info.name), map_type: info.type_ })
+}
+
+pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo, KernelError> {
+    let mut info = libbpf_sys::bpf_link_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_link_info of `len` bytes.
+    check(unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading link information".into()
+    })?;
+    let xdp_ifindex = if info.type_ == libbpf_sys::BPF_LINK_TYPE_XDP {
+        // SAFETY: the union member matches the link type the kernel reported.
+        unsafe { info.__bindgen_anon_1.xdp.ifindex }
+    } else {
+        0
+    };
+    Ok(LinkInfo { id: info.id, link_type: info.type_, prog_id: info.prog_id, xdp_ifindex })
+}
+
+fn owned(ret: i32, op: impl FnOnce() -> String) -> Result<OwnedFd, KernelError> {
+    let fd = check(ret, op)?;
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
+    // SAFETY: plain syscall wrapper.
+    owned(unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) }, || format!("opening program {id}"))
+}
+
+pub fn link_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
+    // SAFETY: plain syscall wrapper.
+    owned(unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) }, || format!("opening link {id}"))
+}
+
+/// Every link id the kernel knows, in ascending order.
+pub fn link_ids() -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut next = 0u32;
+        // SAFETY: plain syscall wrapper writing into `next`.
+        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } != 0 {
+            return ids;
+        }
+        ids.push(next);
+        id = next;
+    }
+}
+
+/// Opens a pinned BPF object.
+pub fn obj_get(path: &CStr) -> Result<OwnedFd, KernelError> {
+    // SAFETY: path is NUL-terminated.
+    owned(unsafe { libbpf_sys::bpf_obj_get(path.as_ptr()) }, || format!("opening pin {}", path.to_string_lossy()))
+}
+
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> Result<(), KernelError> {
+    // SAFETY: path is NUL-terminated, fd is open.
+    check(unsafe { libbpf_sys::bpf_obj_pin(fd.as_raw_fd(), path.as_ptr()) }, || {
+        format!("pinning {}", path.to_string_lossy())
+    })
+    .map(drop)
+}
+
+/// The result of one BPF_PROG_TEST_RUN.
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    pub retval: u32,
+    /// The packet as the program left it (starting at its metadata, if any).
+    pub data: Vec<u8>,
+    /// Average run time per repetition, in nanoseconds.
+    pub duration_ns: u32,
+}
+
+/// Runs an XDP program on `packet` `repeat` times with BPF_PROG_TEST_RUN.
+pub fn test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun, KernelError> {
+    let mut out = vec![0u8; packet.len() + 4096];
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: packet.as_ptr().cast(),
+        data_out: out.as_mut_ptr().cast(),
+        data_size_in: packet.len() as u32,
+        data_size_out: out.len() as u32,
+        repeat: repeat as i32,
+        ..Default::default()
+    };
+    // SAFETY: data_in/data_out point to buffers of the declared sizes.
+    check(unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) }, || "BPF_PROG_TEST_RUN".into())?;
+    out.truncate(opts.data_size_out as usize);
+    Ok(TestRun { retval: opts.retval, data: out, duration_ns: opts.duration })
+}

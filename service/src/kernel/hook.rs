@@ -1,0 +1,327 @@
+//! Ownership of an interface's XDP hook through a `bpf_link` pinned in bpffs.
+//!
+//! The first chain is attached with `BPF_LINK_CREATE`; every later chain
+//! replaces it with `BPF_LINK_UPDATE` + `BPF_F_REPLACE`, a compare-and-exchange
+//! against the program we believe is running, so the interface is never
+//! without a program and a change behind our back is noticed, not clobbered.
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::bpf;
+use super::{check, KernelError};
+use crate::engine::Error;
+
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+const XDP_FLAGS_HW_MODE: u32 = 1 << 3;
+/// Name of libxdp's multi-program dispatcher.
+pub const LIBXDP_DISPATCHER: &str = "xdp_dispatcher";
+
+/// Where in the driver stack the chain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttachMode {
+    /// In the driver (XDP_FLAGS_DRV_MODE).
+    Native,
+    /// In the generic network stack (XDP_FLAGS_SKB_MODE); works on any interface.
+    Generic,
+    /// On the NIC (XDP_FLAGS_HW_MODE).
+    Offload,
+}
+
+impl AttachMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+            AttachMode::Offload => "offload",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AttachMode> {
+        [AttachMode::Native, AttachMode::Generic, AttachMode::Offload].into_iter().find(|m| m.name() == name)
+    }
+
+    fn flags(self) -> u32 {
+        match self {
+            AttachMode::Native => XDP_FLAGS_DRV_MODE,
+            AttachMode::Generic => XDP_FLAGS_SKB_MODE,
+            AttachMode::Offload => XDP_FLAGS_HW_MODE,
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An XDP program on the interface that xdpd did not attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignProgram {
+    pub ifindex: u32,
+    pub prog_id: u32,
+    pub name: String,
+    /// The id of the bpf_link that holds it, when it is held by a link.
+    pub link_id: Option<u32>,
+}
+
+impl ForeignProgram {
+    pub fn is_libxdp_dispatcher(&self) -> bool {
+        self.name == LIBXDP_DISPATCHER
+    }
+}
+
+impl fmt::Display for ForeignProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "interface {} already runs XDP program '{}' (id {}) attached by someone else",
+            self.ifindex, self.name, self.prog_id
+        )?;
+        match self.link_id {
+            Some(link) => write!(f, " through bpf_link {link}")?,
+            None => write!(f, " through netlink")?,
+        }
+        if self.is_libxdp_dispatcher() {
+            write!(f, "; it is libxdp's dispatcher (xdp-loader, libxdp applications)")?;
+        }
+        write!(f, "; pass force to take the interface over")
+    }
+}
+
+/// The XDP hook of one interface, as far as xdpd owns it.
+#[derive(Debug)]
+pub struct Hook {
+    ifindex: u32,
+    pin_path: PathBuf,
+    link: Option<OwnedFd>,
+    mode: Option<AttachMode>,
+}
+
+fn path_cstring(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+impl Hook {
+    /// The hook of `ifindex`, its link pinned under `<bpffs_dir>/<ifindex>/link`.
+    /// A live link pinned there by an earlier run is adopted.
+    pub fn new(ifindex: u32, bpffs_dir: &Path) -> Hook {
+        let pin_path = bpffs_dir.join(ifindex.to_string()).join("link");
+        let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
+        if let Ok(fd) = bpf::obj_get(&path_cstring(&hook.pin_path)) {
+            match bpf::link_info(fd.as_fd()) {
+                Ok(info) if info.xdp_ifindex == ifindex => hook.link = Some(fd),
+                _ => {
+                    tracing::warn!(ifindex, pin = %hook.pin_path.display(), "removing a stale link pin");
+                    hook.unpin();
+                }
+            }
+        }
+        hook
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    pub fn pin_path(&self) -> &Path {
+        &self.pin_path
+    }
+
+    pub fn is_attached(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// The mode the chain was attached in by this process (None if adopted or detached).
+    pub fn mode(&self) -> Option<AttachMode> {
+        self.mode
+    }
+
+    /// The id of the program our link runs, if we hold a link.
+    pub fn attached_prog_id(&self) -> Option<u32> {
+        let link = self.link.as_ref()?;
+        bpf::link_info(link.as_fd()).ok().map(|i| i.prog_id).filter(|&id| id != 0)
+    }
+
+    /// An XDP program on the interface that is not ours, if any.
+    pub fn foreign(&self) -> Result<Option<ForeignProgram>, KernelError> {
+        let mut opts = libbpf_sys::bpf_xdp_query_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+            ..Default::default()
+        };
+        // SAFETY: opts is a valid, sized options struct.
+        check(unsafe { libbpf_sys::bpf_xdp_query(self.ifindex as i32, 0, &mut opts) }, || {
+            format!("querying the XDP programs of interface {}", self.ifindex)
+        })?;
+        let ours = self.attached_prog_id();
+        let attached = [opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id];
+        let Some(prog_id) = attached.into_iter().find(|&id| id != 0 && Some(id) != ours) else { return Ok(None) };
+        let name =
+            bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
+        let link_id = bpf::link_ids().into_iter().find(|&id| {
+            bpf::link_fd_by_id(id).and_then(|fd| bpf::link_info(fd.as_fd())).is_ok_and(|i| {
+                i.link_type == libbpf_sys::BPF_LINK_TYPE_XDP && i.xdp_ifindex == self.ifindex && i.prog_id == prog_id
+            })
+        });
+        Ok(Some(ForeignProgram { ifindex: self.ifindex, prog_id, name, link_id }))
+    }
+
+    /// Removes a foreign program (for a forced takeover).
+    fn evict(&self, foreign: &ForeignProgram) -> Result<(), KernelError> {
+        tracing::warn!(ifindex = self.ifindex, prog_id = foreign.prog_id, name = %foreign.name, "taking over the interface from a foreign XDP program");
+        if let Some(link_id) = foreign.link_id {
+            let link = bpf::link_fd_by_id(link_id)?;
+            // SAFETY: plain syscall wrapper.
+            return check(unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) }, || {
+                format!("detaching foreign link {link_id}")
+            })
+            .map(drop);
+        }
+        let prog = bpf::prog_fd_by_id(foreign.prog_id)?;
+        let opts = libbpf_sys::bpf_xdp_attach_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
+            old_prog_fd: prog.as_raw_fd(),
+            ..Default::default()
+        };
+        let mut last = Ok(0);
+        for flags in [XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_HW_MODE] {
+            // SAFETY: opts is a valid, sized options struct.
+            last = check(unsafe { libbpf_sys::bpf_xdp_detach(self.ifindex as i32, flags, &opts) }, || {
+                format!("detaching foreign program {} from interface {}", foreign.prog_id, self.ifindex)
+            });
+            if last.is_ok() {
+                break;
+            }
+        }
+        last.map(drop)
+    }
+
+    /// Attaches `prog` as the first chain of the interface. A foreign program
+    /// is an error unless `force`; native mode falls back to generic only when
+    /// `fallback_to_generic`.
+    pub fn attach(
+        &mut self,
+        prog: BorrowedFd<'_>,
+        mode: AttachMode,
+        fallback_to_generic: bool,
+        force: bool,
+    ) -> Result<AttachMode, Error> {
+        if self.link.is_some() {
+            return Err(Error::Conflict(format!("interface {} already has a chain attached", self.ifindex)));
+        }
+        if let Some(foreign) = self.foreign()? {
+            if !force {
+                return Err(Error::Busy(foreign));
+            }
+            self.evict(&foreign)?;
+        }
+        let create = |mode: AttachMode| -> Result<OwnedFd, KernelError> {
+            let opts = libbpf_sys::bpf_link_create_opts {
+                sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+                flags: mode.flags(),
+                ..Default::default()
+            };
+            // SAFETY: opts is a valid, sized options struct.
+            let fd = check(
+                unsafe {
+                    libbpf_sys::bpf_link_create(prog.as_raw_fd(), self.ifindex as i32, libbpf_sys::BPF_XDP, &opts)
+                },
+                || format!("attaching the chain to interface {} in {mode} mode", self.ifindex),
+            )?;
+            // SAFETY: fresh descriptor from the kernel.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let (link, mode) = match create(mode) {
+            Ok(link) => (link, mode),
+            Err(e)
+                if mode == AttachMode::Native
+                    && fallback_to_generic
+                    && matches!(e.errno(), libc::EOPNOTSUPP | libc::EINVAL) =>
+            {
+                tracing::info!(ifindex = self.ifindex, "native XDP unsupported, attaching in generic mode");
+                (create(AttachMode::Generic)?, AttachMode::Generic)
+            }
+            Err(e) if e.errno() == libc::EBUSY => {
+                // Someone attached between our query and our attach.
+                return Err(match self.foreign()? {
+                    Some(foreign) => Error::Busy(foreign),
+                    None => Error::Kernel(e),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.pin(link.as_fd()) {
+            // Without a pin the chain would vanish with this process: undo.
+            // SAFETY: plain syscall wrapper.
+            unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) };
+            return Err(e.into());
+        }
+        self.link = Some(link);
+        self.mode = Some(mode);
+        Ok(mode)
+    }
+
+    fn pin(&self, link: BorrowedFd<'_>) -> Result<(), KernelError> {
+        if let Some(dir) = self.pin_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
+            })?;
+        }
+        bpf::obj_pin(link, &path_cstring(&self.pin_path))
+    }
+
+    fn unpin(&self) {
+        let _ = std::fs::remove_file(&self.pin_path);
+        if let Some(dir) = self.pin_path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Swaps in `new` if `expected` is still the running program.
+    pub fn replace(&mut self, new: BorrowedFd<'_>, expected: BorrowedFd<'_>) -> Result<(), Error> {
+        let Some(link) = &self.link else {
+            return Err(Error::Conflict(format!("interface {} has no chain attached", self.ifindex)));
+        };
+        let opts = libbpf_sys::bpf_link_update_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
+            flags: libbpf_sys::BPF_F_REPLACE,
+            old_prog_fd: expected.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: opts is a valid, sized options struct.
+        let ret = unsafe { libbpf_sys::bpf_link_update(link.as_raw_fd(), new.as_raw_fd(), &opts) };
+        match -ret {
+            0 => Ok(()),
+            libc::EPERM => Err(Error::Conflict(format!(
+                "the program on interface {} is not the chain xdpd attached: it was replaced behind xdpd's back",
+                self.ifindex
+            ))),
+            libc::ENOLINK => {
+                Err(Error::Conflict(format!("xdpd's link on interface {} was detached behind its back", self.ifindex)))
+            }
+            errno => Err(KernelError::new(format!("replacing the chain on interface {}", self.ifindex), errno).into()),
+        }
+    }
+
+    /// Detaches the chain and removes the pin.
+    pub fn detach(&mut self) -> Result<(), Error> {
+        if let Some(link) = self.link.take() {
+            // SAFETY: plain syscall wrapper.
+            let ret = unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) };
+            if ret < 0 && -ret != libc::ENOLINK {
+                self.link = Some(link);
+                return Err(
+                    KernelError::new(format!("detaching the chain from interface {}", self.ifindex), -ret).into()
+                );
+            }
+        }
+        self.unpin();
+        self.mode = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! Network namespaces and veth pairs for live-traffic tests. Everything is
+//! deleted on drop, so a failing test leaves nothing behind.
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (install iproute2)");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Two namespaces joined by a veth pair: `a` (10.199.N.1, sender) and `b`
+/// (10.199.N.2, receiver, where the chain is attached).
+pub struct VethPair {
+    pub ns_a: String,
+    pub ns_b: String,
+    pub dev_a: String,
+    pub dev_b: String,
+    pub addr_a: std::net::Ipv4Addr,
+    pub addr_b: std::net::Ipv4Addr,
+}
+
+impl VethPair {
+    pub fn new() -> VethPair {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id() % 100_000);
+        let subnet = (std::process::id() as u8).wrapping_add(n as u8);
+        let pair = VethPair {
+            ns_a: format!("xdpd-a-{tag}"),
+            ns_b: format!("xdpd-b-{tag}"),
+            dev_a: "veth-a".into(),
+            dev_b: "veth-b".into(),
+            addr_a: std::net::Ipv4Addr::new(10, 199, subnet, 1),
+            addr_b: std::net::Ipv4Addr::new(10, 199, subnet, 2),
+        };
+        // From here on Drop cleans up whatever was created.
+        ip(&["netns", "add", &pair.ns_a]);
+        ip(&["netns", "add", &pair.ns_b]);
+        ip(&[
+            "-n",
+            &pair.ns_a,
+            "link",
+            "add",
+            &pair.dev_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.dev_b,
+            "netns",
+            &pair.ns_b,
+        ]);
+        for (ns, dev, addr) in [(&pair.ns_a, &pair.dev_a, pair.addr_a), (&pair.ns_b, &pair.dev_b, pair.addr_b)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// Runs `f` on a thread that lives in namespace `ns` (setns affects only the calling thread).
+    pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                enter(ns);
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// Interface index of `dev` seen from inside `ns`.
+    pub fn ifindex(ns: &str, dev: &str) -> u32 {
+        VethPair::run_in(ns, || {
+            let name = std::ffi::CString::new(dev).expect("device name");
+            // SAFETY: NUL-terminated name.
+            let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            assert_ne!(idx, 0, "no interface {dev} in {ns}");
+            idx
+        })
+    }
+}
+
+/// Moves the calling thread into network namespace `ns`.
+pub fn enter(ns: &str) {
+    let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
+    // SAFETY: setns on a namespace descriptor; affects only this thread.
+    let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(ret, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+}
+
+impl Default for VethPair {
+    fn default() -> Self {
+        VethPair::new()
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for ns in [&self.ns_a, &self.ns_b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
