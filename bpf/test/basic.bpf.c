@@ -25,12 +25,4 @@ SEC("xdp") int deep_calls(struct xdp_md *ctx)
 	return depth1(ctx) == 12345 ? XDP_DROP : XDP_PASS;
 }
 
-/* Reads the packet without a bounds check: the verifier must refuse it. */
-SEC("xdp") int unchecked_read(struct xdp_md *ctx)
-{
-	__u8 *p = (__u8 *)(long)ctx->data;
-
-	return p[20];
-}
-
 char LICENSE[] SEC("license") = "GPL";

@@ -58,6 +58,14 @@ impl VethPair {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        // Permanent neighbours: no ARP traffic racing the packets a test counts.
+        let mac = |ns: &str, dev: &str| {
+            let out = Command::new("ip").args(["-n", ns, "-br", "link", "show", dev]).output().expect("ip link show");
+            String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2).unwrap_or_default().to_string()
+        };
+        let (mac_a, mac_b) = (mac(&pair.ns_a, &pair.dev_a), mac(&pair.ns_b, &pair.dev_b));
+        ip(&["-n", &pair.ns_a, "neigh", "replace", &pair.addr_b.to_string(), "lladdr", &mac_b, "dev", &pair.dev_a, "nud", "permanent"]);
+        ip(&["-n", &pair.ns_b, "neigh", "replace", &pair.addr_a.to_string(), "lladdr", &mac_a, "dev", &pair.dev_b, "nud", "permanent"]);
         pair
     }
 
@@ -103,6 +111,46 @@ impl Drop for VethPair {
     fn drop(&mut self) {
         for ns in [&self.ns_a, &self.ns_b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A UDP socket bound in the calling thread's namespace with a large receive
+/// buffer, so bursts are counted rather than dropped by the socket.
+pub fn udp_receiver(port: u16) -> std::net::UdpSocket {
+    let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind receiver");
+    let size: libc::c_int = 32 << 20;
+    // SAFETY: setsockopt with a c_int option value.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    sock.set_nonblocking(true).expect("nonblocking");
+    sock
+}
+
+/// Reads every datagram queued on `sock` now; returns how many.
+pub fn drain(sock: &std::net::UdpSocket) -> u64 {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while sock.recv(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// Sends `count` datagrams to `to`, in bursts of 32 with a pause between, a
+/// pace the veth ring absorbs without dropping.
+pub fn send_paced(sock: &std::net::UdpSocket, to: std::net::SocketAddrV4, count: u64) {
+    for i in 0..count {
+        sock.send_to(&i.to_be_bytes(), to).expect("send");
+        if i % 32 == 31 {
+            std::thread::sleep(std::time::Duration::from_micros(300));
         }
     }
 }

@@ -1,1 +1,152 @@
+//! Intake of application objects: what is accepted, and a precise error for
+//! everything else, with the running chain untouched.
 
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+use xdpd::engine::object::{load, load_fd, read_fd, DEFAULT_MAX_OBJECT_SIZE};
+use xdpd::engine::{AddOptions, Chain, Error};
+use xdpd_tests::packet::{probe_packet, trace};
+use xdpd_tests::require_root;
+
+/// A chain with one member and a way to check it did not change.
+struct Witness {
+    chain: Chain,
+}
+
+impl Witness {
+    fn new() -> Witness {
+        let mut chain = Chain::unattached();
+        chain.add(xdpd_tests::load("probe", "probe0"), AddOptions::default()).unwrap();
+        Witness { chain }
+    }
+
+    fn state(&self) -> (u64, u32, Vec<u64>, Vec<u8>) {
+        let prog = self.chain.program().unwrap();
+        let out = prog.test_run(&probe_packet(&[]), 1).unwrap();
+        (self.chain.generation(), prog.info.id, self.chain.members().iter().map(|m| m.id).collect(), trace(&out.data))
+    }
+
+    /// Feeds `result` to the chain the way a caller would; checks nothing changed.
+    fn refuse(&mut self, result: Result<xdpd::engine::LoadedProgram, Error>) -> Error {
+        let before = self.state();
+        let err = match result {
+            Ok(program) => self.chain.add(program, AddOptions::default()).expect_err("must be refused"),
+            Err(e) => e,
+        };
+        assert_eq!(self.state(), before, "a refused request changed the chain");
+        err
+    }
+}
+
+fn invalid(err: &Error, needle: &str) {
+    assert!(matches!(err, Error::InvalidObject(m) if m.contains(needle)), "expected InvalidObject with '{needle}', got: {err}");
+}
+
+const CAP: usize = DEFAULT_MAX_OBJECT_SIZE;
+
+#[test]
+fn malformed_objects_get_precise_errors() {
+    require_root();
+    let mut w = Witness::new();
+    let probe = xdpd_bpf::object_bytes("probe");
+
+    invalid(&w.refuse(load(b"", None, CAP)), "empty");
+    invalid(&w.refuse(load(b"hello, I am not an object", None, CAP)), "not an ELF file");
+    invalid(&w.refuse(load(&probe[..40], None, CAP)), "truncated ELF header");
+    invalid(&w.refuse(load(&probe[..probe.len() / 2], Some("probe0"), CAP)), "truncated");
+    let mut garbage_sections = probe.clone();
+    garbage_sections[40..48].copy_from_slice(&u64::MAX.to_le_bytes()); // e_shoff
+    invalid(&w.refuse(load(&garbage_sections, Some("probe0"), CAP)), "section headers");
+    let native = std::fs::read("/bin/true").unwrap();
+    invalid(&w.refuse(load(&native, None, CAP)), "x86-64");
+    invalid(&w.refuse(load(&xdpd_bpf::object_bytes("tc"), None, CAP)), "no XDP program");
+    invalid(&w.refuse(load(&xdpd_bpf::object_bytes("tc"), Some("tc_pass"), CAP)), "not an XDP program");
+    invalid(&w.refuse(load(&probe, Some("nope"), CAP)), "no program named 'nope'");
+    invalid(&w.refuse(load(&probe, None, CAP)), "16 XDP programs");
+    invalid(&w.refuse(load(&xdpd_bpf::object_bytes("badconfig"), None, CAP)), "XDP_BOGUS");
+    let err = w.refuse(load(&probe, Some("probe0"), 1000));
+    assert!(matches!(err, Error::LimitExceeded(_)), "{err}");
+}
+
+#[test]
+fn a_program_the_verifier_refuses_returns_its_own_log() {
+    require_root();
+    let mut w = Witness::new();
+    let err = w.refuse(load(&xdpd_bpf::object_bytes("unverifiable"), None, CAP));
+    match err {
+        Error::VerifierRejected { program, summary, log } => {
+            assert_eq!(program, "unchecked_read");
+            assert!(summary.contains("outside of the packet"), "{summary}");
+            // Instruction numbers are the program's own: it is 3 instructions long.
+            assert!(log.contains("1: (71) r0 = *(u8 *)(r1 +20)"), "{log}");
+        }
+        other => panic!("expected VerifierRejected, got {other}"),
+    }
+}
+
+fn memfd_with(bytes: &[u8]) -> std::fs::File {
+    // SAFETY: memfd_create with a static name.
+    let fd = unsafe { libc::memfd_create(c"xdpd-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: fresh descriptor.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes).unwrap();
+    file
+}
+
+#[test]
+fn descriptors_regular_files_and_memfds_only() {
+    require_root();
+    let mut w = Witness::new();
+    let probe = xdpd_bpf::object_bytes("probe");
+
+    // A memfd whose position is at its end: read from offset 0 all the same.
+    let mut memfd = memfd_with(&probe);
+    memfd.seek(SeekFrom::End(0)).unwrap();
+    let program = load_fd(memfd.as_fd(), Some("probe3"), CAP).unwrap();
+    assert_eq!(program.name, "probe3");
+
+    let dir = tempdir();
+    let fifo = dir.join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo/open on a path we own; O_NONBLOCK so opening never waits.
+    let fifo_fd = unsafe {
+        assert_eq!(libc::mkfifo(path.as_ptr(), 0o600), 0);
+        OwnedFd::from_raw_fd(libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK))
+    };
+    invalid(&w.refuse(load_fd(fifo_fd.as_fd(), None, CAP)), "pipe or FIFO");
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    invalid(&w.refuse(load_fd(sock.as_fd(), None, CAP)), "socket");
+    let d = std::fs::File::open(&dir).unwrap();
+    invalid(&w.refuse(load_fd(d.as_fd(), None, CAP)), "directory");
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    invalid(&w.refuse(load_fd(zero.as_fd(), None, CAP)), "character device");
+
+    // Over the cap: refused from its size, before reading.
+    let big = memfd_with(&vec![0u8; 4096]);
+    let err = w.refuse(read_fd(big.as_fd(), 1000).map(|_| unreachable!()));
+    assert!(matches!(err, Error::LimitExceeded(_)), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdpd-intake-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn intake_reports_what_the_program_is() {
+    require_root();
+    let program = xdpd_tests::load("features", "subprogs");
+    assert_eq!(program.section, "xdp");
+    assert_eq!(program.license, "GPL");
+    assert_eq!(program.sha256.len(), 64);
+    assert_eq!(program.kernel_tag.len(), 16);
+    assert!(!program.frags);
+    assert!(xdpd_tests::load("basic", "xdp_pass_frags").frags);
+    let spin = xdpd_tests::load("features", "spinlock");
+    assert!(spin.map("locked").is_some());
+}

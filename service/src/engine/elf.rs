@@ -42,6 +42,9 @@ fn machine_name(machine: u16) -> String {
 
 impl<'a> Elf<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Elf<'a>, String> {
+        if bytes.is_empty() {
+            return Err("empty object".into());
+        }
         if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
             return Err(if bytes.starts_with(b"\x7fELF") || b"\x7fELF".starts_with(bytes) {
                 "truncated ELF header".into()

@@ -94,6 +94,31 @@ impl fmt::Display for ForeignProgram {
     }
 }
 
+/// Ids of the XDP programs attached to an interface, per mode (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attached {
+    pub native: u32,
+    pub generic: u32,
+    pub offload: u32,
+}
+
+impl Attached {
+    pub fn ids(self) -> impl Iterator<Item = u32> {
+        [self.native, self.generic, self.offload].into_iter().filter(|&id| id != 0)
+    }
+}
+
+/// Asks the kernel (over netlink) which XDP programs run on `ifindex`.
+pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
+    let mut opts =
+        libbpf_sys::bpf_xdp_query_opts { sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _, ..Default::default() };
+    // SAFETY: opts is a valid, sized options struct.
+    check(unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) }, || {
+        format!("querying the XDP programs of interface {ifindex}")
+    })?;
+    Ok(Attached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
+}
+
 /// The XDP hook of one interface, as far as xdpd owns it.
 #[derive(Debug)]
 pub struct Hook {
@@ -150,17 +175,8 @@ impl Hook {
 
     /// An XDP program on the interface that is not ours, if any.
     pub fn foreign(&self) -> Result<Option<ForeignProgram>, KernelError> {
-        let mut opts = libbpf_sys::bpf_xdp_query_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
-            ..Default::default()
-        };
-        // SAFETY: opts is a valid, sized options struct.
-        check(unsafe { libbpf_sys::bpf_xdp_query(self.ifindex as i32, 0, &mut opts) }, || {
-            format!("querying the XDP programs of interface {}", self.ifindex)
-        })?;
         let ours = self.attached_prog_id();
-        let attached = [opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id];
-        let Some(prog_id) = attached.into_iter().find(|&id| id != 0 && Some(id) != ours) else { return Ok(None) };
+        let Some(prog_id) = attached(self.ifindex)?.ids().find(|&id| Some(id) != ours) else { return Ok(None) };
         let name =
             bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
         let link_id = bpf::link_ids().into_iter().find(|&id| {
