@@ -64,8 +64,32 @@ impl VethPair {
             String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2).unwrap_or_default().to_string()
         };
         let (mac_a, mac_b) = (mac(&pair.ns_a, &pair.dev_a), mac(&pair.ns_b, &pair.dev_b));
-        ip(&["-n", &pair.ns_a, "neigh", "replace", &pair.addr_b.to_string(), "lladdr", &mac_b, "dev", &pair.dev_a, "nud", "permanent"]);
-        ip(&["-n", &pair.ns_b, "neigh", "replace", &pair.addr_a.to_string(), "lladdr", &mac_a, "dev", &pair.dev_b, "nud", "permanent"]);
+        ip(&[
+            "-n",
+            &pair.ns_a,
+            "neigh",
+            "replace",
+            &pair.addr_b.to_string(),
+            "lladdr",
+            &mac_b,
+            "dev",
+            &pair.dev_a,
+            "nud",
+            "permanent",
+        ]);
+        ip(&[
+            "-n",
+            &pair.ns_b,
+            "neigh",
+            "replace",
+            &pair.addr_a.to_string(),
+            "lladdr",
+            &mac_a,
+            "dev",
+            &pair.dev_b,
+            "nud",
+            "permanent",
+        ]);
         pair
     }
 

@@ -118,7 +118,9 @@ fn a_failed_update_leaves_the_running_chain_alone() {
 
         let err = chain.add(load("basic", "deep_calls"), opts(5)).unwrap_err();
         assert!(matches!(err, Error::ChainRejected { .. }), "{err}");
-        let err = chain.add(load("basic", "xdp_pass"), AddOptions { mode: Some(AttachMode::Generic), ..opts(5) }).unwrap_err();
+        let err = chain
+            .add(load("basic", "xdp_pass"), AddOptions { mode: Some(AttachMode::Generic), ..opts(5) })
+            .unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{err}");
         assert_eq!((chain.generation(), chain.program().unwrap().info.id, attached(ifindex).unwrap()), before);
         assert_eq!(chain.members().len(), 1);
@@ -160,7 +162,8 @@ fn attach_netlink(ifindex: u32, prog: std::os::fd::BorrowedFd<'_>) -> i32 {
 #[test]
 fn a_foreign_program_is_refused_and_force_takes_over() {
     on_veth("foreign", |_pair, ifindex, pins| {
-        let object = libbpf_rs::ObjectBuilder::default().open_file(xdpd_bpf::object_path("basic")).unwrap().load().unwrap();
+        let object =
+            libbpf_rs::ObjectBuilder::default().open_file(xdpd_bpf::object_path("basic")).unwrap().load().unwrap();
         let prog = |name: &str| object.progs().find(|p| p.name() == name).unwrap();
 
         // Someone attached a program with plain netlink.

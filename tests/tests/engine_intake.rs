@@ -40,7 +40,10 @@ impl Witness {
 }
 
 fn invalid(err: &Error, needle: &str) {
-    assert!(matches!(err, Error::InvalidObject(m) if m.contains(needle)), "expected InvalidObject with '{needle}', got: {err}");
+    assert!(
+        matches!(err, Error::InvalidObject(m) if m.contains(needle)),
+        "expected InvalidObject with '{needle}', got: {err}"
+    );
 }
 
 const CAP: usize = DEFAULT_MAX_OBJECT_SIZE;

@@ -110,8 +110,10 @@ impl Attached {
 
 /// Asks the kernel (over netlink) which XDP programs run on `ifindex`.
 pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
-    let mut opts =
-        libbpf_sys::bpf_xdp_query_opts { sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _, ..Default::default() };
+    let mut opts = libbpf_sys::bpf_xdp_query_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
+        ..Default::default()
+    };
     // SAFETY: opts is a valid, sized options struct.
     check(unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) }, || {
         format!("querying the XDP programs of interface {ifindex}")
