@@ -1,0 +1,45 @@
+//! xdpd benchmarks. Run as root: `cargo run --release -p xdpd-bench`.
+//!
+//! data plane: ns per packet of linked chains of trivially passing members,
+//! measured with BPF_PROG_TEST_RUN on a 64-byte packet (the kernel's own
+//! average over `repeat` runs), best of several rounds.
+
+use xdpd::engine::object::{load, DEFAULT_MAX_OBJECT_SIZE};
+use xdpd::engine::{AddOptions, Chain};
+
+const REPEAT: u32 = 1_000_000;
+const ROUNDS: usize = 5;
+
+fn chain_of(members: usize) -> Chain {
+    let bytes = xdpd_bpf::object_bytes("basic");
+    let mut chain = Chain::unattached();
+    for i in 0..members {
+        let program = load(&bytes, Some("xdp_pass"), DEFAULT_MAX_OBJECT_SIZE).expect("load xdp_pass");
+        chain.add(program, AddOptions { priority: Some(i as i32), ..Default::default() }).expect("link");
+    }
+    chain
+}
+
+fn ns_per_packet(chain: &Chain) -> u32 {
+    let packet = [0u8; 64];
+    let program = chain.program().expect("loaded");
+    (0..ROUNDS).map(|_| program.test_run(&packet, REPEAT).expect("BPF_PROG_TEST_RUN").duration_ns).min().unwrap_or(0)
+}
+
+fn main() {
+    let sizes = [1usize, 2, 5, 10, 20, 50, 100];
+    println!("data plane: call-linked chain of trivially passing members");
+    println!("BPF_PROG_TEST_RUN, 64-byte packet, repeat {REPEAT}, best of {ROUNDS}");
+    println!();
+    println!("| members | ns/packet | marginal ns/member (vs 1) | instructions |");
+    println!("| ---: | ---: | ---: | ---: |");
+    let mut base = None;
+    for n in sizes {
+        let chain = chain_of(n);
+        let ns = ns_per_packet(&chain);
+        let base_ns = *base.get_or_insert(ns);
+        let marginal = if n > 1 { format!("{:.1}", (ns as f64 - base_ns as f64) / (n - 1) as f64) } else { "-".into() };
+        let insns = chain.program().map_or(0, |p| p.insn_count);
+        println!("| {n} | {ns} | {marginal} | {insns} |");
+    }
+}
