@@ -146,6 +146,34 @@ impl Chain {
         self.commit(Vec::new(), &AddOptions::default())
     }
 
+    /// Takes the interface back after someone detached or replaced the chain
+    /// behind our back: re-attaches the running program, evicting whatever
+    /// holds the hook now.
+    pub fn reclaim(&mut self) -> Result<(), Error> {
+        let (Some(hook), Some(running)) = (&mut self.hook, &self.running) else {
+            return Err(Error::Conflict("there is no chain on this interface to reclaim".into()));
+        };
+        if hook.attached_prog_id() == Some(running.info.id) && hook.foreign()?.is_none() {
+            return Ok(());
+        }
+        let mode = hook.mode().unwrap_or(AttachMode::Native);
+        hook.detach()?;
+        hook.attach(running.as_fd(), mode, true, true)?;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Drops everything without touching the kernel's hook: for an interface
+    /// that no longer exists (its links went with it). Pins are removed.
+    pub fn forget(&mut self) {
+        if let Some(hook) = &mut self.hook {
+            hook.forget();
+        }
+        self.running = None;
+        self.members.clear();
+        self.generation += 1;
+    }
+
     fn new_member(&mut self, program: LoadedProgram, options: &AddOptions, seq: Option<u64>) -> Member {
         let seq = seq.unwrap_or_else(|| {
             self.next_seq += 1;

@@ -326,6 +326,13 @@ impl Hook {
         }
     }
 
+    /// Lets go of the link and its pin without detaching (the device is gone).
+    pub fn forget(&mut self) {
+        self.link = None;
+        self.mode = None;
+        self.unpin();
+    }
+
     /// Detaches the chain and removes the pin.
     pub fn detach(&mut self) -> Result<(), Error> {
         if let Some(link) = self.link.take() {

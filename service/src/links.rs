@@ -1,0 +1,390 @@
+//! The service's state: one owner task per network interface holding its
+//! chain. D-Bus handlers never touch a chain: they send the owner a command
+//! and wait for the reply, so requests for one interface are serialized,
+//! requests for different interfaces run in parallel, and property reads
+//! (served from a snapshot) never wait behind a verification.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use zbus::OwnedObjectPath;
+use zbus::Connection;
+
+use crate::activity::Activity;
+use crate::auth::{self, Action};
+use crate::caller::Caller;
+use crate::config::Config;
+use crate::dbus::error::ServiceError;
+use crate::dbus::options::AddRequest;
+use crate::dbus::{self, program::ProgramIface};
+use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
+
+/// What the Link interface's properties show; replaced after every change.
+#[derive(Debug, Clone, Default)]
+pub struct LinkSnapshot {
+    pub index: u32,
+    pub name: String,
+    pub mode: String,
+    pub generation: u64,
+    pub programs: Vec<OwnedObjectPath>,
+    pub kernel_program_id: u32,
+    pub foreign_program_id: u32,
+}
+
+/// Everything a Program object shows; fixed for the program's life.
+#[derive(Debug, Clone)]
+pub struct ProgramInfo {
+    pub id: MemberId,
+    pub name: String,
+    pub link: OwnedObjectPath,
+    pub priority: i32,
+    pub proceed_on: Vec<String>,
+    pub tag: String,
+    pub owner: u32,
+    pub sha256: String,
+    pub loaded_at: u64,
+    pub map_ids: HashMap<String, u32>,
+    pub persist: bool,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
+
+enum Command {
+    Add { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<OwnedObjectPath> },
+    Remove { id: MemberId, caller: Caller, reply: Reply<()> },
+    GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
+    Reclaim { caller: Caller, reply: Reply<()> },
+    Renamed(String),
+    Gone,
+}
+
+/// A handle on one interface's owner task.
+#[derive(Clone)]
+pub struct LinkHandle {
+    pub ifindex: u32,
+    pub activity: Activity,
+    snapshot: Arc<RwLock<LinkSnapshot>>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl LinkHandle {
+    pub fn snapshot(&self) -> LinkSnapshot {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| ServiceError::NoSuchLink(format!("interface {} is gone", self.ifindex)))?;
+        answer.await.map_err(|_| ServiceError::NoSuchLink(format!("interface {} is gone", self.ifindex)))?
+    }
+
+    pub async fn add(&self, program: LoadedProgram, request: AddRequest, caller: Caller) -> Result<OwnedObjectPath, ServiceError> {
+        self.ask(|reply| Command::Add { program: Box::new(program), request, caller, reply }).await
+    }
+
+    pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
+        self.ask(|reply| Command::Remove { id, caller, reply }).await
+    }
+
+    pub async fn get_maps(&self, id: MemberId, caller: Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+        self.ask(|reply| Command::GetMaps { id, caller, reply }).await
+    }
+
+    pub async fn reclaim(&self, caller: Caller) -> Result<(), ServiceError> {
+        self.ask(|reply| Command::Reclaim { caller, reply }).await
+    }
+}
+
+/// All interfaces of the service's network namespace.
+pub struct Links {
+    config: Arc<Config>,
+    activity: Activity,
+    connection: Connection,
+    links: Mutex<HashMap<u32, LinkHandle>>,
+}
+
+impl Links {
+    pub fn new(config: Arc<Config>, connection: Connection, activity: Activity) -> Arc<Links> {
+        Arc::new(Links { config, activity, connection, links: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn get(&self, ifindex: u32) -> Option<LinkHandle> {
+        self.links.lock().ok()?.get(&ifindex).cloned()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<LinkHandle> {
+        let links = self.links.lock().ok()?;
+        links.values().find(|h| h.snapshot().name == name).cloned()
+    }
+
+    pub fn indexes(&self) -> Vec<u32> {
+        self.links.lock().map(|l| l.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// An interface appeared: start its owner and export its object.
+    pub async fn appeared(self: &Arc<Links>, ifindex: u32, name: String) {
+        if self.get(ifindex).is_some() {
+            return;
+        }
+        let snapshot = Arc::new(RwLock::new(LinkSnapshot { index: ifindex, name: name.clone(), ..Default::default() }));
+        let (tx, rx) = mpsc::channel(64);
+        let handle = LinkHandle { ifindex, activity: self.activity.clone(), snapshot: snapshot.clone(), tx };
+        let chain = Chain::for_interface(ifindex, &self.config.bpffs_root).with_max_members(self.config.max_programs_per_link);
+        let owner = Owner {
+            handle: handle.clone(),
+            ifindex,
+            path: dbus::link_path(ifindex),
+            chain: Arc::new(Mutex::new(chain)),
+            programs: HashMap::new(),
+            snapshot,
+            connection: self.connection.clone(),
+        };
+        owner.refresh_snapshot();
+        if let Ok(mut links) = self.links.lock() {
+            links.insert(ifindex, handle.clone());
+        }
+        if let Err(e) = dbus::link::export(&self.connection, handle, self.config.max_object_size).await {
+            tracing::error!(ifindex, "cannot export the link object: {e}");
+        }
+        tracing::debug!(ifindex, interface = %name, "interface appeared");
+        tokio::spawn(owner.run(rx));
+    }
+
+    pub async fn renamed(&self, ifindex: u32, name: String) {
+        if let Some(h) = self.get(ifindex) {
+            let _ = h.tx.send(Command::Renamed(name)).await;
+        }
+    }
+
+    pub async fn disappeared(&self, ifindex: u32) {
+        let handle = self.links.lock().ok().and_then(|mut l| l.remove(&ifindex));
+        if let Some(h) = handle {
+            let _ = h.tx.send(Command::Gone).await;
+        }
+    }
+}
+
+/// The task that owns one interface's chain.
+struct Owner {
+    handle: LinkHandle,
+    ifindex: u32,
+    path: OwnedObjectPath,
+    chain: Arc<Mutex<Chain>>,
+    programs: HashMap<MemberId, ProgramInfo>,
+    snapshot: Arc<RwLock<LinkSnapshot>>,
+    connection: Connection,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+impl Owner {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(command) = rx.recv().await {
+            match command {
+                Command::Add { program, request, caller, reply } => {
+                    let _ = reply.send(self.add(*program, request, caller).await);
+                }
+                Command::Remove { id, caller, reply } => {
+                    let _ = reply.send(self.remove(id, caller).await);
+                }
+                Command::GetMaps { id, caller, reply } => {
+                    let _ = reply.send(self.get_maps(id, &caller).await);
+                }
+                Command::Reclaim { caller, reply } => {
+                    let _ = reply.send(self.reclaim(caller).await);
+                }
+                Command::Renamed(name) => {
+                    let changed = self.snapshot.write().map(|mut s| std::mem::replace(&mut s.name, name.clone()) != name);
+                    if changed.unwrap_or(false) {
+                        tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
+                        dbus::link::properties_changed(&self.connection, &self.path, &self.snapshot(), &["Name"]).await;
+                    }
+                }
+                Command::Gone => break,
+            }
+        }
+        self.gone().await;
+    }
+
+    fn snapshot(&self) -> LinkSnapshot {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn ifname(&self) -> String {
+        self.snapshot().name
+    }
+
+    /// Runs `f` on the chain off the async runtime (the kernel work blocks).
+    async fn with_chain<T: Send + 'static>(&self, f: impl FnOnce(&mut Chain) -> T + Send + 'static) -> Result<T, ServiceError> {
+        let chain = self.chain.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut chain = chain.lock().map_err(|_| ServiceError::Failed("the chain's lock is poisoned".into()))?;
+            Ok(f(&mut chain))
+        })
+        .await
+        .map_err(|e| ServiceError::Failed(format!("chain task failed: {e}")))?
+    }
+
+    fn refresh_snapshot(&self) {
+        let Ok(chain) = self.chain.lock() else { return };
+        let hook = chain.hook();
+        let programs = chain.members().iter().map(|m| dbus::program_path(self.ifindex, m.id)).collect();
+        let kernel_program_id = hook.and_then(|h| h.attached_prog_id()).unwrap_or(0);
+        let foreign_program_id = hook.and_then(|h| h.foreign().ok().flatten()).map_or(0, |f| f.prog_id);
+        let mode = hook.and_then(|h| h.mode()).map_or("", |m| m.name()).to_string();
+        if let Ok(mut s) = self.snapshot.write() {
+            s.generation = chain.generation();
+            s.programs = programs;
+            s.kernel_program_id = kernel_program_id;
+            s.foreign_program_id = foreign_program_id;
+            s.mode = mode;
+        }
+    }
+
+    async fn add(&mut self, program: LoadedProgram, request: AddRequest, caller: Caller) -> Result<OwnedObjectPath, ServiceError> {
+        let ifname = self.ifname();
+        // add-program was checked before the object was read; taking over or
+        // choosing the mode needs more.
+        if request.force || request.mode.is_some() {
+            auth::authorize(&caller, Action::Manage, &ifname).await?;
+        }
+        let replaced = if request.replace {
+            self.programs.values().find(|p| p.tag == request.tag && p.owner == caller.uid).map(|p| p.id)
+        } else {
+            None
+        };
+        let options = AddOptions {
+            priority: request.priority,
+            proceed_on: request.proceed_on,
+            tag: request.tag.clone(),
+            mode: request.mode,
+            force: request.force,
+        };
+        let (sha256, name) = (program.sha256.clone(), program.name.clone());
+        let expected = request.expected_generation;
+        let result = self
+            .with_chain(move |chain| {
+                if let Some(g) = expected.filter(|&g| g != chain.generation()) {
+                    return Err(crate::engine::Error::Conflict(format!(
+                        "the chain is at generation {}, not {g}",
+                        chain.generation()
+                    )));
+                }
+                let id = match replaced {
+                    Some(old) => chain.replace(old, program, options)?,
+                    None => chain.add(program, options)?,
+                };
+                let member = chain.member(id).map(|m| {
+                    let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
+                    (m.priority, m.proceed_on.names(), maps)
+                });
+                Ok((id, member))
+            })
+            .await?;
+        let (id, member) = result.inspect_err(|e| {
+            tracing::info!(%caller, interface = %ifname, program = %name, "add refused: {e}");
+        })?;
+        let (priority, proceed_on, map_ids) = member.unwrap_or_default();
+        let info = ProgramInfo {
+            id,
+            name: name.clone(),
+            link: self.path.clone(),
+            priority,
+            proceed_on,
+            tag: request.tag,
+            owner: caller.uid,
+            sha256,
+            loaded_at: now_micros(),
+            map_ids,
+            persist: request.persist,
+        };
+        tracing::info!(%caller, interface = %ifname, program = %name, id, priority, replaced = ?replaced, "program added");
+        let path = dbus::program_path(self.ifindex, id);
+        self.publish(Some(info), replaced).await;
+        Ok(path)
+    }
+
+    /// Whether `caller` may act on program `id`: its owner needs `own`, anyone else `manage`.
+    async fn authorize_on(&self, caller: &Caller, id: MemberId, own: Action) -> Result<(), ServiceError> {
+        let owner = self.programs.get(&id).map(|p| p.owner).ok_or_else(|| no_such_program(id))?;
+        let action = if owner == caller.uid { own } else { Action::Manage };
+        auth::authorize(caller, action, &self.ifname()).await
+    }
+
+    async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
+        self.authorize_on(&caller, id, Action::RemoveProgram).await?;
+        self.with_chain(move |chain| chain.remove(id)).await??;
+        tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
+        self.publish(None, Some(id)).await;
+        Ok(())
+    }
+
+    async fn get_maps(&self, id: MemberId, caller: &Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+        let owner = self.programs.get(&id).map(|p| p.owner).ok_or_else(|| no_such_program(id))?;
+        if owner != caller.uid {
+            auth::authorize(caller, Action::Manage, &self.ifname()).await?;
+        }
+        let chain = self.chain.lock().map_err(|_| ServiceError::Failed("the chain's lock is poisoned".into()))?;
+        let member = chain.member(id).ok_or_else(|| no_such_program(id))?;
+        member
+            .program
+            .maps
+            .iter()
+            .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
+            .collect()
+    }
+
+    async fn reclaim(&mut self, caller: Caller) -> Result<(), ServiceError> {
+        auth::authorize(&caller, Action::Manage, &self.ifname()).await?;
+        self.with_chain(|chain| chain.reclaim()).await??;
+        tracing::warn!(%caller, interface = %self.ifname(), "interface reclaimed from a foreign program");
+        self.publish(None, None).await;
+        Ok(())
+    }
+
+    /// Makes the D-Bus objects and signals follow a change of the chain.
+    async fn publish(&mut self, added: Option<ProgramInfo>, removed: Option<MemberId>) {
+        if let Some(id) = removed {
+            self.programs.remove(&id);
+            dbus::program::unexport(&self.connection, self.ifindex, id).await;
+        }
+        if let Some(info) = added {
+            let id = info.id;
+            self.programs.insert(id, info.clone());
+            let handle = ProgramIface::new(info, self.handle.clone());
+            dbus::program::export(&self.connection, self.ifindex, id, handle).await;
+        }
+        self.refresh_snapshot();
+        let snapshot = self.snapshot();
+        dbus::link::chain_changed(&self.connection, &self.path, &snapshot).await;
+    }
+
+    async fn gone(mut self) {
+        tracing::info!(ifindex = self.ifindex, "interface removed");
+        let ids: Vec<MemberId> = self.programs.keys().copied().collect();
+        for id in ids {
+            self.programs.remove(&id);
+            dbus::program::unexport(&self.connection, self.ifindex, id).await;
+        }
+        // The device is gone and its link with it: drop the pins and the chain.
+        let _ = self.with_chain(|chain| chain.forget()).await;
+
+        dbus::link::unexport(&self.connection, self.ifindex).await;
+    }
+}
+
+fn no_such_program(id: MemberId) -> ServiceError {
+    ServiceError::NoSuchProgram(format!("no program {id} on this interface"))
+}

@@ -1,0 +1,86 @@
+//! Start-up and life cycle of the daemon: connect to the bus, export the
+//! objects, take the name, and exit on a signal or when idle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zbus::connection::Builder;
+use zbus::fdo::ObjectManager;
+
+use crate::activity::Activity;
+use crate::config::Config;
+use crate::dbus::manager::Manager;
+use crate::dbus::{BUS_NAME, MANAGER_PATH};
+use crate::interfaces;
+use crate::links::Links;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn bus(config: &Config) -> Result<Builder<'static>, BoxError> {
+    if let Some(address) = &config.bus_address {
+        return Ok(Builder::address(address.as_str()));
+    }
+    // Started by D-Bus activation: talk to the bus that started us.
+    if std::env::var("DBUS_STARTER_BUS_TYPE").as_deref() == Ok("system") {
+        if let Ok(address) = std::env::var("DBUS_STARTER_ADDRESS") {
+            return Ok(Builder::address(address.as_str()));
+        }
+    }
+    Ok(Builder::system())
+}
+
+fn features() -> Vec<String> {
+    vec!["bpf-link".into(), "frags".into()]
+}
+
+pub async fn run(config: Config) -> Result<(), BoxError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.bpffs_root)
+        .map_err(|e| format!("cannot create {} (is bpffs mounted?): {e}", config.bpffs_root.display()))?;
+
+    let connection = bus(&config)?.build().await?;
+    let activity = Activity::new();
+    let links = Links::new(config.clone(), connection.clone(), activity.clone());
+    // Objects first, name last: a call that activated us finds everything in place.
+    connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
+    connection
+        .object_server()
+        .at(MANAGER_PATH, Manager { links: links.clone(), activity: activity.clone(), features: features() })
+        .await?;
+    let watcher = interfaces::watch(links.clone()).await?;
+    connection.request_name(BUS_NAME).await?;
+    tracing::info!(
+        bpffs = %config.bpffs_root.display(),
+        idle_timeout = config.idle_timeout,
+        interfaces = links.indexes().len(),
+        "xdpd {} ready as {BUS_NAME}", env!("CARGO_PKG_VERSION")
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // The stream ends when the bus goes away; then there is nobody left to serve.
+    let mut bus_messages = zbus::MessageStream::from(&connection);
+    let disconnected = async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = bus_messages.next().await {}
+    };
+    tokio::pin!(disconnected);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: exiting; chains stay attached"); break }
+            _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break }
+            _ = tick.tick() => {
+                if let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) {
+                    if idle >= limit {
+                        tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = connection.release_name(BUS_NAME).await;
+    watcher.abort();
+    Ok(())
+}
