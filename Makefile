@@ -13,6 +13,7 @@ build:
 # Tests share network namespaces and bpffs, but each creates its own; two
 # threads keep the 2-CPU machines responsive while traffic tests run.
 test:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --test-threads=2
 
 clean:

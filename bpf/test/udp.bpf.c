@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1-or-later OR BSD-2-Clause) */
 /*
  * Members for live-traffic tests on a veth pair: udp_drop drops IPv4 UDP to
- * port 9999; udp_count counts IPv4 UDP to port 9998 (packets[0]) and passes.
+ * port 9999; udp_count counts IPv4 UDP to port 9998 (packets[0]) and passes;
+ * port_block drops IPv4 UDP to the port in blocked_port[0] (0: none), set by
+ * the application through the map.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -52,6 +54,22 @@ SEC("xdp") int udp_count(struct xdp_md *ctx)
 	if (count)
 		__sync_fetch_and_add(count, 1);
 	return XDP_PASS;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} blocked_port SEC(".maps");
+
+SEC("xdp") int port_block(struct xdp_md *ctx)
+{
+	__u32 key = 0;
+	__u32 *port = bpf_map_lookup_elem(&blocked_port, &key);
+	int dport = udp_dport(ctx);
+
+	return port && *port && dport == (int)*port ? XDP_DROP : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

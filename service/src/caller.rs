@@ -28,7 +28,9 @@ impl Caller {
             .get_connection_credentials(sender.clone().into())
             .await
             .map_err(|e| ServiceError::AccessDenied(format!("cannot learn who is calling: {e}")))?;
-        let uid = creds.unix_user_id().ok_or_else(|| ServiceError::AccessDenied("the bus did not say who is calling".into()))?;
+        let uid = creds
+            .unix_user_id()
+            .ok_or_else(|| ServiceError::AccessDenied("the bus did not say who is calling".into()))?;
         Ok(Caller {
             unique_name: sender.to_string(),
             uid,

@@ -38,7 +38,11 @@ pub fn current() -> HashMap<u32, String> {
 fn link_events_socket() -> std::io::Result<OwnedFd> {
     // SAFETY: plain socket calls; the descriptor is owned right away.
     unsafe {
-        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE);
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
-use zbus::OwnedObjectPath;
 use zbus::Connection;
+use zbus::OwnedObjectPath;
 
 use crate::activity::Activity;
 use crate::auth::{self, Action};
@@ -84,7 +84,12 @@ impl LinkHandle {
         answer.await.map_err(|_| ServiceError::NoSuchLink(format!("interface {} is gone", self.ifindex)))?
     }
 
-    pub async fn add(&self, program: LoadedProgram, request: AddRequest, caller: Caller) -> Result<OwnedObjectPath, ServiceError> {
+    pub async fn add(
+        &self,
+        program: LoadedProgram,
+        request: AddRequest,
+        caller: Caller,
+    ) -> Result<OwnedObjectPath, ServiceError> {
         self.ask(|reply| Command::Add { program: Box::new(program), request, caller, reply }).await
     }
 
@@ -139,7 +144,8 @@ impl Links {
         let snapshot = Arc::new(RwLock::new(LinkSnapshot { index: ifindex, name: name.clone(), ..Default::default() }));
         let (tx, rx) = mpsc::channel(64);
         let handle = LinkHandle { ifindex, activity: self.activity.clone(), snapshot: snapshot.clone(), tx };
-        let chain = Chain::for_interface(ifindex, &self.config.bpffs_root).with_max_members(self.config.max_programs_per_link);
+        let chain =
+            Chain::for_interface(ifindex, &self.config.bpffs_root).with_max_members(self.config.max_programs_per_link);
         let owner = Owner {
             handle: handle.clone(),
             ifindex,
@@ -206,7 +212,8 @@ impl Owner {
                     let _ = reply.send(self.reclaim(caller).await);
                 }
                 Command::Renamed(name) => {
-                    let changed = self.snapshot.write().map(|mut s| std::mem::replace(&mut s.name, name.clone()) != name);
+                    let changed =
+                        self.snapshot.write().map(|mut s| std::mem::replace(&mut s.name, name.clone()) != name);
                     if changed.unwrap_or(false) {
                         tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
                         dbus::link::properties_changed(&self.connection, &self.path, &self.snapshot(), &["Name"]).await;
@@ -227,7 +234,10 @@ impl Owner {
     }
 
     /// Runs `f` on the chain off the async runtime (the kernel work blocks).
-    async fn with_chain<T: Send + 'static>(&self, f: impl FnOnce(&mut Chain) -> T + Send + 'static) -> Result<T, ServiceError> {
+    async fn with_chain<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Chain) -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let chain = self.chain.clone();
         tokio::task::spawn_blocking(move || {
             let mut chain = chain.lock().map_err(|_| ServiceError::Failed("the chain's lock is poisoned".into()))?;
@@ -253,7 +263,12 @@ impl Owner {
         }
     }
 
-    async fn add(&mut self, program: LoadedProgram, request: AddRequest, caller: Caller) -> Result<OwnedObjectPath, ServiceError> {
+    async fn add(
+        &mut self,
+        program: LoadedProgram,
+        request: AddRequest,
+        caller: Caller,
+    ) -> Result<OwnedObjectPath, ServiceError> {
         let ifname = self.ifname();
         // add-program was checked before the object was read; taking over or
         // choosing the mode needs more.

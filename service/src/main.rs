@@ -16,7 +16,10 @@ fn init_logging(config: &Config) {
             return;
         }
     }
-    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
 }
 
 fn main() -> std::process::ExitCode {

@@ -2,6 +2,7 @@
 //! instrumented probe programs, BPF map access, and network namespaces with
 //! veth pairs that are removed again even when a test fails.
 
+pub mod bus;
 pub mod netns;
 pub mod packet;
 

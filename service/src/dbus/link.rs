@@ -23,7 +23,11 @@ pub struct LinkIface {
 }
 
 /// Reads and verifies an object off the async runtime (both block).
-async fn intake(bytes_from: impl FnOnce() -> Result<Vec<u8>, ServiceError> + Send + 'static, program: String, max: usize) -> Result<crate::engine::LoadedProgram, ServiceError> {
+async fn intake(
+    bytes_from: impl FnOnce() -> Result<Vec<u8>, ServiceError> + Send + 'static,
+    program: String,
+    max: usize,
+) -> Result<crate::engine::LoadedProgram, ServiceError> {
     tokio::task::spawn_blocking(move || {
         let bytes = bytes_from()?;
         let function = Some(program.as_str()).filter(|p| !p.is_empty());
@@ -92,7 +96,11 @@ impl LinkIface {
 
     /// Takes the interface back after someone detached or replaced the chain
     /// behind the service's back (needs org.xdp.manager1.manage).
-    async fn reclaim(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] connection: &Connection) -> Result<(), ServiceError> {
+    async fn reclaim(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), ServiceError> {
         let _busy = self.handle.activity.begin();
         let caller = Caller::of(connection, &header).await?;
         self.handle.reclaim(caller).await
@@ -142,7 +150,11 @@ impl LinkIface {
 
     /// The chain changed: its new generation and programs in run order.
     #[zbus(signal)]
-    async fn chain_changed(emitter: &SignalEmitter<'_>, generation: u64, programs: Vec<OwnedObjectPath>) -> zbus::Result<()>;
+    async fn chain_changed(
+        emitter: &SignalEmitter<'_>,
+        generation: u64,
+        programs: Vec<OwnedObjectPath>,
+    ) -> zbus::Result<()>;
 
     /// Someone else replaced or removed the chain: `id` is their program (0: none).
     #[zbus(signal)]
@@ -159,7 +171,12 @@ pub async fn unexport(connection: &Connection, ifindex: u32) {
 }
 
 /// Emits PropertiesChanged for `names` with their values from `snapshot`.
-pub async fn properties_changed(connection: &Connection, path: &OwnedObjectPath, snapshot: &LinkSnapshot, names: &[&str]) {
+pub async fn properties_changed(
+    connection: &Connection,
+    path: &OwnedObjectPath,
+    snapshot: &LinkSnapshot,
+    names: &[&str],
+) {
     let mut changed: HashMap<&str, Variant<'_>> = HashMap::new();
     for &name in names {
         let value = match name {
@@ -174,8 +191,9 @@ pub async fn properties_changed(connection: &Connection, path: &OwnedObjectPath,
         changed.insert(name, value);
     }
     let body = (INTERFACE, changed, Vec::<&str>::new());
-    if let Err(e) =
-        connection.emit_signal(None::<&str>, path.as_ref(), "org.freedesktop.DBus.Properties", "PropertiesChanged", &body).await
+    if let Err(e) = connection
+        .emit_signal(None::<&str>, path.as_ref(), "org.freedesktop.DBus.Properties", "PropertiesChanged", &body)
+        .await
     {
         tracing::warn!("cannot emit PropertiesChanged: {e}");
     }
@@ -183,7 +201,13 @@ pub async fn properties_changed(connection: &Connection, path: &OwnedObjectPath,
 
 /// Announces a changed chain: PropertiesChanged, then ChainChanged.
 pub async fn chain_changed(connection: &Connection, path: &OwnedObjectPath, snapshot: &LinkSnapshot) {
-    properties_changed(connection, path, snapshot, &["Generation", "Programs", "KernelProgramId", "Mode", "ForeignProgramId"]).await;
+    properties_changed(
+        connection,
+        path,
+        snapshot,
+        &["Generation", "Programs", "KernelProgramId", "Mode", "ForeignProgramId"],
+    )
+    .await;
     match SignalEmitter::new(connection, path.as_ref()) {
         Ok(emitter) => {
             if let Err(e) = LinkIface::chain_changed(&emitter, snapshot.generation, snapshot.programs.clone()).await {

@@ -35,7 +35,10 @@ pub const OPTIONS: &[(&str, &str)] = &[
 
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
     let expected = OPTIONS.iter().find(|(n, _)| *n == name).map_or("?", |(_, t)| t);
-    ServiceError::InvalidArgs(format!("option '{name}' must be of type '{expected}', not '{}'", value.value_signature()))
+    ServiceError::InvalidArgs(format!(
+        "option '{name}' must be of type '{expected}', not '{}'",
+        value.value_signature()
+    ))
 }
 
 fn unwrap_variant<'a>(value: &'a Variant<'a>) -> &'a Variant<'a> {
@@ -67,7 +70,10 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             }
             ("mode", Variant::Str(s)) => {
                 req.mode = Some(AttachMode::from_name(s.as_str()).ok_or_else(|| {
-                    ServiceError::InvalidArgs(format!("unknown mode '{}' (known: native, generic, offload)", s.as_str()))
+                    ServiceError::InvalidArgs(format!(
+                        "unknown mode '{}' (known: native, generic, offload)",
+                        s.as_str()
+                    ))
                 })?)
             }
             ("tag", Variant::Str(s)) => {

@@ -25,7 +25,11 @@ impl ProgramIface {
 impl ProgramIface {
     /// Removes this program from its chain (its owner needs
     /// org.xdp.manager1.remove-program, anyone else org.xdp.manager1.manage).
-    async fn remove(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] connection: &Connection) -> Result<(), ServiceError> {
+    async fn remove(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), ServiceError> {
         let _busy = self.link.activity.begin();
         let caller = Caller::of(connection, &header).await?;
         self.link.remove(self.info.id, caller).await

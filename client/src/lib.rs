@@ -1,0 +1,122 @@
+//! Typed proxies for the D-Bus interfaces of xdpd (`org.xdp.Manager1`).
+//!
+//! ```text
+//! let bus = zbus::Connection::system().await?;
+//! let manager = ManagerProxy::new(&bus).await?;
+//! let link = LinkProxy::builder(&bus).path(manager.get_link_by_name("eth0").await?)?.build().await?;
+//! let program = link.add_program(fd.into(), "", options).await?;
+//! ```
+
+use std::collections::HashMap;
+
+use zbus::{proxy, OwnedObjectPath, Variant};
+
+pub const BUS_NAME: &str = "org.xdp.Manager1";
+pub const MANAGER_PATH: &str = "/org/xdp/Manager1";
+
+/// `org.xdp.Manager1` at /org/xdp/Manager1.
+#[proxy(interface = "org.xdp.Manager1", default_service = "org.xdp.Manager1", default_path = "/org/xdp/Manager1")]
+pub trait Manager {
+    /// The link object of the interface called `name`.
+    fn get_link_by_name(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// The link object of the interface with index `index`.
+    fn get_link_by_index(&self, index: i32) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn features(&self) -> zbus::Result<Vec<String>>;
+}
+
+/// `org.xdp.Manager1.Link`: one object per network interface.
+#[proxy(interface = "org.xdp.Manager1.Link", default_service = "org.xdp.Manager1")]
+pub trait Link {
+    /// Adds the program `program` of the object read from `object`.
+    fn add_program(
+        &self,
+        object: zbus::Fd<'_>,
+        program: &str,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
+
+    /// Adds the program `program` of the object at `path` (opened as the caller).
+    fn add_program_from_path(
+        &self,
+        path: &str,
+        program: &str,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
+
+    /// Takes the interface back from a foreign program.
+    fn reclaim(&self) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn index(&self) -> zbus::Result<i32>;
+
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn mode(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn generation(&self) -> zbus::Result<u64>;
+
+    #[zbus(property)]
+    fn programs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+
+    #[zbus(property)]
+    fn kernel_program_id(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn foreign_program_id(&self) -> zbus::Result<u32>;
+
+    #[zbus(signal)]
+    fn chain_changed(&self, generation: u64, programs: Vec<OwnedObjectPath>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    fn foreign_program_detected(&self, id: u32) -> zbus::Result<()>;
+}
+
+/// `org.xdp.Manager1.Program`: one object per program in a chain.
+#[proxy(interface = "org.xdp.Manager1.Program", default_service = "org.xdp.Manager1")]
+pub trait Program {
+    fn remove(&self) -> zbus::Result<()>;
+
+    fn get_maps(&self) -> zbus::Result<HashMap<String, zbus::OwnedFd>>;
+
+    #[zbus(property)]
+    fn id(&self) -> zbus::Result<u64>;
+
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn link(&self) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(property)]
+    fn priority(&self) -> zbus::Result<i32>;
+
+    #[zbus(property)]
+    fn proceed_on(&self) -> zbus::Result<Vec<String>>;
+
+    #[zbus(property)]
+    fn tag(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn owner(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn sha256(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn loaded_at(&self) -> zbus::Result<u64>;
+
+    #[zbus(property)]
+    fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
+
+    #[zbus(property)]
+    fn stats(&self) -> zbus::Result<HashMap<String, u64>>;
+}

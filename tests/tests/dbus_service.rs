@@ -1,0 +1,548 @@
+//! The D-Bus service end to end: a private system bus activates the built
+//! xdpd inside a test network namespace; busctl and a zbus client drive it;
+//! real traffic crosses a veth pair.
+
+use std::collections::HashMap;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use xdpd_client::{LinkProxy, ManagerProxy, ProgramProxy};
+use xdpd_tests::bus::TestBus;
+use xdpd_tests::netns::{drain, send_paced, udp_receiver, VethPair};
+use zbus::{MatchRule, Message, MessageStream, OwnedObjectPath, Variant};
+
+/// A veth pair, a private bus whose xdpd lives in the receiver's namespace,
+/// and a client connection. Fields drop in order: bus (and service) first.
+struct Fixture {
+    bus: TestBus,
+    pair: VethPair,
+    conn: zbus::Connection,
+    ifindex: u32,
+}
+
+impl Fixture {
+    async fn new(name: &str) -> Fixture {
+        let pair = VethPair::new();
+        let bus = TestBus::start(name, &pair.ns_b, 0);
+        let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
+        let conn = bus.connect().await;
+        Fixture { bus, pair, conn, ifindex }
+    }
+
+    fn link_path(&self) -> String {
+        format!("/org/xdp/Manager1/link/{}", self.ifindex)
+    }
+
+    async fn link(&self) -> LinkProxy<'static> {
+        LinkProxy::builder(&self.conn)
+            .path(self.link_path())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    async fn program(&self, path: &OwnedObjectPath) -> ProgramProxy<'static> {
+        ProgramProxy::builder(&self.conn)
+            .path(path.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    fn busctl(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.bus.busctl(args);
+        assert!(ok, "busctl {args:?} failed: {err}\n{}", self.bus.log());
+        out
+    }
+
+    /// busctl call on the link object; returns stdout, or the error text.
+    fn call_link(&self, method: &str, signature: &str, args: &[&str]) -> Result<String, String> {
+        let path = self.link_path();
+        let mut all = vec!["call", "org.xdp.Manager1", &path, "org.xdp.Manager1.Link", method, signature];
+        all.extend_from_slice(args);
+        let (ok, out, err) = self.bus.busctl(&all);
+        if ok {
+            Ok(out)
+        } else {
+            Err(err)
+        }
+    }
+
+    fn sender(&self) -> UdpSocket {
+        VethPair::run_in(&self.pair.ns_a, || UdpSocket::bind("0.0.0.0:0").unwrap())
+    }
+
+    fn receiver(&self, port: u16) -> UdpSocket {
+        VethPair::run_in(&self.pair.ns_b, || udp_receiver(port))
+    }
+
+    /// Sends `count` datagrams to `port`; returns how many arrived.
+    fn traffic(&self, port: u16, count: u64) -> u64 {
+        let rx = self.receiver(port);
+        send_paced(&self.sender(), SocketAddrV4::new(self.pair.addr_b, port), count);
+        std::thread::sleep(Duration::from_millis(150));
+        drain(&rx)
+    }
+}
+
+fn object(name: &str) -> String {
+    xdpd_bpf::object_path(name).display().to_string()
+}
+
+/// Parses busctl's `o "/path"` reply.
+fn object_path(reply: &str) -> OwnedObjectPath {
+    let path = reply.trim().trim_start_matches("o ").trim_matches('"');
+    OwnedObjectPath::try_from(path.to_string()).unwrap()
+}
+
+/// Every signal the service emits, in order.
+async fn signals(conn: &zbus::Connection) -> MessageStream {
+    let rule = MatchRule::builder().msg_type(zbus::message::Type::Signal).sender("org.xdp.Manager1").build().unwrap();
+    MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(256)).await.unwrap()
+}
+
+/// The next `n` signals as "Interface.Member" strings, with their message.
+async fn next_signals(stream: &mut MessageStream, n: usize) -> Vec<(String, Message)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("timed out waiting for a signal")
+            .unwrap()
+            .unwrap();
+        let h = msg.header();
+        let name = format!("{}.{}", h.interface().unwrap().rsplit('.').next().unwrap(), h.member().unwrap());
+        out.push((name, msg));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_and_introspection_match_the_contract() {
+    let f = Fixture::new("introspect").await;
+    // The first call activates the service.
+    let (ok, xml, err) = f.bus.busctl(&["introspect", "--xml-interface", "org.xdp.Manager1", "/org/xdp/Manager1"]);
+    assert!(ok, "{err}\n{}", f.bus.log());
+    contract::assert_matches(&xml, "org.xdp.Manager1");
+    let xml = f.busctl(&["introspect", "--xml-interface", "org.xdp.Manager1", &f.link_path()]);
+    contract::assert_matches(&xml, "org.xdp.Manager1.Link");
+    let reply = f.call_link("AddProgramFromPath", "ssa{sv}", &[&object("udp"), "udp_count", "0"]).unwrap();
+    let xml = f.busctl(&["introspect", "--xml-interface", "org.xdp.Manager1", object_path(&reply).as_str()]);
+    contract::assert_matches(&xml, "org.xdp.Manager1.Program");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busctl_end_to_end_with_signals_and_traffic() {
+    let f = Fixture::new("e2e").await;
+    let manager = ManagerProxy::new(&f.conn).await.unwrap();
+    assert_eq!(manager.get_link_by_name(&f.pair.dev_b).await.unwrap().as_str(), f.link_path());
+    let mut stream = signals(&f.conn).await;
+
+    let drop = f.call_link("AddProgramFromPath", "ssa{sv}", &[&object("udp"), "udp_drop", "1", "priority", "i", "10"]);
+    let drop = object_path(&drop.unwrap());
+    let count = f.call_link(
+        "AddProgramFromPath",
+        "ssa{sv}",
+        &[&object("udp"), "udp_count", "2", "priority", "i", "20", "tag", "s", "counter"],
+    );
+    let count = object_path(&count.unwrap());
+
+    let path = f.link_path();
+    let get =
+        |object: &str, iface: &str, prop: &str| f.busctl(&["get-property", "org.xdp.Manager1", object, iface, prop]);
+    assert_eq!(get(&path, "org.xdp.Manager1.Link", "Generation").trim(), "t 2");
+    assert_eq!(
+        get(&path, "org.xdp.Manager1.Link", "Programs").trim(),
+        format!("ao 2 \"{}\" \"{}\"", drop.as_str(), count.as_str())
+    );
+    assert_eq!(get(&path, "org.xdp.Manager1.Link", "Mode").trim(), "s \"native\"");
+    assert_eq!(get(count.as_str(), "org.xdp.Manager1.Program", "Name").trim(), "s \"udp_count\"");
+    assert_eq!(get(count.as_str(), "org.xdp.Manager1.Program", "Tag").trim(), "s \"counter\"");
+    assert_eq!(get(count.as_str(), "org.xdp.Manager1.Program", "Priority").trim(), "i 20");
+    assert_eq!(get(count.as_str(), "org.xdp.Manager1.Program", "Owner").trim(), "u 0");
+    assert_eq!(get(drop.as_str(), "org.xdp.Manager1.Program", "ProceedOn").trim(), "as 1 \"pass\"");
+    let kernel_id = get(&path, "org.xdp.Manager1.Link", "KernelProgramId");
+    assert_ne!(kernel_id.trim(), "u 0");
+
+    // Signals of both additions, in order.
+    let seen = next_signals(&mut stream, 6).await;
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ObjectManager.InterfacesAdded",
+            "Properties.PropertiesChanged",
+            "Link.ChainChanged",
+            "ObjectManager.InterfacesAdded",
+            "Properties.PropertiesChanged",
+            "Link.ChainChanged"
+        ]
+    );
+    let (generation, programs): (u64, Vec<OwnedObjectPath>) = seen[5].1.body().deserialize().unwrap();
+    assert_eq!((generation, programs), (2, vec![drop.clone(), count.clone()]));
+
+    // Real traffic: 9999 dropped, 9998 counted and delivered.
+    assert_eq!(f.traffic(9999, 50), 0);
+    assert_eq!(f.traffic(9998, 50), 50);
+
+    // GetMaps hands out working descriptors: the counter's map holds 50.
+    let counter = f.program(&count).await;
+    let maps = counter.get_maps().await.unwrap();
+    let packets = maps.get("packets").expect("packets map");
+    let value = xdpd_tests::map_lookup(packets.as_fd(), 0, 8);
+    assert_eq!(u64::from_ne_bytes(value.try_into().unwrap()), 50);
+
+    // A program configured through its map: block port 7777 by writing it.
+    let link = f.link().await;
+    let blocker = link
+        .add_program(
+            zbus::Fd::from(std::fs::File::open(object("udp")).unwrap().as_fd()),
+            "port_block",
+            HashMap::from([("priority", Variant::from(5i32))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.traffic(7777, 20), 20);
+    let maps = f.program(&blocker).await.get_maps().await.unwrap();
+    xdpd_tests::map_update(maps["blocked_port"].as_fd(), 0, &7777u32.to_ne_bytes());
+    assert_eq!(f.traffic(7777, 20), 0, "the program follows its map");
+
+    // Remove through busctl: objects and signals follow.
+    let _ = next_signals(&mut stream, 3).await;
+    f.busctl(&["call", "org.xdp.Manager1", drop.as_str(), "org.xdp.Manager1.Program", "Remove"]);
+    let seen = next_signals(&mut stream, 3).await;
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ObjectManager.InterfacesRemoved", "Properties.PropertiesChanged", "Link.ChainChanged"]);
+    let (generation, programs): (u64, Vec<OwnedObjectPath>) = seen[2].1.body().deserialize().unwrap();
+    assert_eq!((generation, programs), (4, vec![blocker.clone(), count.clone()]));
+    assert_eq!(f.traffic(9999, 20), 20, "the dropping program is gone");
+    assert_eq!(link.generation().await.unwrap(), 4);
+}
+
+fn memfd_with(bytes: &[u8]) -> std::fs::File {
+    use std::io::Write;
+    // SAFETY: memfd_create with a static name; the descriptor is owned right away.
+    let mut file = unsafe { std::fs::File::from_raw_fd(libc::memfd_create(c"obj".as_ptr(), libc::MFD_CLOEXEC)) };
+    file.write_all(bytes).unwrap();
+    file
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        zbus::Error::FDO(e) => zbus::DBusError::name(&**e).to_string(),
+        other => format!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptors_from_a_rust_client() {
+    let f = Fixture::new("fds").await;
+    let link = f.link().await;
+    let none = HashMap::new;
+
+    let memfd = memfd_with(&xdpd_bpf::object_bytes("udp"));
+    let p = link.add_program(zbus::Fd::from(memfd.as_fd()), "udp_count", none()).await.unwrap();
+    assert_eq!(f.program(&p).await.name().await.unwrap(), "udp_count");
+    let generation = link.generation().await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("xdpd-fds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let cpath = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: creating and opening our own FIFO without blocking.
+    let fifo_fd = unsafe {
+        libc::mkfifo(cpath.as_ptr(), 0o600);
+        OwnedFd::from_raw_fd(libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK))
+    };
+    let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let directory = std::fs::File::open(&dir).unwrap();
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let huge = memfd_with(b"");
+    // SAFETY: growing our memfd (sparse) past the service's 16 MiB cap.
+    assert_eq!(unsafe { libc::ftruncate(huge.as_raw_fd(), 64 << 20) }, 0);
+    let garbage = memfd_with(b"not an object");
+
+    let cases: Vec<(&str, std::os::fd::BorrowedFd<'_>, &str)> = vec![
+        ("fifo", fifo_fd.as_fd(), "org.xdp.Manager1.Error.InvalidObject"),
+        ("socket", sock.as_fd(), "org.xdp.Manager1.Error.InvalidObject"),
+        ("directory", directory.as_fd(), "org.xdp.Manager1.Error.InvalidObject"),
+        ("/dev/zero", zero.as_fd(), "org.xdp.Manager1.Error.InvalidObject"),
+        ("huge", huge.as_fd(), "org.xdp.Manager1.Error.LimitExceeded"),
+        ("garbage", garbage.as_fd(), "org.xdp.Manager1.Error.InvalidObject"),
+    ];
+    for (what, fd, expected) in cases {
+        let err = link.add_program(zbus::Fd::from(fd), "", none()).await.unwrap_err();
+        assert_eq!(error_name(&err), expected, "{what}: {err}");
+    }
+    assert_eq!(link.generation().await.unwrap(), generation, "refused requests changed the chain");
+    assert_eq!(link.programs().await.unwrap(), vec![p]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_precise_errors_and_change_nothing() {
+    let f = Fixture::new("badcalls").await;
+    let udp = object("udp");
+    let unverifiable = object("unverifiable");
+    let first = f.call_link("AddProgramFromPath", "ssa{sv}", &[&udp, "udp_count", "0"]).unwrap();
+    let link = f.link().await;
+    let generation = link.generation().await.unwrap();
+
+    let opt = |k: &'static str, v: Variant<'static>| HashMap::from([(k, v)]);
+    let actions = Variant::from(vec!["maybe"]);
+    let cases: Vec<(&str, &str, HashMap<&str, Variant<'_>>, &str)> = vec![
+        (udp.as_str(), "udp_drop", opt("bogus", Variant::from(true)), "org.freedesktop.DBus.Error.InvalidArgs"),
+        (udp.as_str(), "udp_drop", opt("priority", Variant::from("high")), "org.freedesktop.DBus.Error.InvalidArgs"),
+        (udp.as_str(), "udp_drop", opt("priority", Variant::from(7u32)), "org.freedesktop.DBus.Error.InvalidArgs"),
+        (udp.as_str(), "udp_drop", opt("mode", Variant::from("turbo")), "org.freedesktop.DBus.Error.InvalidArgs"),
+        (udp.as_str(), "udp_drop", opt("proceed-on", actions), "org.freedesktop.DBus.Error.InvalidArgs"),
+        (udp.as_str(), "udp_drop", opt("replace", Variant::from(true)), "org.freedesktop.DBus.Error.InvalidArgs"),
+        ("relative.o", "", HashMap::new(), "org.freedesktop.DBus.Error.InvalidArgs"),
+        ("/nonexistent.o", "", HashMap::new(), "org.xdp.Manager1.Error.InvalidObject"),
+        (udp.as_str(), "nope", HashMap::new(), "org.xdp.Manager1.Error.InvalidObject"),
+        (unverifiable.as_str(), "", HashMap::new(), "org.xdp.Manager1.Error.VerifierRejected"),
+        (udp.as_str(), "udp_drop", opt("expected-generation", Variant::from(99u64)), "org.xdp.Manager1.Error.Conflict"),
+        (udp.as_str(), "udp_drop", opt("mode", Variant::from("generic")), "org.xdp.Manager1.Error.Conflict"),
+    ];
+    for (path, program, options, expected) in cases {
+        let err = link.add_program_from_path(path, program, options).await.expect_err("must fail");
+        assert_eq!(error_name(&err), expected, "{path} {program}: {err}");
+    }
+    let err = link.add_program_from_path(&unverifiable, "", HashMap::new()).await.unwrap_err();
+    assert!(err.to_string().contains("outside of the packet"), "the verifier's words reach the caller: {err}");
+    // A wrong signature.
+    let err = f
+        .conn
+        .call_method(
+            Some("org.xdp.Manager1"),
+            f.link_path(),
+            Some("org.xdp.Manager1.Link"),
+            "AddProgramFromPath",
+            &(udp.as_str(), "udp_drop"),
+        )
+        .await
+        .unwrap_err();
+    assert!(error_name(&err).starts_with("org.freedesktop.DBus.Error."), "{err}");
+
+    let manager = ManagerProxy::new(&f.conn).await.unwrap();
+    let err = manager.get_link_by_name("nope0").await.unwrap_err();
+    assert_eq!(error_name(&err), "org.xdp.Manager1.Error.NoSuchLink");
+    let err = manager.get_link_by_index(99999).await.unwrap_err();
+    assert_eq!(error_name(&err), "org.xdp.Manager1.Error.NoSuchLink");
+    let missing = OwnedObjectPath::try_from(format!("{}/program/999999", f.link_path())).unwrap();
+    let err = f.program(&missing).await.remove().await.unwrap_err();
+    assert_eq!(error_name(&err), "org.freedesktop.DBus.Error.UnknownObject");
+
+    // Not root: denied before anything is read.
+    let (ok, _, err) = f.bus.busctl_as(
+        Some(65534),
+        &[
+            "call",
+            "org.xdp.Manager1",
+            &f.link_path(),
+            "org.xdp.Manager1.Link",
+            "AddProgramFromPath",
+            "ssa{sv}",
+            &udp,
+            "udp_drop",
+            "0",
+        ],
+    );
+    assert!(!ok && err.contains("Access denied") || err.contains("AccessDenied"), "{err}");
+    let (ok, _, err) = f.bus.busctl_as(
+        Some(65534),
+        &["call", "org.xdp.Manager1", object_path(&first).as_str(), "org.xdp.Manager1.Program", "Remove"],
+    );
+    assert!(!ok && (err.contains("Access denied") || err.contains("AccessDenied")), "{err}");
+    // Reading is open to everyone.
+    let (ok, out, _) = f.bus.busctl_as(
+        Some(65534),
+        &["get-property", "org.xdp.Manager1", &f.link_path(), "org.xdp.Manager1.Link", "Generation"],
+    );
+    assert!(ok && out.trim() == format!("t {generation}"), "{out}");
+
+    assert_eq!(link.generation().await.unwrap(), generation, "refused requests changed the chain");
+    assert_eq!(link.programs().await.unwrap(), vec![object_path(&first)]);
+    assert!(f.bus.service_pid().is_some(), "the service is still up");
+}
+
+fn ip_in(ns: &str, args: &[&str]) {
+    let out = std::process::Command::new("ip").args(["-n", ns]).args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interfaces_that_come_and_go_are_followed() {
+    let f = Fixture::new("ifaces").await;
+    let manager = ManagerProxy::new(&f.conn).await.unwrap();
+    manager.version().await.unwrap(); // activate
+    let mut stream = signals(&f.conn).await;
+
+    ip_in(&f.pair.ns_b, &["link", "add", "xa0", "type", "veth", "peer", "name", "xa1"]);
+    let added = next_signals(&mut stream, 2).await;
+    assert!(
+        added.iter().all(|(n, _)| n == "ObjectManager.InterfacesAdded"),
+        "{:?}",
+        added.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    let xa0 = manager.get_link_by_name("xa0").await.unwrap();
+
+    ip_in(&f.pair.ns_b, &["link", "set", "xa0", "name", "xb0"]);
+    let renamed = next_signals(&mut stream, 1).await;
+    assert_eq!(renamed[0].0, "Properties.PropertiesChanged");
+    assert_eq!(renamed[0].1.header().path().unwrap().as_str(), xa0.as_str());
+    assert_eq!(manager.get_link_by_name("xb0").await.unwrap(), xa0);
+    assert!(manager.get_link_by_name("xa0").await.is_err());
+
+    ip_in(&f.pair.ns_b, &["link", "del", "xb0"]);
+    let removed = next_signals(&mut stream, 2).await;
+    assert!(removed.iter().all(|(n, _)| n == "ObjectManager.InterfacesRemoved"));
+    assert!(manager.get_link_by_name("xb0").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_on_two_interfaces() {
+    let f = Fixture::new("concurrent").await;
+    ip_in(&f.pair.ns_b, &["link", "add", "xc0", "type", "veth", "peer", "name", "xc1"]);
+    ip_in(&f.pair.ns_b, &["link", "set", "xc0", "up"]);
+    ip_in(&f.pair.ns_b, &["link", "set", "xc1", "up"]);
+    let manager = ManagerProxy::new(&f.conn).await.unwrap();
+    let second = loop {
+        match manager.get_link_by_name("xc0").await {
+            Ok(p) => break p,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let links = [OwnedObjectPath::try_from(f.link_path()).unwrap(), second];
+    let mut tasks = Vec::new();
+    for client in 0..4 {
+        for link in links.clone() {
+            let address = f.bus.address.clone();
+            tasks.push(tokio::spawn(async move {
+                let conn = zbus::connection::Builder::address(address.as_str()).build().await.unwrap();
+                let proxy = LinkProxy::builder(&conn).path(link).build().await.unwrap();
+                let mut kept = None;
+                for round in 0..4 {
+                    let opts = HashMap::from([("priority", Variant::from(client * 10 + round))]);
+                    let p = proxy.add_program_from_path(&object("basic"), "xdp_pass", opts).await.unwrap();
+                    if round < 3 {
+                        ProgramProxy::builder(&conn).path(p).build().await.unwrap().remove().await.unwrap();
+                    } else {
+                        kept = Some(p);
+                    }
+                }
+                kept.unwrap()
+            }));
+        }
+    }
+    let mut kept = Vec::new();
+    for t in tasks {
+        kept.push(t.await.unwrap());
+    }
+    for link in &links {
+        let proxy = LinkProxy::builder(&f.conn).path(link.clone()).build().await.unwrap();
+        assert_eq!(proxy.generation().await.unwrap(), 4 * 7, "every change counted once");
+        let programs = proxy.programs().await.unwrap();
+        assert_eq!(programs.len(), 4);
+        let mut expected: Vec<_> = kept.iter().filter(|p| p.as_str().starts_with(link.as_str())).cloned().collect();
+        expected.sort_by_key(|p| p.as_str().to_string());
+        let mut got = programs.clone();
+        got.sort_by_key(|p| p.as_str().to_string());
+        assert_eq!(got, expected);
+    }
+}
+
+/// Compares the live introspection of one interface with dbus-interfaces/<name>.xml,
+/// ignoring documentation.
+mod contract {
+    use quick_xml::events::Event;
+    use quick_xml::Reader;
+
+    fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> String {
+        e.attributes()
+            .filter_map(Result::ok)
+            .find(|a| a.key.as_ref() == name.as_bytes())
+            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The interface's members as comparable lines.
+    pub fn shape(xml: &str, interface: &str) -> Vec<String> {
+        let mut reader = Reader::from_str(xml);
+        let (mut inside, mut out, mut member) = (false, Vec::new(), String::new());
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                    let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    match tag.as_str() {
+                        "interface" => inside = attr(&e, "name") == interface,
+                        _ if !inside => {}
+                        "method" | "signal" | "property" => {
+                            member = format!("{tag} {}", attr(&e, "name"));
+                            let detail = if tag == "property" {
+                                format!(" {} {}", attr(&e, "type"), attr(&e, "access"))
+                            } else {
+                                String::new()
+                            };
+                            out.push(format!("{member}{detail}"));
+                        }
+                        "arg" => out.push(format!(
+                            "  {member} arg {} {} {}",
+                            attr(&e, "name"),
+                            attr(&e, "type"),
+                            attr(&e, "direction").replace("in", "")
+                        )),
+                        "annotation" if attr(&e, "name") != "org.gtk.GDBus.DocString" => {
+                            out.push(format!("  {member} {}={}", attr(&e, "name"), attr(&e, "value")))
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Event::End(e)) if e.name().as_ref() == b"interface" => inside = false,
+                Ok(Event::Eof) => break,
+                Err(e) => panic!("bad XML: {e}"),
+                _ => {}
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn assert_matches(live: &str, interface: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../dbus-interfaces/{interface}.xml"));
+        let file = std::fs::read_to_string(&path).expect("interface file");
+        let (live, documented) = (shape(live, interface), shape(&file, interface));
+        assert!(!live.is_empty(), "the service does not implement {interface}");
+        assert_eq!(live, documented, "live {interface} differs from {}", path.display());
+    }
+}
+
+#[test]
+fn paths_are_opened_with_the_callers_file_system_identity() {
+    xdpd_tests::require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("xdpd-openas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = dir.join("private.o");
+    let public = dir.join("public.o");
+    std::fs::write(&private, b"x").unwrap();
+    std::fs::write(&public, b"x").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let nobody = xdpd::caller::Caller { unique_name: ":1.0".into(), uid: 65534, gids: vec![65534], pid: None };
+    let root = xdpd::caller::Caller { uid: 0, gids: vec![0], ..nobody.clone() };
+    let err = xdpd::caller::open_as(&nobody, &private).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(xdpd::caller::open_as(&nobody, &public).is_ok());
+    assert!(xdpd::caller::open_as(&root, &private).is_ok());
+    // The service's own thread keeps its identity.
+    assert!(std::fs::File::open(&private).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
