@@ -16,3 +16,4 @@ pub mod interfaces;
 pub mod kernel;
 pub mod links;
 pub mod service;
+pub mod state;

@@ -20,7 +20,9 @@ use crate::config::Config;
 use crate::dbus::error::ServiceError;
 use crate::dbus::options::AddRequest;
 use crate::dbus::{self, program::ProgramIface};
-use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
+use crate::engine::object::load_reusing;
+use crate::engine::{ActionSet, AddOptions, Chain, LoadedProgram, MemberId, RestoredMember};
+use crate::state::{LinkRecord, MemberRecord, Store};
 
 /// What the Link interface's properties show; replaced after every change.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +68,7 @@ enum Command {
 pub struct LinkHandle {
     pub ifindex: u32,
     pub activity: Activity,
+    pub store: Arc<Store>,
     snapshot: Arc<RwLock<LinkSnapshot>>,
     tx: mpsc::Sender<Command>,
 }
@@ -110,13 +113,14 @@ impl LinkHandle {
 pub struct Links {
     config: Arc<Config>,
     activity: Activity,
+    store: Arc<Store>,
     connection: Connection,
     links: Mutex<HashMap<u32, LinkHandle>>,
 }
 
 impl Links {
-    pub fn new(config: Arc<Config>, connection: Connection, activity: Activity) -> Arc<Links> {
-        Arc::new(Links { config, activity, connection, links: Mutex::new(HashMap::new()) })
+    pub fn new(config: Arc<Config>, connection: Connection, activity: Activity, store: Arc<Store>) -> Arc<Links> {
+        Arc::new(Links { config, activity, store, connection, links: Mutex::new(HashMap::new()) })
     }
 
     pub fn config(&self) -> &Config {
@@ -136,31 +140,52 @@ impl Links {
         self.links.lock().map(|l| l.keys().copied().collect()).unwrap_or_default()
     }
 
-    /// An interface appeared: start its owner and export its object.
+    /// An interface appeared: restore its recorded chain, start its owner
+    /// and export its objects.
     pub async fn appeared(self: &Arc<Links>, ifindex: u32, name: String) {
         if self.get(ifindex).is_some() {
             return;
         }
+        let (config, store, ifname) = (self.config.clone(), self.store.clone(), name.clone());
+        let (chain, programs) =
+            tokio::task::spawn_blocking(move || restore(&config, &store, ifindex, &ifname)).await.unwrap_or_else(|e| {
+                tracing::error!(ifindex, "restoring the chain failed: {e}");
+                (Chain::for_interface(ifindex, &self.config.bpffs_root), HashMap::new())
+            });
         let snapshot = Arc::new(RwLock::new(LinkSnapshot { index: ifindex, name: name.clone(), ..Default::default() }));
         let (tx, rx) = mpsc::channel(64);
-        let handle = LinkHandle { ifindex, activity: self.activity.clone(), snapshot: snapshot.clone(), tx };
-        let chain =
-            Chain::for_interface(ifindex, &self.config.bpffs_root).with_max_members(self.config.max_programs_per_link);
+        let handle = LinkHandle {
+            ifindex,
+            activity: self.activity.clone(),
+            store: self.store.clone(),
+            snapshot: snapshot.clone(),
+            tx,
+        };
         let owner = Owner {
             handle: handle.clone(),
             ifindex,
             path: dbus::link_path(ifindex),
-            chain: Arc::new(Mutex::new(chain)),
-            programs: HashMap::new(),
+            chain: Arc::new(Mutex::new(chain.with_max_members(self.config.max_programs_per_link))),
+            programs,
             snapshot,
             connection: self.connection.clone(),
+            store: self.store.clone(),
+            maps_root: self.config.bpffs_root.join(ifindex.to_string()).join("prog"),
         };
         owner.refresh_snapshot();
         if let Ok(mut links) = self.links.lock() {
             links.insert(ifindex, handle.clone());
         }
-        if let Err(e) = dbus::link::export(&self.connection, handle, self.config.max_object_size).await {
+        if let Err(e) = dbus::link::export(&self.connection, handle.clone(), self.config.max_object_size).await {
             tracing::error!(ifindex, "cannot export the link object: {e}");
+        }
+        for info in owner.programs.values() {
+            dbus::program::export(&self.connection, ifindex, info.id, ProgramIface::new(info.clone(), handle.clone()))
+                .await;
+        }
+        if !owner.programs.is_empty() {
+            tracing::info!(ifindex, interface = %name, programs = owner.programs.len(), "chain restored");
+            owner.save_record();
         }
         tracing::debug!(ifindex, interface = %name, "interface appeared");
         tokio::spawn(owner.run(rx));
@@ -183,6 +208,9 @@ impl Links {
 /// The task that owns one interface's chain.
 struct Owner {
     handle: LinkHandle,
+    store: Arc<Store>,
+    /// `<bpffs root>/<ifindex>/prog`: maps pinned per member id.
+    maps_root: std::path::PathBuf,
     ifindex: u32,
     path: OwnedObjectPath,
     chain: Arc<Mutex<Chain>>,
@@ -369,11 +397,60 @@ impl Owner {
         Ok(())
     }
 
-    /// Makes the D-Bus objects and signals follow a change of the chain.
+    /// The record of this interface as it is now.
+    fn record(&self) -> LinkRecord {
+        let snapshot = self.snapshot();
+        let members =
+            self.chain.lock().map(|c| c.members().iter().map(|m| m.id).collect::<Vec<_>>()).unwrap_or_default();
+        LinkRecord {
+            ifindex: self.ifindex,
+            name: snapshot.name,
+            generation: snapshot.generation,
+            kernel_program_id: snapshot.kernel_program_id,
+            members: members
+                .into_iter()
+                .filter_map(|id| self.programs.get(&id))
+                .map(|p| MemberRecord {
+                    id: p.id,
+                    function: p.name.clone(),
+                    sha256: p.sha256.clone(),
+                    priority: p.priority,
+                    proceed_on: p.proceed_on.clone(),
+                    tag: p.tag.clone(),
+                    owner: p.owner,
+                    loaded_at: p.loaded_at,
+                    persist: p.persist,
+                })
+                .collect(),
+        }
+    }
+
+    fn save_record(&self) {
+        let record = self.record();
+        let result = if record.members.is_empty() {
+            self.store.remove_link(self.ifindex);
+            Ok(())
+        } else {
+            self.store.save_link(&record)
+        };
+        if let Err(e) = result {
+            tracing::error!(ifindex = self.ifindex, "cannot write the record: {e}");
+        }
+    }
+
+    /// Makes pins, record, D-Bus objects and signals follow a change of the chain.
     async fn publish(&mut self, added: Option<ProgramInfo>, removed: Option<MemberId>) {
         if let Some(id) = removed {
             self.programs.remove(&id);
+            let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
             dbus::program::unexport(&self.connection, self.ifindex, id).await;
+        }
+        if let Some(info) = &added {
+            let dir = self.maps_root.join(info.id.to_string());
+            let pinned = self.chain.lock().ok().and_then(|c| c.member(info.id).map(|m| m.program.pin_maps(&dir)));
+            if let Some(Err(e)) = pinned {
+                tracing::error!(ifindex = self.ifindex, id = info.id, "cannot pin the program's maps: {e}");
+            }
         }
         if let Some(info) = added {
             let id = info.id;
@@ -382,6 +459,7 @@ impl Owner {
             dbus::program::export(&self.connection, self.ifindex, id, handle).await;
         }
         self.refresh_snapshot();
+        self.save_record();
         let snapshot = self.snapshot();
         dbus::link::chain_changed(&self.connection, &self.path, &snapshot).await;
     }
@@ -393,10 +471,84 @@ impl Owner {
             self.programs.remove(&id);
             dbus::program::unexport(&self.connection, self.ifindex, id).await;
         }
-        // The device is gone and its link with it: drop the pins and the chain.
+        // The device is gone and its link with it: drop the pins, the chain and the record.
         let _ = self.with_chain(|chain| chain.forget()).await;
+        let _ = std::fs::remove_dir_all(&self.maps_root);
+        if let Some(dir) = self.maps_root.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        self.store.remove_link(self.ifindex);
 
         dbus::link::unexport(&self.connection, self.ifindex).await;
+    }
+}
+
+/// Rebuilds an interface's chain from its record (see `Chain::restore`). With
+/// the link still pinned, every member comes back with its pinned maps; after
+/// a reboot (no link), only members added with `persist` do, with fresh maps.
+fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, HashMap<MemberId, ProgramInfo>) {
+    let root = &config.bpffs_root;
+    let fresh = || (Chain::for_interface(ifindex, root), HashMap::new());
+    let Some(record) = store.link(ifindex) else { return fresh() };
+    let live = crate::kernel::hook::Hook::new(ifindex, root).attached_prog_id().is_some();
+    if !live && record.name != name {
+        tracing::info!(ifindex, interface = name, recorded = %record.name, "a new interface reuses a recorded index: starting empty");
+        store.remove_link(ifindex);
+        return fresh();
+    }
+    let maps_root = root.join(ifindex.to_string()).join("prog");
+    let mut members = Vec::new();
+    let mut programs = HashMap::new();
+    for (position, m) in record.members.iter().enumerate() {
+        if !live && !m.persist {
+            continue;
+        }
+        let maps = maps_root.join(m.id.to_string());
+        let loaded = store.object(&m.sha256).map_err(|e| format!("object {}: {e}", m.sha256)).and_then(|bytes| {
+            load_reusing(&bytes, Some(&m.function), config.max_object_size, Some(&maps)).map_err(|e| e.to_string())
+        });
+        let program = match loaded {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(ifindex, id = m.id, program = %m.function, "cannot restore a recorded program: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = program.pin_maps(&maps) {
+            tracing::error!(ifindex, id = m.id, "cannot pin the maps of a restored program: {e}");
+        }
+        programs.insert(
+            m.id,
+            ProgramInfo {
+                id: m.id,
+                name: m.function.clone(),
+                link: dbus::link_path(ifindex),
+                priority: m.priority,
+                proceed_on: m.proceed_on.clone(),
+                tag: m.tag.clone(),
+                owner: m.owner,
+                sha256: m.sha256.clone(),
+                loaded_at: m.loaded_at,
+                map_ids: program.maps.iter().map(|map| (map.name.clone(), map.id)).collect(),
+                persist: m.persist,
+            },
+        );
+        members.push(RestoredMember {
+            id: m.id,
+            program,
+            priority: m.priority,
+            proceed_on: ActionSet::from_names(&m.proceed_on).unwrap_or_default(),
+            tag: m.tag.clone(),
+            seq: position as u64 + 1,
+        });
+    }
+    let running = if live { record.kernel_program_id } else { 0 };
+    match Chain::restore(ifindex, root, members, record.generation, running) {
+        Ok(chain) => (chain, programs),
+        Err(e) => {
+            tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
+            fresh()
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::dbus::manager::Manager;
 use crate::dbus::{BUS_NAME, MANAGER_PATH};
 use crate::interfaces;
 use crate::links::Links;
+use crate::state::Store;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,9 +39,15 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     std::fs::create_dir_all(&config.bpffs_root)
         .map_err(|e| format!("cannot create {} (is bpffs mounted?): {e}", config.bpffs_root.display()))?;
 
+    let store = Arc::new(
+        Store::open(&config.state_dir)
+            .map_err(|e| format!("cannot use the state directory {}: {e}", config.state_dir.display()))?,
+    );
+    // Objects no record refers to are leftovers of requests that failed.
+    store.collect_garbage();
     let connection = bus(&config)?.build().await?;
     let activity = Activity::new();
-    let links = Links::new(config.clone(), connection.clone(), activity.clone());
+    let links = Links::new(config.clone(), connection.clone(), activity.clone(), store.clone());
     // Objects first, name last: a call that activated us finds everything in place.
     connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
     connection

@@ -24,8 +24,12 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Fixture {
+        Fixture::with_idle_timeout(name, 0).await
+    }
+
+    async fn with_idle_timeout(name: &str, seconds: u64) -> Fixture {
         let pair = VethPair::new();
-        let bus = TestBus::start(name, &pair.ns_b, 0);
+        let bus = TestBus::start(name, &pair.ns_b, seconds);
         let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
         let conn = bus.connect().await;
         Fixture { bus, pair, conn, ifindex }
@@ -545,4 +549,70 @@ fn paths_are_opened_with_the_callers_file_system_identity() {
     // The service's own thread keeps its identity.
     assert!(std::fs::File::open(&private).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Everything a client sees of a program.
+async fn program_state(p: &ProgramProxy<'_>) -> String {
+    format!(
+        "{} {} {} {:?} {} {} {} {} {:?}",
+        p.id().await.unwrap(),
+        p.name().await.unwrap(),
+        p.priority().await.unwrap(),
+        p.proceed_on().await.unwrap(),
+        p.tag().await.unwrap(),
+        p.owner().await.unwrap(),
+        p.sha256().await.unwrap(),
+        p.loaded_at().await.unwrap(),
+        {
+            let mut ids: Vec<_> = p.map_ids().await.unwrap().into_iter().collect();
+            ids.sort();
+            ids
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_exit_and_reactivation_keep_the_chain_and_the_objects() {
+    let f = Fixture::with_idle_timeout("idle", 2).await;
+    let link = f.link().await;
+    let opts = |prio: i32| HashMap::from([("priority", Variant::from(prio)), ("tag", Variant::from("idle-test"))]);
+    link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    let counter = link.add_program_from_path(&object("udp"), "udp_count", opts(20)).await.unwrap();
+    assert_eq!(f.traffic(9998, 30), 30);
+
+    let programs = link.programs().await.unwrap();
+    let mut before = Vec::new();
+    for p in &programs {
+        before.push(program_state(&f.program(p).await).await);
+    }
+    let (kernel_id, generation) = (link.kernel_program_id().await.unwrap(), link.generation().await.unwrap());
+
+    let pid = f.bus.service_pid().expect("service running");
+    assert!(f.bus.wait_service_gone(pid, Duration::from_secs(15)), "the service did not exit when idle");
+
+    // Nobody home, and the chain still filters and counts.
+    let attached = VethPair::run_in(&f.pair.ns_b, || xdpd::kernel::hook::attached(f.ifindex).unwrap());
+    assert_eq!(attached.native, kernel_id);
+    assert_eq!(f.traffic(9999, 20), 0);
+    assert_eq!(f.traffic(9998, 20), 20);
+
+    // The next call activates it again: same objects, same program, same counts.
+    assert_eq!(link.programs().await.unwrap(), programs);
+    let new_pid = f.bus.service_pid().expect("service activated again");
+    assert_ne!(new_pid, pid);
+    let mut after = Vec::new();
+    for p in &programs {
+        after.push(program_state(&f.program(p).await).await);
+    }
+    assert_eq!(after, before);
+    assert_eq!(link.kernel_program_id().await.unwrap(), kernel_id, "adopted, not relinked");
+    assert_eq!(link.generation().await.unwrap(), generation);
+    let maps = f.program(&counter).await.get_maps().await.unwrap();
+    let value = xdpd_tests::map_lookup(maps["packets"].as_fd(), 0, 8);
+    assert_eq!(u64::from_ne_bytes(value.try_into().unwrap()), 50, "the counter kept counting across the restart");
+
+    // And it still changes the chain as before.
+    let p = link.add_program_from_path(&object("basic"), "xdp_pass", HashMap::new()).await.unwrap();
+    assert_eq!(link.generation().await.unwrap(), generation + 1);
+    f.program(&p).await.remove().await.unwrap();
 }

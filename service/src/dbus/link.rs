@@ -22,16 +22,22 @@ pub struct LinkIface {
     max_object_size: usize,
 }
 
-/// Reads and verifies an object off the async runtime (both block).
+/// Reads and verifies an object off the async runtime (both block), and
+/// keeps a copy of it in the store so the program can be restored later.
 async fn intake(
     bytes_from: impl FnOnce() -> Result<Vec<u8>, ServiceError> + Send + 'static,
     program: String,
     max: usize,
+    store: std::sync::Arc<crate::state::Store>,
 ) -> Result<crate::engine::LoadedProgram, ServiceError> {
     tokio::task::spawn_blocking(move || {
         let bytes = bytes_from()?;
         let function = Some(program.as_str()).filter(|p| !p.is_empty());
-        object::load(&bytes, function, max).map_err(ServiceError::from)
+        let loaded = object::load(&bytes, function, max).map_err(ServiceError::from)?;
+        store
+            .save_object(&loaded.sha256, &bytes)
+            .map_err(|e| ServiceError::Failed(format!("cannot keep a copy of the object: {e}")))?;
+        Ok(loaded)
     })
     .await
     .map_err(|e| ServiceError::Failed(format!("intake task failed: {e}")))?
@@ -59,7 +65,8 @@ impl LinkIface {
         auth::authorize(&caller, Action::AddProgram, &self.handle.snapshot().name).await?;
         let fd: std::os::fd::OwnedFd = object.into();
         let max = self.max_object_size;
-        let loaded = intake(move || object::read_fd(fd.as_fd(), max).map_err(ServiceError::from), program, max).await?;
+        let read = move || object::read_fd(fd.as_fd(), max).map_err(ServiceError::from);
+        let loaded = intake(read, program, max, self.handle.store.clone()).await?;
         self.handle.add(loaded, request, caller).await
     }
 
@@ -90,7 +97,7 @@ impl LinkIface {
                 .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", opener.uid)))?;
             object::read_fd(fd.as_fd(), max).map_err(ServiceError::from)
         };
-        let loaded = intake(read, program, max).await?;
+        let loaded = intake(read, program, max, self.handle.store.clone()).await?;
         self.handle.add(loaded, request, caller).await
     }
 

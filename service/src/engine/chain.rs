@@ -35,6 +35,29 @@ pub struct Member {
     seq: u64,
 }
 
+impl Member {
+    /// Position among members of equal priority (order of addition).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// A member as recorded before a restart.
+#[derive(Debug)]
+pub struct RestoredMember {
+    pub id: MemberId,
+    pub program: LoadedProgram,
+    pub priority: i32,
+    pub proceed_on: ActionSet,
+    pub tag: String,
+    pub seq: u64,
+}
+
+/// Makes sure ids handed out from now on are above `id` (after a restart).
+pub fn reserve_member_ids(id: MemberId) {
+    NEXT_MEMBER_ID.fetch_max(id + 1, Ordering::Relaxed);
+}
+
 /// How a program joins a chain; unset fields come from the object's run config.
 #[derive(Debug, Clone, Default)]
 pub struct AddOptions {
@@ -75,6 +98,51 @@ impl Chain {
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
         Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), ..Chain::unattached() }
+    }
+
+    /// Rebuilds the chain of `ifindex` from recorded members after a restart.
+    /// When the link pinned for the interface runs the program `running_id`,
+    /// that program is adopted as it is (no relink, no traffic gap); otherwise
+    /// the members are linked and swapped in (or attached, if nothing is).
+    pub fn restore(
+        ifindex: u32,
+        bpffs_dir: &Path,
+        members: Vec<RestoredMember>,
+        generation: u64,
+        running_id: u32,
+    ) -> Result<Chain, Error> {
+        let mut chain = Chain::for_interface(ifindex, bpffs_dir);
+        chain.generation = generation;
+        chain.members = members
+            .into_iter()
+            .map(|m| {
+                reserve_member_ids(m.id);
+                Member {
+                    id: m.id,
+                    program: Arc::new(m.program),
+                    priority: m.priority,
+                    proceed_on: m.proceed_on,
+                    tag: m.tag,
+                    seq: m.seq,
+                }
+            })
+            .collect();
+        chain.members.sort_by_key(|m| (m.priority, m.seq));
+        chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
+        let attached = chain.hook.as_ref().and_then(Hook::attached_prog_id);
+        if chain.members.is_empty() {
+            return Ok(chain);
+        }
+        if running_id != 0 && attached == Some(running_id) {
+            let fd = bpf::prog_fd_by_id(running_id)?;
+            let info = bpf::prog_info(std::os::fd::AsFd::as_fd(&fd))?;
+            let frags = chain.members.iter().all(|m| m.program.frags);
+            chain.running = Some(LinkedChain { fd, info, layout: Vec::new(), insn_count: 0, frags });
+            return Ok(chain);
+        }
+        let members = std::mem::take(&mut chain.members);
+        chain.commit(members, &AddOptions::default())?;
+        Ok(chain)
     }
 
     pub fn with_max_members(mut self, max: usize) -> Chain {

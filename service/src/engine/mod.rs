@@ -11,7 +11,7 @@ pub mod object;
 pub mod run_config;
 
 pub use actions::{Action, ActionSet};
-pub use chain::{AddOptions, Chain, Member, MemberId};
+pub use chain::{reserve_member_ids, AddOptions, Chain, Member, MemberId, RestoredMember};
 pub use linker::LinkedChain;
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;

@@ -396,6 +396,17 @@ fn select<'a>(programs: &'a [ProgramEntry], function: Option<&str>) -> Result<&'
 
 /// Loads the program `function` (or the only XDP program) of the ELF object `bytes`.
 pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<LoadedProgram, Error> {
+    load_reusing(bytes, function, max_size, None)
+}
+
+/// Like [`load`], but every map pinned as `<maps_dir>/<map name>` is reused
+/// instead of created: a program restored after a restart finds its state.
+pub fn load_reusing(
+    bytes: &[u8],
+    function: Option<&str>,
+    max_size: usize,
+    maps_dir: Option<&std::path::Path>,
+) -> Result<LoadedProgram, Error> {
     if bytes.len() > max_size {
         return Err(Error::LimitExceeded(format!("object is {} bytes, the limit is {max_size}", bytes.len())));
     }
@@ -418,6 +429,10 @@ pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<Loa
     }
     .unwrap_or_else(|| Ok(RunConfig::default()))
     .map_err(Error::InvalidObject)?;
+
+    if let Some(dir) = maps_dir {
+        reuse_pinned_maps(&object, dir)?;
+    }
 
     let mut log = vec![0 as c_char; LOG_SIZE];
     // SAFETY: the buffer outlives the load below.
@@ -495,6 +510,43 @@ pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<Loa
         func_info,
         line_info,
     })
+}
+
+fn reuse_pinned_maps(object: &Object, dir: &std::path::Path) -> Result<(), Error> {
+    for map in object.maps() {
+        // SAFETY: map pointers are valid while the object lives.
+        let name = cstr(unsafe { libbpf_sys::bpf_map__name(map) });
+        let pin = dir.join(&name);
+        if !pin.exists() {
+            continue;
+        }
+        let path = std::ffi::CString::new(pin.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let fd = bpf::obj_get(&path)?;
+        // SAFETY: libbpf dups the descriptor; ours closes when `fd` drops.
+        let ret = unsafe { libbpf_sys::bpf_map__reuse_fd(map, fd.as_raw_fd()) };
+        if ret < 0 {
+            return Err(Error::Kernel(KernelError::new(format!("reusing pinned map {}", pin.display()), -ret)));
+        }
+    }
+    Ok(())
+}
+
+impl LoadedProgram {
+    /// Pins every map as `<dir>/<map name>`, so a later [`load_reusing`] finds them.
+    pub fn pin_maps(&self, dir: &std::path::Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
+        })?;
+        for map in &self.maps {
+            let pin = dir.join(&map.name);
+            if pin.exists() {
+                continue;
+            }
+            let path = std::ffi::CString::new(pin.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            bpf::obj_pin(map.fd.as_fd(), &path)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads an object from `fd` and loads it (see [`read_fd`] and [`load`]).

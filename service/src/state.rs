@@ -1,0 +1,124 @@
+//! The service's durable record: per interface, its members (function,
+//! object hash, priority, proceed-on, tag, owner, ...) and generation; the
+//! objects themselves, stored once by content. Every write is atomic (write a
+//! temporary file, fsync, rename, fsync the directory), so a crash leaves
+//! either the old or the new record.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: u64,
+    pub function: String,
+    pub sha256: String,
+    pub priority: i32,
+    pub proceed_on: Vec<String>,
+    pub tag: String,
+    pub owner: u32,
+    pub loaded_at: u64,
+    pub persist: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub ifindex: u32,
+    pub name: String,
+    pub generation: u64,
+    /// The chain program the kernel runs for this record (0: none).
+    pub kernel_program_id: u32,
+    /// In run order.
+    pub members: Vec<MemberRecord>,
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> std::io::Result<Store> {
+        use std::os::unix::fs::DirBuilderExt;
+        for sub in ["", "objects", "links"] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+        }
+        Ok(Store { dir: dir.to_path_buf() })
+    }
+
+    fn object_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("objects").join(format!("{sha256}.o"))
+    }
+
+    fn link_path(&self, ifindex: u32) -> PathBuf {
+        self.dir.join("links").join(format!("{ifindex}.json"))
+    }
+
+    /// Keeps a copy of an object under its hash (once).
+    pub fn save_object(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.object_path(sha256);
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomic(&path, bytes)
+    }
+
+    pub fn object(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.object_path(sha256))
+    }
+
+    pub fn save_link(&self, record: &LinkRecord) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        write_atomic(&self.link_path(record.ifindex), &json)
+    }
+
+    pub fn link(&self, ifindex: u32) -> Option<LinkRecord> {
+        let bytes = std::fs::read(self.link_path(ifindex)).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                tracing::error!(ifindex, "unreadable record {}: {e}", self.link_path(ifindex).display());
+                None
+            }
+        }
+    }
+
+    pub fn remove_link(&self, ifindex: u32) {
+        let _ = std::fs::remove_file(self.link_path(ifindex));
+    }
+
+    pub fn links(&self) -> Vec<LinkRecord> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse::<u32>().ok())
+            .filter_map(|i| self.link(i))
+            .collect()
+    }
+
+    /// Deletes objects no record refers to.
+    pub fn collect_garbage(&self) {
+        let used: std::collections::HashSet<String> =
+            self.links().into_iter().flat_map(|l| l.members.into_iter().map(|m| m.sha256)).collect();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("objects")) else { return };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let sha = name.strip_suffix(".o").unwrap_or(&name);
+            if !used.contains(sha) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
