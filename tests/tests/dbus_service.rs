@@ -586,6 +586,7 @@ async fn idle_exit_and_reactivation_keep_the_chain_and_the_objects() {
         before.push(program_state(&f.program(p).await).await);
     }
     let (kernel_id, generation) = (link.kernel_program_id().await.unwrap(), link.generation().await.unwrap());
+    assert_eq!(link.mode().await.unwrap(), "native");
 
     let pid = f.bus.service_pid().expect("service running");
     assert!(f.bus.wait_service_gone(pid, Duration::from_secs(15)), "the service did not exit when idle");
@@ -607,6 +608,7 @@ async fn idle_exit_and_reactivation_keep_the_chain_and_the_objects() {
     assert_eq!(after, before);
     assert_eq!(link.kernel_program_id().await.unwrap(), kernel_id, "adopted, not relinked");
     assert_eq!(link.generation().await.unwrap(), generation);
+    assert_eq!(link.mode().await.unwrap(), "native");
     let maps = f.program(&counter).await.get_maps().await.unwrap();
     let value = xdpd_tests::map_lookup(maps["packets"].as_fd(), 0, 8);
     assert_eq!(u64::from_ne_bytes(value.try_into().unwrap()), 50, "the counter kept counting across the restart");

@@ -142,7 +142,16 @@ impl Hook {
         let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
         if let Ok(fd) = bpf::obj_get(&path_cstring(&hook.pin_path)) {
             match bpf::link_info(fd.as_fd()) {
-                Ok(info) if info.xdp_ifindex == ifindex => hook.link = Some(fd),
+                Ok(info) if info.xdp_ifindex == ifindex => {
+                    // The mode is wherever the kernel shows the link's program.
+                    hook.mode = attached(ifindex).ok().and_then(|a| {
+                        [(a.native, AttachMode::Native), (a.generic, AttachMode::Generic), (a.offload, AttachMode::Offload)]
+                            .into_iter()
+                            .find(|&(id, _)| id == info.prog_id)
+                            .map(|(_, mode)| mode)
+                    });
+                    hook.link = Some(fd);
+                }
                 _ => {
                     tracing::warn!(ifindex, pin = %hook.pin_path.display(), "removing a stale link pin");
                     hook.unpin();
@@ -164,7 +173,7 @@ impl Hook {
         self.link.is_some()
     }
 
-    /// The mode the chain was attached in by this process (None if adopted or detached).
+    /// The mode the chain runs in (None when detached).
     pub fn mode(&self) -> Option<AttachMode> {
         self.mode
     }
