@@ -62,6 +62,10 @@ impl TestBus {
     <allow receive_type="signal"/>
     <allow send_destination="org.freedesktop.DBus"/>
   </policy>
+  <!-- polkitd switches to its own user, as on a real system -->
+  <policy user="polkitd">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
   <include>{policy}</include>
 </busconfig>
 "#,

@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod netns;
 pub mod packet;
+pub mod polkit;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 

@@ -22,25 +22,11 @@ pub struct LinkIface {
     max_object_size: usize,
 }
 
-/// Reads and verifies an object off the async runtime (both block), and
-/// keeps a copy of it in the store so the program can be restored later.
-async fn intake(
-    bytes_from: impl FnOnce() -> Result<Vec<u8>, ServiceError> + Send + 'static,
-    program: String,
-    max: usize,
-    store: std::sync::Arc<crate::state::Store>,
-) -> Result<crate::engine::LoadedProgram, ServiceError> {
-    tokio::task::spawn_blocking(move || {
-        let bytes = bytes_from()?;
-        let function = Some(program.as_str()).filter(|p| !p.is_empty());
-        let loaded = object::load(&bytes, function, max).map_err(ServiceError::from)?;
-        store
-            .save_object(&loaded.sha256, &bytes)
-            .map_err(|e| ServiceError::Failed(format!("cannot keep a copy of the object: {e}")))?;
-        Ok(loaded)
-    })
-    .await
-    .map_err(|e| ServiceError::Failed(format!("intake task failed: {e}")))?
+/// Runs blocking work (reading, verifying) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::Failed(format!("worker task failed: {e}")))?
 }
 
 #[interface(name = "org.xdp.Manager1.Link")]
@@ -62,12 +48,10 @@ impl LinkIface {
         let _busy = self.handle.activity.begin();
         let request = options::parse(&options)?;
         let caller = Caller::of(connection, &header).await?;
-        auth::authorize(&caller, Action::AddProgram, &self.handle.snapshot().name).await?;
         let fd: std::os::fd::OwnedFd = object.into();
         let max = self.max_object_size;
-        let read = move || object::read_fd(fd.as_fd(), max).map_err(ServiceError::from);
-        let loaded = intake(read, program, max, self.handle.store.clone()).await?;
-        self.handle.add(loaded, request, caller).await
+        let bytes = blocking(move || object::read_fd(fd.as_fd(), max).map_err(ServiceError::from)).await?;
+        self.add(bytes, program, request, caller, &header, connection).await
     }
 
     /// Like AddProgram, for callers that cannot pass descriptors (busctl,
@@ -85,20 +69,19 @@ impl LinkIface {
         let _busy = self.handle.activity.begin();
         let request = options::parse(&options)?;
         let caller = Caller::of(connection, &header).await?;
-        // Authorize before touching the file: no probing of paths by the unauthorized.
-        auth::authorize(&caller, Action::AddProgram, &self.handle.snapshot().name).await?;
         if !path.starts_with('/') {
             return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
         }
         let max = self.max_object_size;
         let opener = caller.clone();
-        let read = move || {
+        let bytes = blocking(move || {
+            // Opened as the caller: the caller learns nothing it could not read itself.
             let fd = caller::open_as(&opener, std::path::Path::new(&path))
                 .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", opener.uid)))?;
             object::read_fd(fd.as_fd(), max).map_err(ServiceError::from)
-        };
-        let loaded = intake(read, program, max, self.handle.store.clone()).await?;
-        self.handle.add(loaded, request, caller).await
+        })
+        .await?;
+        self.add(bytes, program, request, caller, &header, connection).await
     }
 
     /// Takes the interface back after someone detached or replaced the chain
@@ -166,6 +149,46 @@ impl LinkIface {
     /// Someone else replaced or removed the chain: `id` is their program (0: none).
     #[zbus(signal)]
     async fn foreign_program_detected(emitter: &SignalEmitter<'_>, id: u32) -> zbus::Result<()>;
+}
+
+impl LinkIface {
+    /// The common second half of AddProgram and AddProgramFromPath: authorize
+    /// with the object's details, verify it, and hand it to the link's owner.
+    async fn add(
+        &self,
+        bytes: Vec<u8>,
+        program: String,
+        request: options::AddRequest,
+        caller: Caller,
+        header: &Header<'_>,
+        connection: &Connection,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let details = auth::Details {
+            interface: self.handle.snapshot().name,
+            program: program.clone(),
+            tag: request.tag.clone(),
+            sha256: object::sha256_hex(&bytes),
+        };
+        auth::authorize(connection, header, &caller, Action::AddProgram, &details).await?;
+        if request.replace {
+            auth::authorize(connection, header, &caller, Action::RemoveProgram, &details).await?;
+        }
+        if request.force || request.mode.is_some() {
+            auth::authorize(connection, header, &caller, Action::Manage, &details).await?;
+        }
+        let (max, store) = (self.max_object_size, self.handle.store.clone());
+        let loaded = blocking(move || {
+            let function = Some(program.as_str()).filter(|p| !p.is_empty());
+            let loaded = object::load(&bytes, function, max).map_err(ServiceError::from)?;
+            // Kept so the program can be restored after a restart.
+            store
+                .save_object(&loaded.sha256, &bytes)
+                .map_err(|e| ServiceError::Failed(format!("cannot keep a copy of the object: {e}")))?;
+            Ok(loaded)
+        })
+        .await?;
+        self.handle.add(loaded, request, caller).await
+    }
 }
 
 pub async fn export(connection: &Connection, handle: LinkHandle, max_object_size: usize) -> zbus::Result<()> {

@@ -7,6 +7,7 @@ use zbus::OwnedObjectPath;
 use zbus::{interface, Connection};
 
 use super::error::ServiceError;
+use crate::auth::{self, Action};
 use crate::caller::Caller;
 use crate::links::{LinkHandle, ProgramInfo};
 
@@ -18,6 +19,15 @@ pub struct ProgramIface {
 impl ProgramIface {
     pub fn new(info: ProgramInfo, link: LinkHandle) -> ProgramIface {
         ProgramIface { info, link }
+    }
+
+    fn details(&self) -> auth::Details {
+        auth::Details {
+            interface: self.link.snapshot().name,
+            program: self.info.name.clone(),
+            tag: self.info.tag.clone(),
+            sha256: self.info.sha256.clone(),
+        }
     }
 }
 
@@ -32,6 +42,8 @@ impl ProgramIface {
     ) -> Result<(), ServiceError> {
         let _busy = self.link.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        let action = if caller.uid == self.info.owner { Action::RemoveProgram } else { Action::Manage };
+        auth::authorize(connection, &header, &caller, action, &self.details()).await?;
         self.link.remove(self.info.id, caller).await
     }
 
@@ -45,6 +57,9 @@ impl ProgramIface {
     ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
         let _busy = self.link.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        if caller.uid != self.info.owner {
+            auth::authorize(connection, &header, &caller, Action::Manage, &self.details()).await?;
+        }
         let maps = self.link.get_maps(self.info.id, caller).await?;
         Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
     }

@@ -90,6 +90,11 @@ impl LoadedProgram {
     }
 }
 
+/// SHA-256 of an object, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 // --- reading the object ---
 
 /// Reads an object from a descriptor: regular files (including memfds) only,
@@ -501,7 +506,7 @@ pub fn load_reusing(
         run_config,
         frags: capture.frags,
         license,
-        sha256: Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: sha256_hex(bytes),
         kernel_tag,
         maps,
         insns: capture.insns,

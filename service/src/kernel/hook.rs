@@ -145,10 +145,14 @@ impl Hook {
                 Ok(info) if info.xdp_ifindex == ifindex => {
                     // The mode is wherever the kernel shows the link's program.
                     hook.mode = attached(ifindex).ok().and_then(|a| {
-                        [(a.native, AttachMode::Native), (a.generic, AttachMode::Generic), (a.offload, AttachMode::Offload)]
-                            .into_iter()
-                            .find(|&(id, _)| id == info.prog_id)
-                            .map(|(_, mode)| mode)
+                        [
+                            (a.native, AttachMode::Native),
+                            (a.generic, AttachMode::Generic),
+                            (a.offload, AttachMode::Offload),
+                        ]
+                        .into_iter()
+                        .find(|&(id, _)| id == info.prog_id)
+                        .map(|(_, mode)| mode)
                     });
                     hook.link = Some(fd);
                 }
