@@ -1,4 +1,5 @@
-//! Follows the network interfaces of the service's namespace: an rtnetlink
+//! Follows the network interfaces of the service's namespace, and the XDP
+//! programs on them: an rtnetlink
 //! socket subscribed to link events wakes us, and a rescan of the interface
 //! list tells what appeared, disappeared or was renamed (no message parsing
 //! to get wrong, and a lost event only delays the next rescan).
@@ -80,10 +81,17 @@ pub async fn watch(links: Arc<Links>) -> std::io::Result<tokio::task::JoinHandle
     let socket = unsafe { AsyncFd::register(link_events_socket()?) }.map_err(|e| e.into_parts().1)?;
     let mut known = HashMap::new();
     sync(&links, &mut known).await;
+    links.check_foreign().await;
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
+        // Detaching a bpf_link sends no netlink event: look every few seconds too.
+        let mut poll = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
-            let Ok(mut ready) = socket.readable().await else { return };
+            let readable = tokio::select! {
+                r = socket.readable() => r,
+                _ = poll.tick() => { links.check_foreign().await; continue }
+            };
+            let Ok(mut ready) = readable else { return };
             // Drain every queued event; an overflow (ENOBUFS) just means "rescan".
             loop {
                 // SAFETY: reading into our buffer.
@@ -97,6 +105,7 @@ pub async fn watch(links: Arc<Links>) -> std::io::Result<tokio::task::JoinHandle
             }
             ready.clear_ready();
             sync(&links, &mut known).await;
+            links.check_foreign().await;
         }
     }))
 }

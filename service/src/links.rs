@@ -59,6 +59,7 @@ enum Command {
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
     Reclaim { caller: Caller, reply: Reply<()> },
+    CheckForeign,
     Renamed(String),
     Gone,
 }
@@ -184,8 +185,15 @@ impl Links {
                 .await;
         }
         if !owner.programs.is_empty() {
-            tracing::info!(ifindex, interface = %name, programs = owner.programs.len(), "chain restored");
+            let snapshot = owner.snapshot();
+            tracing::info!(ifindex, interface = %name, programs = owner.programs.len(), kernel_id = snapshot.kernel_program_id, "chain restored");
+            if snapshot.kernel_program_id == 0 {
+                tracing::warn!(ifindex, interface = %name, foreign = snapshot.foreign_program_id, "the recorded chain is not attached: it was detached or replaced behind xdpd's back; Reclaim takes the interface back");
+            }
             owner.save_record();
+        } else {
+            // Nothing came back (e.g. no persistent programs after a reboot).
+            self.store.remove_link(ifindex);
         }
         tracing::debug!(ifindex, interface = %name, "interface appeared");
         tokio::spawn(owner.run(rx));
@@ -194,6 +202,14 @@ impl Links {
     pub async fn renamed(&self, ifindex: u32, name: String) {
         if let Some(h) = self.get(ifindex) {
             let _ = h.tx.send(Command::Renamed(name)).await;
+        }
+    }
+
+    /// Asks every owner to compare the kernel's XDP state with its own.
+    pub async fn check_foreign(&self) {
+        let handles: Vec<LinkHandle> = self.links.lock().map(|l| l.values().cloned().collect()).unwrap_or_default();
+        for h in handles {
+            let _ = h.tx.try_send(Command::CheckForeign);
         }
     }
 
@@ -239,11 +255,15 @@ impl Owner {
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
                 }
+                Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => {
                     let changed =
                         self.snapshot.write().map(|mut s| std::mem::replace(&mut s.name, name.clone()) != name);
                     if changed.unwrap_or(false) {
                         tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
+                        if !self.programs.is_empty() {
+                            self.save_record();
+                        }
                         dbus::link::properties_changed(&self.connection, &self.path, &self.snapshot(), &["Name"]).await;
                     }
                 }
@@ -424,30 +444,59 @@ impl Owner {
         }
     }
 
-    /// Makes pins, record, D-Bus objects and signals follow a change of the chain.
+    /// Makes pins, record, D-Bus objects and signals follow a change of the
+    /// chain. The order makes a crash at any point recoverable: a new
+    /// program's maps are pinned before the record names it, a removed
+    /// program's pins go only after the record dropped it, and pins no record
+    /// names are cleaned up at the next start.
     async fn publish(&mut self, added: Option<ProgramInfo>, removed: Option<MemberId>) {
-        if let Some(id) = removed {
-            self.programs.remove(&id);
-            let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
-            dbus::program::unexport(&self.connection, self.ifindex, id).await;
-        }
         if let Some(info) = &added {
             let dir = self.maps_root.join(info.id.to_string());
             let pinned = self.chain.lock().ok().and_then(|c| c.member(info.id).map(|m| m.program.pin_maps(&dir)));
             if let Some(Err(e)) = pinned {
                 tracing::error!(ifindex = self.ifindex, id = info.id, "cannot pin the program's maps: {e}");
             }
+            self.programs.insert(info.id, info.clone());
         }
-        if let Some(info) = added {
-            let id = info.id;
-            self.programs.insert(id, info.clone());
-            let handle = ProgramIface::new(info, self.handle.clone());
-            dbus::program::export(&self.connection, self.ifindex, id, handle).await;
+        if let Some(id) = removed {
+            self.programs.remove(&id);
         }
         self.refresh_snapshot();
         self.save_record();
+        if let Some(id) = removed {
+            let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
+            dbus::program::unexport(&self.connection, self.ifindex, id).await;
+        }
+        if let Some(info) = added {
+            let id = info.id;
+            dbus::program::export(&self.connection, self.ifindex, id, ProgramIface::new(info, self.handle.clone())).await;
+        }
         let snapshot = self.snapshot();
         dbus::link::chain_changed(&self.connection, &self.path, &snapshot).await;
+    }
+
+    /// Notices a chain detached or replaced behind our back: says so loudly
+    /// (log, ForeignProgramId, ForeignProgramDetected) and does not fight.
+    async fn check_foreign(&mut self) {
+        let before = self.snapshot();
+        self.refresh_snapshot();
+        let now = self.snapshot();
+        if (now.kernel_program_id, now.foreign_program_id) == (before.kernel_program_id, before.foreign_program_id) {
+            return;
+        }
+        let has_chain = !now.programs.is_empty();
+        if has_chain && now.kernel_program_id == 0 {
+            match now.foreign_program_id {
+                0 => tracing::warn!(ifindex = self.ifindex, interface = %now.name, "the chain was detached behind xdpd's back; Reclaim takes the interface back"),
+                id => tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back"),
+            }
+        } else if now.foreign_program_id != 0 {
+            tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = now.foreign_program_id, "a foreign XDP program is attached");
+        }
+        dbus::link::properties_changed(&self.connection, &self.path, &now, &["KernelProgramId", "ForeignProgramId", "Mode"]).await;
+        if has_chain || now.foreign_program_id != 0 {
+            dbus::link::foreign_program_detected(&self.connection, &self.path, now.foreign_program_id).await;
+        }
     }
 
     async fn gone(mut self) {
@@ -475,14 +524,43 @@ impl Owner {
 fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, HashMap<MemberId, ProgramInfo>) {
     let root = &config.bpffs_root;
     let fresh = || (Chain::for_interface(ifindex, root), HashMap::new());
-    let Some(record) = store.link(ifindex) else { return fresh() };
-    let live = crate::kernel::hook::Hook::new(ifindex, root).attached_prog_id().is_some();
-    if !live && record.name != name {
-        tracing::info!(ifindex, interface = name, recorded = %record.name, "a new interface reuses a recorded index: starting empty");
-        store.remove_link(ifindex);
-        return fresh();
-    }
     let maps_root = root.join(ifindex.to_string()).join("prog");
+    let live = crate::kernel::hook::Hook::new(ifindex, root).attached_prog_id().is_some();
+    let record = match store.link(ifindex) {
+        Some(r) if live || r.name == name => Some(r),
+        Some(r) => {
+            tracing::info!(ifindex, interface = name, recorded = %r.name, "a new interface reuses a recorded index: starting empty");
+            store.remove_link(ifindex);
+            None
+        }
+        None => None,
+    };
+    // After a reboot indexes change: persistent programs follow the interface's name.
+    let record = record.or_else(|| {
+        let present = crate::interfaces::current();
+        let moved = store.links().into_iter().find(|r| {
+            r.ifindex != ifindex && r.name == name && present.get(&r.ifindex).is_none_or(|n| n != name)
+        })?;
+        tracing::info!(ifindex, interface = name, recorded_index = moved.ifindex, "the interface's recorded programs follow its name");
+        store.remove_link(moved.ifindex);
+        Some(LinkRecord { ifindex, ..moved })
+    });
+    let Some(record) = record else {
+        let _ = std::fs::remove_dir_all(&maps_root);
+        return fresh();
+    };
+    // Pins of programs the record does not name are leftovers of an interrupted change.
+    if let Ok(entries) = std::fs::read_dir(&maps_root) {
+        for entry in entries.filter_map(Result::ok) {
+            let known = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).is_some_and(|id| {
+                record.members.iter().any(|m| m.id == id && (live || m.persist))
+            });
+            if !known {
+                tracing::info!(ifindex, pin = %entry.path().display(), "removing leftover pins");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let mut members = Vec::new();
     let mut programs = HashMap::new();
     for (position, m) in record.members.iter().enumerate() {

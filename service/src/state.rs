@@ -58,6 +58,12 @@ impl Store {
         use std::os::unix::fs::DirBuilderExt;
         for sub in ["", "objects", "links"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+            // Temporary files are writes a crash interrupted.
+            for entry in std::fs::read_dir(dir.join(sub))?.filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
         }
         Ok(Store { dir: dir.to_path_buf() })
     }

@@ -183,9 +183,11 @@ impl Hook {
     }
 
     /// The id of the program our link runs, if we hold a link.
+    /// The id of the program our link runs, while the link is attached to the
+    /// interface (someone may have detached it behind our back).
     pub fn attached_prog_id(&self) -> Option<u32> {
         let link = self.link.as_ref()?;
-        bpf::link_info(link.as_fd()).ok().map(|i| i.prog_id).filter(|&id| id != 0)
+        bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex == self.ifindex).map(|i| i.prog_id).filter(|&id| id != 0)
     }
 
     /// An XDP program on the interface that is not ours, if any.
