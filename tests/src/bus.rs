@@ -18,6 +18,15 @@ pub fn xdpd_binary() -> PathBuf {
     bin
 }
 
+/// Where cargo put the xdpctl binary (next to the test binary's deps/ folder).
+pub fn xdpctl_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("xdpctl");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build --workspace --bins)", bin.display());
+    bin
+}
+
 fn repo_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }

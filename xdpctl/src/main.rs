@@ -1,1 +1,73 @@
-fn main() {}
+//! xdpctl: the command line of xdpd (org.xdp.Manager1).
+//!
+//! Each module is one concern: `cli` the command line and its help, `bus`
+//! the connection and objects, `error` exit statuses and hints, and one
+//! module per command (`status`, `change`, `maps`, `watch`).
+
+mod agent;
+mod bpf;
+mod bus;
+mod change;
+mod cli;
+mod error;
+mod maps;
+mod output;
+mod props;
+mod status;
+mod table;
+mod users;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, ShellKind};
+use crate::error::{Exit, Failure, Result};
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    // clap exits by itself: 2 on usage errors, 0 for --help and --version.
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(Failure::new(Exit::Failure, format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}
+
+fn report(failure: Failure) -> ExitCode {
+    eprintln!("{failure}");
+    ExitCode::from(failure.exit as u8)
+}
+
+fn completions(shell: ShellKind) -> ExitCode {
+    let mut command = Cli::command();
+    let mut stdout = std::io::stdout();
+    match shell {
+        ShellKind::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut command, "xdpctl", &mut stdout),
+        ShellKind::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut command, "xdpctl", &mut stdout),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let client = bus::connect(&cli.global).await?;
+    let mut out = Output::new(cli.global.json);
+    match &cli.command {
+        Command::Status { iface } => status::run(&client, &mut out, iface.as_deref()).await,
+        Command::Add(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, a.replace).await,
+        Command::Replace(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, true).await,
+        Command::Remove { iface, program } => change::remove(&client, &mut out, iface, program).await,
+        Command::Reclaim { iface } => change::reclaim(&client, &mut out, iface).await,
+        Command::Maps { iface, program, map } => maps::run(&client, &mut out, iface, program, map.as_deref()).await,
+        Command::Watch { count } => watch::run(&client, &mut out, *count).await,
+        Command::Completions { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,711 @@
+//! xdpctl end to end: the built binary against a private system bus whose
+//! activated xdpd lives in a test network namespace. Human and JSON output of
+//! every command, the exit status of every error class, and `watch` reporting
+//! a scripted sequence of changes in order.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xdpd_tests::bus::{xdpctl_binary, TestBus};
+use xdpd_tests::netns::VethPair;
+
+/// Generous: a first call activates the service, a slow machine verifies slowly.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout ---\n{}--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion, killing it (by its pid) if it outlives TIMEOUT.
+fn run(mut cmd: Command) -> Run {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start xdpctl");
+    let pid = child.id();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => out.expect("wait for xdpctl"),
+        Err(_) => {
+            // SAFETY: killing the child this test started, by its pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("xdpctl did not finish within {TIMEOUT:?}");
+        }
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A veth pair and a private bus whose xdpd lives in the receiver's namespace.
+/// Fields drop in order: bus (and service) first.
+struct Fixture {
+    bus: TestBus,
+    pair: VethPair,
+    ifindex: u32,
+    /// Test objects copied where any user may read them (for the non-root cases).
+    objects: TempDir,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let pair = VethPair::new();
+        let bus = TestBus::start(name, &pair.ns_b, 0);
+        let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
+        let objects = TempDir::new(name);
+        Fixture { bus, pair, ifindex, objects }
+    }
+
+    fn command(&self, uid: Option<u32>, args: &[&str]) -> Command {
+        let mut cmd = match uid {
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()]);
+                c.arg(xdpctl_binary());
+                c
+            }
+            None => Command::new(xdpctl_binary()),
+        };
+        cmd.arg("--address").arg(&self.bus.address).args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.command(None, args))
+    }
+
+    fn run_as(&self, uid: u32, args: &[&str]) -> Run {
+        run(self.command(Some(uid), args))
+    }
+
+    /// Runs xdpctl and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "xdpctl {args:?}: {r}\n--- bus log ---\n{}", self.bus.log());
+        r.stdout
+    }
+
+    /// Runs xdpctl with --json and expects one JSON document.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ok(&all);
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("xdpctl {args:?} printed no JSON ({e}): {out}"))
+    }
+
+    /// Runs xdpctl, expects exit status `code` and an "xdpctl: " error line.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        self.fails_as(None, code, args)
+    }
+
+    fn fails_as(&self, uid: Option<u32>, code: i32, args: &[&str]) -> String {
+        let r = run(self.command(uid, args));
+        assert_eq!(r.code, code, "xdpctl {args:?} (uid {uid:?}): {r}");
+        assert!(r.stderr.starts_with("xdpctl: "), "xdpctl {args:?}: the error must start with 'xdpctl: ': {r}");
+        r.stderr
+    }
+
+    /// Path of test object `name`, readable by everyone.
+    fn object(&self, name: &str) -> String {
+        self.objects.object(name)
+    }
+
+    fn status(&self) -> Value {
+        let all = self.json(&["status", &self.pair.dev_b]);
+        let links = all["interfaces"].as_array().expect("interfaces array");
+        assert_eq!(links.len(), 1, "{all}");
+        links[0].clone()
+    }
+
+    fn link_pin(&self) -> std::path::PathBuf {
+        self.bus.pins.0.join("xdpd").join(self.ifindex.to_string()).join("link")
+    }
+}
+
+/// A directory under /tmp any user can read, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xdpctl-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir(dir)
+    }
+
+    fn object(&self, name: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.0.join(format!("{name}.o"));
+        if !path.exists() {
+            std::fs::copy(xdpd_bpf::object_path(name), &path).expect("copy test object");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod object");
+        }
+        path.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Lines of a running xdpctl's stdout, as they come.
+struct Lines {
+    child: Child,
+    lines: Receiver<String>,
+    errors: Receiver<String>,
+}
+
+impl Lines {
+    fn spawn(mut cmd: Command) -> Lines {
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start xdpctl");
+        let forward = |read: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(read).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let lines = forward(Box::new(child.stdout.take().expect("stdout")));
+        let errors = forward(Box::new(child.stderr.take().expect("stderr")));
+        Lines { child, lines, errors }
+    }
+
+    fn next(&self) -> String {
+        self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
+            let errors: Vec<String> = self.errors.try_iter().collect();
+            panic!("no line from xdpctl watch within {TIMEOUT:?}; stderr: {errors:?}")
+        })
+    }
+
+    fn next_json(&self) -> Value {
+        let line = self.next();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    fn next_error(&self) -> String {
+        self.errors.recv_timeout(TIMEOUT).expect("a line on stderr")
+    }
+
+    /// Waits for the process to exit by itself; returns its status code.
+    fn wait(mut self) -> i32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "xdpctl watch did not exit after --count events");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: stopping the child this test started, by its pid.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn program_id(path: &str) -> u64 {
+    path.rsplit('/').next().and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("not a program path: {path}"))
+}
+
+/// The kernel id of the attached chain, read with busctl (not through xdpctl).
+fn kernel_program_id(f: &Fixture) -> u64 {
+    let (ok, out, err) = f.bus.busctl(&[
+        "get-property",
+        "org.xdp.Manager1",
+        &format!("/org/xdp/Manager1/link/{}", f.ifindex),
+        "org.xdp.Manager1.Link",
+        "KernelProgramId",
+    ]);
+    assert!(ok, "{err}");
+    out.trim().trim_start_matches("u ").parse().expect("u32")
+}
+
+#[test]
+fn status_add_replace_remove_reclaim() {
+    let f = Fixture::new("ctl-status");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+
+    // Nothing yet: every interface of the namespace, ours without programs.
+    let out = f.ok(&["status"]);
+    assert!(out.starts_with("INTERFACE"), "{out}");
+    for iface in ["lo", dev] {
+        assert!(
+            out.lines().any(|l| l.starts_with(iface) && l.ends_with("no programs")),
+            "{iface} not shown with 'no programs':\n{out}"
+        );
+    }
+    let all = f.json(&["status"]);
+    let names: Vec<&str> = all["interfaces"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"lo") && names.contains(&dev), "{all}");
+    let link = f.status();
+    assert_eq!((link["mode"].as_str(), link["programs"].as_array().map(Vec::len)), (Some(""), Some(0)), "{link}");
+
+    // Two programs, one reported as JSON, one as text.
+    let added = f.json(&["add", dev, &udp, "--program", "udp_drop", "--priority", "10"]);
+    assert_eq!(added["interface"], dev);
+    assert_eq!(added["name"], "udp_drop");
+    let drop_path = added["path"].as_str().unwrap().to_string();
+    assert_eq!(added["id"].as_u64(), Some(program_id(&drop_path)));
+    assert!(drop_path.starts_with(&format!("/org/xdp/Manager1/link/{}/program/", f.ifindex)), "{added}");
+    let out = f.ok(&[
+        "add",
+        dev,
+        &udp,
+        "--program",
+        "udp_count",
+        "--priority",
+        "20",
+        "--tag",
+        "counter",
+        "--proceed-on",
+        "pass,drop",
+    ]);
+    assert!(out.starts_with(&format!("added udp_count on {dev}: program ")), "{out}");
+    let count_path = out.trim().rsplit(' ').next().unwrap().trim_matches(|c| c == '(' || c == ')').to_string();
+
+    let link = f.status();
+    let kernel_id = kernel_program_id(&f);
+    assert_ne!(kernel_id, 0);
+    assert_eq!(link["name"], dev);
+    assert_eq!(link["mode"], "native");
+    assert_eq!(link["kernel_program_id"].as_u64(), Some(kernel_id));
+    assert_eq!(link["generation"].as_u64(), Some(2));
+    let programs = link["programs"].as_array().unwrap();
+    assert_eq!(programs.len(), 2, "{link}");
+    let (first, second) = (&programs[0], &programs[1]);
+    assert_eq!(
+        (&first["position"], &first["name"], &first["priority"], &first["path"]),
+        (&Value::from(1), &Value::from("udp_drop"), &Value::from(10), &Value::from(drop_path.as_str()))
+    );
+    assert_eq!(first["proceed_on"], serde_json::json!(["pass"]));
+    assert_eq!(
+        (&first["owner"], &first["owner_name"], &first["tag"]),
+        (&Value::from(0), &Value::from("root"), &Value::from(""))
+    );
+    assert_eq!(
+        (&second["position"], &second["name"], &second["tag"]),
+        (&Value::from(2), &Value::from("udp_count"), &Value::from("counter"))
+    );
+    assert_eq!(second["path"], count_path.as_str());
+    let mut proceed: Vec<&str> = second["proceed_on"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    proceed.sort_unstable();
+    assert_eq!(proceed, ["drop", "pass"]);
+    assert!(second["linked"].as_bool().unwrap());
+
+    // The table: one row per program with every column.
+    let out = f.ok(&["status", dev]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"]);
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let kernel = kernel_id.to_string();
+    let drop_id = program_id(&drop_path).to_string();
+    let count_id = program_id(&count_path).to_string();
+    assert_eq!(rows[0], [dev, "native", &kernel, "1", "10", "udp_drop", "pass", "root", "-", &drop_id], "{out}");
+    assert_eq!(rows[1][..6], [dev, "native", &kernel, "2", "20", "udp_count"], "{out}");
+    assert_eq!(rows[1][7..], ["root", "counter", &count_id], "{out}");
+    assert_eq!(rows.len(), 2, "{out}");
+
+    // replace: the program tagged "counter" gives way to port_block (new id).
+    let out = f.ok(&["replace", dev, &udp, "--program", "port_block", "--tag", "counter"]);
+    assert!(out.contains("port_block"), "{out}");
+    let programs = f.status()["programs"].as_array().unwrap().clone();
+    let names: Vec<&str> = programs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["udp_drop", "port_block"]);
+    assert_eq!(programs[1]["tag"], "counter");
+    let block_path = programs[1]["path"].as_str().unwrap().to_string();
+    assert_ne!(block_path, count_path, "replacing makes a new program object");
+    // add --replace is the same operation.
+    let again = f.json(&["add", dev, &udp, "--program", "port_block", "--tag", "counter", "--replace"]);
+    let block_path_2 = again["path"].as_str().unwrap().to_string();
+    assert_ne!(block_path_2, block_path);
+    assert_eq!(f.status()["programs"].as_array().unwrap().len(), 2);
+
+    // remove by id (text) and by object path (JSON).
+    let out = f.ok(&["remove", dev, &drop_id]);
+    assert_eq!(out.trim(), format!("removed program {drop_id} from {dev}"));
+    let removed = f.json(&["remove", dev, &block_path_2]);
+    assert_eq!(removed["removed"], block_path_2.as_str());
+    let out = f.ok(&["status", dev]);
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with(dev) && l.ends_with("no programs")), "{out}");
+    assert_eq!(f.status()["kernel_program_id"].as_u64(), Some(0));
+
+    // reclaim: nothing to reclaim without a chain; a no-op on a healthy one.
+    let err = f.fails(6, &["reclaim", dev]);
+    assert!(err.contains("no chain"), "{err}");
+    f.ok(&["add", dev, &udp, "--program", "udp_drop"]);
+    let out = f.ok(&["reclaim", dev]);
+    assert_eq!(out.trim(), format!("reclaimed {dev}: chain program {} attached again", kernel_program_id(&f)));
+    let reclaimed = f.json(&["reclaim", dev]);
+    assert_eq!(reclaimed["kernel_program_id"].as_u64(), Some(kernel_program_id(&f)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maps_are_listed_and_dumped() {
+    let f = Fixture::new("ctl-maps");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let block = f.json(&["add", dev, &udp, "--program", "port_block"]);
+    let block_id = block["id"].as_u64().unwrap().to_string();
+    let count = f.json(&["add", dev, &udp, "--program", "udp_count"]);
+    let count_id = count["id"].as_u64().unwrap().to_string();
+
+    // The application configures its program through the map.
+    let conn = f.bus.connect().await;
+    let path = zbus::OwnedObjectPath::try_from(block["path"].as_str().unwrap().to_string()).unwrap();
+    let program = xdpd_client::ProgramProxy::builder(&conn)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let map_ids = program.map_ids().await.unwrap();
+    assert!(map_ids.contains_key("blocked_port"), "{map_ids:?}");
+    let maps = program.get_maps().await.unwrap();
+    xdpd_tests::map_update(maps["blocked_port"].as_fd(), 0, &7777u32.to_ne_bytes());
+
+    // Listing: names and kernel ids, as MapIds says.
+    let out = f.ok(&["maps", dev, &block_id]);
+    let mut expected: Vec<(String, u32)> = map_ids.clone().into_iter().collect();
+    expected.sort();
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(out.lines().next().map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["MAP", "ID"]));
+    assert_eq!(rows.len(), expected.len(), "{out}");
+    for (row, (name, id)) in rows.iter().zip(&expected) {
+        assert_eq!(row[..], [name.as_str(), id.to_string().as_str()], "{out}");
+    }
+    let listed = f.json(&["maps", dev, &block_id]);
+    let json_maps: Vec<(String, u32)> = listed["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["id"].as_u64().unwrap() as u32))
+        .collect();
+    assert_eq!(json_maps, expected);
+
+    // Dumping: hex key => hex value, with the little-endian integers.
+    let out = f.ok(&["maps", dev, &block_id, "blocked_port"]);
+    let mut lines = out.lines();
+    let head = lines.next().unwrap();
+    assert!(
+        head.starts_with(&format!(
+            "map blocked_port: id {}, array, key 4 bytes, value 4 bytes",
+            map_ids["blocked_port"]
+        )),
+        "{out}"
+    );
+    assert_eq!(lines.collect::<Vec<_>>(), ["00000000 (0) => 611e0000 (7777)"], "{out}");
+    let dump = f.json(&["maps", dev, &block_id, "blocked_port"]);
+    assert_eq!(dump["map"]["type"], "array");
+    assert_eq!(dump["map"]["id"].as_u64(), Some(u64::from(map_ids["blocked_port"])));
+    assert_eq!(dump["map"]["value_size"].as_u64(), Some(4));
+    let entries = dump["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["key"], serde_json::json!({ "hex": "00000000", "int": 0 }));
+    assert_eq!(entries[0]["value"], serde_json::json!({ "hex": "611e0000", "int": 7777 }));
+    // An 8-byte counter, by full object path.
+    let out = f.ok(&["maps", dev, count["path"].as_str().unwrap(), "packets"]);
+    assert!(out.lines().any(|l| l == "00000000 (0) => 0000000000000000 (0)"), "{out}");
+
+    // No such map, no such program.
+    let err = f.fails(3, &["maps", dev, &count_id, "nope"]);
+    assert!(err.contains("no map 'nope'") && err.contains("packets"), "{err}");
+    f.fails(3, &["maps", dev, "999999"]);
+    f.fails(3, &["maps", dev, "999999", "packets"]);
+}
+
+#[test]
+fn exit_statuses_tell_the_error_classes_apart() {
+    let f = Fixture::new("ctl-exit");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let one_line = |err: &str| assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+
+    // 2: usage, from clap or from the service's InvalidArgs.
+    for args in [
+        vec![],
+        vec!["add", dev],
+        vec!["add", dev, &udp, "--mode", "turbo"],
+        vec!["add", dev, &udp, "--replace"],
+        vec!["add", dev, &udp, "--proceed-on", "maybe"],
+        vec!["replace", dev, &udp],
+        vec!["status", "a", "b"],
+    ] {
+        let r = f.run(&args);
+        assert_eq!(r.code, 2, "xdpctl {args:?}: {r}");
+    }
+    one_line(&f.fails(2, &["remove", dev, "abc"]));
+    let long_tag = "t".repeat(300);
+    let err = f.fails(2, &["add", dev, &udp, "--program", "udp_drop", "--tag", &long_tag]);
+    assert!(err.contains("tag"), "{err}");
+    one_line(&err);
+
+    // 3: no such interface or program.
+    for args in [
+        vec!["status", "nope0"],
+        vec!["add", "nope0", &udp],
+        vec!["remove", "nope0", "1"],
+        vec!["remove", dev, "999999"],
+        vec!["remove", dev, "/org/xdp/Manager1/link/1/program/1"],
+        vec!["reclaim", "nope0"],
+    ] {
+        let err = f.fails(3, &args);
+        one_line(&err);
+    }
+    assert!(f.fails(3, &["status", "nope0"]).contains("nope0"));
+
+    // 5: the object is refused.
+    let err = f.fails(5, &["add", dev, "/bin/true"]);
+    one_line(&err);
+    assert!(err.contains("XDP ELF object"), "{err}");
+    let err = f.fails(5, &["add", dev, "/nonexistent/prog.o"]);
+    assert!(err.contains("cannot open"), "{err}");
+    f.fails(5, &["add", dev, &udp, "--program", "nope"]);
+    let err = f.fails(5, &["add", dev, &f.object("unverifiable")]);
+    assert!(err.contains("verifier") && err.contains("outside of the packet"), "the whole log is printed: {err}");
+    assert!(err.lines().count() > 1, "{err}");
+
+    // 4: not root, and no polkit on this bus: denied, whatever the flags.
+    let err = f.fails_as(Some(65534), 4, &["add", dev, &udp, "--program", "udp_drop"]);
+    assert!(err.contains("org.xdp.manager1.add-program") && err.contains("run as root"), "{err}");
+    one_line(&err);
+    f.fails_as(Some(65534), 4, &["--no-ask-password", "add", dev, &udp, "--program", "udp_drop"]);
+    let mine = f.json(&["add", dev, &udp, "--program", "udp_count"]);
+    let id = mine["id"].as_u64().unwrap().to_string();
+    let err = f.fails_as(Some(65534), 4, &["remove", dev, &id]);
+    assert!(err.contains("org.xdp.manager1.manage"), "{err}");
+    f.fails_as(Some(65534), 4, &["maps", dev, &id, "packets"]);
+    // Reading is free.
+    let r = f.run_as(65534, &["status", dev]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("udp_count"), "{r}");
+    let r = f.run_as(65534, &["maps", dev, &id]);
+    assert_eq!(r.code, 0, "{r}");
+
+    // 6: a mode the chain does not have.
+    let err = f.fails(6, &["add", dev, &udp, "--program", "udp_drop", "--mode", "generic"]);
+    one_line(&err);
+    f.ok(&["remove", dev, &id]);
+
+    // 7: no bus there, through --address and through the environment.
+    let r = run({
+        let mut c = Command::new(xdpctl_binary());
+        c.args(["--address", "unix:path=/nonexistent/xdpd-test-bus", "status"]);
+        c
+    });
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.starts_with("xdpctl: cannot connect") && r.stderr.contains("--address"), "{r}");
+    let r = run({
+        let mut c = Command::new(xdpctl_binary());
+        c.env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/xdpd-test-bus").arg("status");
+        c
+    });
+    assert_eq!(r.code, 7, "{r}");
+    // A bus where org.xdp.Manager1 cannot be activated (dbus-daemon notices the
+    // removed activation file on its own schedule: wait for it, generously).
+    f.bus.stop_service();
+    std::fs::remove_file(f.bus.dir.join("services/org.xdp.Manager1.service")).expect("remove activation file");
+    let deadline = Instant::now() + TIMEOUT;
+    let r = loop {
+        let r = f.run(&["status"]);
+        if r.code != 0 || Instant::now() > deadline {
+            break r;
+        }
+        f.bus.stop_service();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.code, 7, "{r}");
+    assert!(r.stderr.starts_with("xdpctl: ") && r.stderr.contains("org.xdp.Manager1"), "{r}");
+}
+
+#[test]
+fn foreign_programs_busy_conflict_reclaim_and_watch() {
+    let f = Fixture::new("ctl-foreign");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let attach_foreign = || {
+        VethPair::run_in(&f.pair.ns_b, || {
+            let object = libbpf_rs::ObjectBuilder::default()
+                .open_file(xdpd_bpf::object_path("basic"))
+                .and_then(|o| o.load())
+                .expect("load basic.o");
+            let prog = object.progs().find(|p| p.name() == "xdp_pass").expect("xdp_pass");
+            // SAFETY: plain libbpf call; XDP_FLAGS_DRV_MODE = 4. The attachment outlives the descriptor.
+            let ret = unsafe {
+                libbpf_sys::bpf_xdp_attach(
+                    f.ifindex as i32,
+                    std::os::fd::AsRawFd::as_raw_fd(&prog.as_fd()),
+                    4,
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(ret, 0, "attach the foreign program");
+            xdpd::kernel::hook::attached(f.ifindex).expect("attached").native
+        })
+    };
+
+    // Someone else's program holds the interface: busy (6) until --force.
+    let foreign = attach_foreign();
+    let err = f.fails(6, &["add", dev, &udp, "--program", "udp_drop"]);
+    assert!(err.contains("--force"), "{err}");
+    f.ok(&["add", dev, &udp, "--program", "udp_drop", "--force"]);
+    let ours = kernel_program_id(&f);
+    assert_ne!(ours, u64::from(foreign));
+
+    // Behind the service's back: detached, then replaced. watch reports it.
+    let watch = Lines::spawn(f.command(None, &["--json", "watch"]));
+    assert_eq!(watch.next_json(), serde_json::json!({ "event": "ready" }));
+    let out = Command::new("bpftool")
+        .args(["link", "detach", "pinned"])
+        .arg(f.link_pin())
+        .output()
+        .expect("bpftool (install bpftool)");
+    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    let next_foreign = || loop {
+        let event = watch.next_json();
+        if event["event"] == "foreign-program" {
+            assert_eq!(event["interface"], dev);
+            break event["id"].as_u64().unwrap();
+        }
+    };
+    assert_eq!(next_foreign(), 0, "nothing attached after the detach");
+    let foreign = attach_foreign();
+    assert_eq!(next_foreign(), u64::from(foreign));
+    drop(watch);
+
+    // status shows it; changing is a conflict (6); reclaim takes it back.
+    assert_eq!(f.status()["foreign_program_id"].as_u64(), Some(u64::from(foreign)));
+    let out = f.ok(&["status", dev]);
+    assert!(out.contains(&format!("foreign program {foreign}")) && out.contains("xdpctl reclaim"), "{out}");
+    f.fails(6, &["add", dev, &udp, "--program", "udp_count"]);
+    f.ok(&["reclaim", dev]);
+    let link = f.status();
+    assert_eq!(link["foreign_program_id"].as_u64(), Some(0));
+    assert_eq!(link["kernel_program_id"].as_u64(), Some(ours));
+}
+
+#[test]
+fn watch_reports_a_scripted_sequence_in_order() {
+    let f = Fixture::new("ctl-watch");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let link = format!("/org/xdp/Manager1/link/{}", f.ifindex);
+
+    let watch = Lines::spawn(f.command(None, &["--json", "watch", "--count", "9"]));
+    assert_eq!(watch.next_json(), serde_json::json!({ "event": "ready" }));
+    let a = f.json(&["add", dev, &udp, "--program", "udp_drop", "--priority", "10"]);
+    let b = f.json(&["add", dev, &udp, "--program", "udp_count", "--priority", "20", "--tag", "counter"]);
+    let (a_path, b_path) = (a["path"].as_str().unwrap(), b["path"].as_str().unwrap());
+    f.ok(&["remove", dev, a_path]);
+
+    let events: Vec<Value> = (0..9).map(|_| watch.next_json()).collect();
+    assert_eq!(watch.wait(), 0, "watch exits by itself after --count events");
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "program-added",
+            "link-changed",
+            "chain-changed",
+            "program-added",
+            "link-changed",
+            "chain-changed",
+            "program-removed",
+            "link-changed",
+            "chain-changed"
+        ],
+        "{events:#?}"
+    );
+    assert!(events.iter().all(|e| e["interface"] == dev), "{events:#?}");
+    assert_eq!(
+        (&events[0]["path"], &events[0]["name"], &events[0]["priority"]),
+        (&a["path"], &a["name"], &Value::from(10))
+    );
+    assert_eq!((&events[3]["path"], &events[3]["tag"]), (&b["path"], &Value::from("counter")));
+    assert_eq!(events[6]["path"], a["path"]);
+    assert_eq!(events[6]["id"], a["id"]);
+    for (i, generation, programs) in [(2, 1, vec![a_path]), (5, 2, vec![a_path, b_path]), (8, 3, vec![b_path])] {
+        assert_eq!(events[i]["path"], link.as_str());
+        assert_eq!(events[i]["generation"].as_u64(), Some(generation), "{:#}", events[i]);
+        assert_eq!(events[i]["programs"], serde_json::json!(programs));
+        assert_eq!(events[i - 1]["path"], link.as_str());
+        assert_eq!(events[i - 1]["changed"]["Generation"].as_u64(), Some(generation), "{:#}", events[i - 1]);
+    }
+
+    // The same for people: a note on stderr once subscribed, then one line per event.
+    let watch = Lines::spawn(f.command(None, &["watch", "--count", "3"]));
+    assert!(watch.next_error().starts_with("watching org.xdp.Manager1"));
+    let c = f.json(&["add", dev, &udp, "--program", "port_block", "--priority", "5"]);
+    let lines: Vec<String> = (0..3).map(|_| watch.next()).collect();
+    assert_eq!(watch.wait(), 0);
+    let c_id = c["id"].as_u64().unwrap();
+    let b_id = b["id"].as_u64().unwrap();
+    assert!(
+        lines[0].starts_with(&format!("program-added {dev} ")) && lines[0].contains(&format!("id={c_id}")),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("name=port_block") && lines[0].contains("priority=5"), "{lines:?}");
+    assert!(lines[1].starts_with(&format!("link-changed {dev} ")) && lines[1].contains("Generation=4"), "{lines:?}");
+    assert_eq!(lines[2], format!("chain-changed {dev} generation=4 programs=[{c_id},{b_id}]"));
+}
+
+#[test]
+fn help_and_completions() {
+    let xdpctl = |args: &[&str]| {
+        let mut c = Command::new(xdpctl_binary());
+        c.args(args);
+        run(c)
+    };
+    let help = xdpctl(&["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("EXIT STATUS"), "{help}");
+    for code in 0..=7 {
+        assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{code}  "))), "exit {code}: {help}");
+    }
+    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim"] {
+        let r = xdpctl(&[command, "--help"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert!(r.stdout.contains("EXAMPLES:") && r.stdout.contains(&format!("xdpctl {command}")), "{command}: {r}");
+    }
+    assert!(!help.stdout.contains("completions"), "the completions command is hidden");
+
+    let bash = xdpctl(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{bash}");
+    assert!(bash.stdout.contains("_xdpctl()") && bash.stdout.contains("complete -F _xdpctl"), "{bash}");
+    assert!(bash.stdout.contains("--proceed-on") && bash.stdout.contains("reclaim"), "{bash}");
+    let zsh = xdpctl(&["completions", "zsh"]);
+    assert_eq!(zsh.code, 0, "{zsh}");
+    assert!(zsh.stdout.starts_with("#compdef xdpctl"), "{zsh}");
+    assert!(zsh.stdout.contains("native") && zsh.stdout.contains("--no-ask-password"), "{zsh}");
+    assert_eq!(xdpctl(&["completions", "fish"]).code, 2);
+}

@@ -1,0 +1,141 @@
+//! The commands that change a chain: add, replace, remove, reclaim. Each is
+//! one authorized call (with ALLOW_INTERACTIVE_AUTH unless --no-ask-password).
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use serde_json::json;
+use zbus::{OwnedObjectPath, Variant};
+
+use crate::bus::{program_id, program_path, Client};
+use crate::cli::ProgramOptions;
+use crate::error::{Doing, Exit, Failure, Result};
+use crate::output::Output;
+
+/// The `a{sv}` options of AddProgram; only what the user gave, so the
+/// service's defaults (the object's metadata) apply to the rest.
+fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Variant<'static>> {
+    let mut map = HashMap::new();
+    if let Some(priority) = opts.priority {
+        map.insert("priority", Variant::from(priority));
+    }
+    if let Some(actions) = &opts.proceed_on {
+        // "none" is the empty set: the program ends the chain.
+        let actions: Vec<String> = actions.iter().filter(|a| a.as_str() != "none").cloned().collect();
+        map.insert("proceed-on", Variant::from(actions));
+    }
+    if let Some(mode) = opts.mode {
+        map.insert("mode", Variant::from(mode.name()));
+    }
+    if let Some(tag) = &opts.tag {
+        map.insert("tag", Variant::from(tag.clone()));
+    }
+    if let Some(generation) = opts.expected_generation {
+        map.insert("expected-generation", Variant::from(generation));
+    }
+    for (name, set) in [("replace", replace), ("persist", opts.persist), ("force", opts.force)] {
+        if set {
+            map.insert(name, Variant::from(true));
+        }
+    }
+    map
+}
+
+pub async fn add(
+    client: &Client,
+    out: &mut Output,
+    iface: &str,
+    object: &Path,
+    opts: &ProgramOptions,
+    replace: bool,
+) -> Result<()> {
+    let object_name = object.display().to_string();
+    if opts.proceed_on.as_ref().is_some_and(|a| a.len() > 1 && a.iter().any(|a| a == "none")) {
+        return Err(Failure::new(
+            Exit::Usage,
+            "--proceed-on none cannot be combined with actions; give one or the other",
+        ));
+    }
+    // Opened here, with the user's own rights; the service reads the descriptor.
+    let file = std::fs::File::open(object).map_err(|e| {
+        Failure::new(Exit::Invalid, format!("cannot open {object_name}: {e}; give a readable XDP ELF object file"))
+    })?;
+    let link_path = client.link_path(iface).await?;
+    let link = client.link(&link_path).await?;
+    let program = opts.program.clone().unwrap_or_default();
+    let body = (zbus::Fd::from(file.as_fd()), program.as_str(), options(opts, replace));
+    let doing = Doing::Add { iface, object: &object_name };
+    let path: OwnedObjectPath = client.call(link.inner(), "AddProgram", &body, &doing).await?;
+    // The function name the service chose when --program was not given; decoration only.
+    let name = match client.program(&path).await {
+        Ok(proxy) => proxy.name().await.unwrap_or(program),
+        Err(_) => program,
+    };
+    let id = program_id(path.as_str()).unwrap_or_default();
+    if out.json {
+        out.json_line(&json!({ "interface": iface, "id": id, "path": path.as_str(), "name": name }))
+    } else {
+        let verb = if replace { "added or replaced" } else { "added" };
+        out.line(&format!("{verb} {name} on {iface}: program {id} ({})", path.as_str()))
+    }
+}
+
+pub async fn remove(client: &Client, out: &mut Output, iface: &str, program: &str) -> Result<()> {
+    let link_path = client.link_path(iface).await?;
+    let path = program_path(&link_path, iface, program)?;
+    let proxy = client.program(&path).await?;
+    let doing = Doing::Remove { iface, program };
+    client.call::<_, ()>(proxy.inner(), "Remove", &(), &doing).await?;
+    let id = program_id(path.as_str()).unwrap_or_default();
+    if out.json {
+        out.json_line(&json!({ "interface": iface, "removed": path.as_str(), "id": id }))
+    } else {
+        out.line(&format!("removed program {id} from {iface}"))
+    }
+}
+
+pub async fn reclaim(client: &Client, out: &mut Output, iface: &str) -> Result<()> {
+    let link_path = client.link_path(iface).await?;
+    let link = client.link(&link_path).await?;
+    client.call::<_, ()>(link.inner(), "Reclaim", &(), &Doing::Reclaim { iface }).await?;
+    let kernel_id = link.kernel_program_id().await.unwrap_or(0);
+    if out.json {
+        out.json_line(&json!({ "interface": iface, "kernel_program_id": kernel_id }))
+    } else {
+        out.line(&format!("reclaimed {iface}: chain program {kernel_id} attached again"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Mode;
+
+    #[test]
+    fn only_given_options_are_sent() {
+        let mut opts = ProgramOptions {
+            program: None,
+            priority: None,
+            proceed_on: None,
+            mode: None,
+            tag: None,
+            persist: false,
+            force: false,
+            expected_generation: None,
+        };
+        assert!(options(&opts, false).is_empty());
+        opts.priority = Some(-5);
+        opts.proceed_on = Some(vec!["none".into()]);
+        opts.mode = Some(Mode::Generic);
+        opts.tag = Some("t".into());
+        opts.force = true;
+        let map = options(&opts, true);
+        assert_eq!(map["priority"], Variant::from(-5i32));
+        assert_eq!(map["proceed-on"], Variant::from(Vec::<String>::new()));
+        assert_eq!(map["mode"], Variant::from("generic"));
+        assert_eq!(map["replace"], Variant::from(true));
+        assert_eq!(map["force"], Variant::from(true));
+        assert!(!map.contains_key("persist"));
+    }
+}

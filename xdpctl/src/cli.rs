@@ -1,0 +1,373 @@
+//! The command line: every subcommand, option and help text. The long help
+//! (`--help`) is written to be read like a man page; `-h` stays short.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Share the XDP hook of network interfaces through xdpd";
+
+const LONG_ABOUT: &str = "\
+xdpctl is the command line of xdpd (the D-Bus service org.xdp.Manager1), which lets several \
+applications share the XDP hook of a network interface. Each program added to an interface \
+joins that interface's chain; xdpd links the whole chain into one BPF program and swaps it in \
+atomically.
+
+Programs run in ascending priority (ties in the order they were added). A program's result in \
+its proceed-on set lets the next program run; any other result is the packet's verdict. When \
+every program proceeded, the verdict is XDP_PASS.
+
+Reading (status, maps listing, watch) needs no privileges. Changing a chain needs the polkit \
+authorizations org.xdp.manager1.add-program, org.xdp.manager1.remove-program or \
+org.xdp.manager1.manage (root always has them). By default xdpctl allows the service to ask \
+for a password through polkit (and starts a text agent when run from a terminal); \
+--no-ask-password fails instead.";
+
+const EXIT_STATUS: &str = "\
+EXIT STATUS:
+  0  Success.
+  1  Any other failure (a kernel call failed, an unexpected reply).
+  2  Usage error: bad command line, or an option the service refused as invalid (InvalidArgs).
+  3  No such interface, program or map.
+  4  Access denied, or authorization needs a password but --no-ask-password was given.
+  5  The object was refused: unreadable, not a usable XDP ELF object, rejected by the kernel
+     verifier, or over a limit (object size, programs per interface).
+  6  Conflict or busy: the chain changed meanwhile, the request contradicts the chain (another
+     mode, nothing to reclaim), or a program attached by someone else holds the interface.
+  7  The service is unreachable: no connection to the bus, or org.xdp.Manager1 cannot be started.
+
+Errors are printed on standard error as one line starting with \"xdpctl: \" saying what went \
+wrong and what to do; a verifier rejection is followed by the verifier's log.
+
+ENVIRONMENT:
+  DBUS_SYSTEM_BUS_ADDRESS  the system bus to use when --address is not given.
+
+EXAMPLES:
+  xdpctl status
+  xdpctl add eth0 /usr/lib/myapp/filter.o --program drop_bad --priority 10 --tag myapp
+  xdpctl replace eth0 /usr/lib/myapp/filter.o --program drop_bad --tag myapp
+  xdpctl maps eth0 3 counters
+  xdpctl remove eth0 3
+  xdpctl watch --json";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdpctl",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = EXIT_STATUS,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Print JSON instead of text (watch: one JSON object per line)
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove and \
+                     reclaim; for watch one object per line, the first being {\"event\":\"ready\"}."
+    )]
+    pub json: bool,
+
+    /// Connect to this D-Bus address instead of the system bus
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "ADDR",
+        long_help = "Connect to this D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket) \
+                     instead of the system bus. Without it, DBUS_SYSTEM_BUS_ADDRESS is honoured."
+    )]
+    pub address: Option<String>,
+
+    /// Never ask for a password: fail when authorization needs one
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        long_help = "Do not allow the service to ask for a password (polkit's interactive \
+                     authorization) and do not start a polkit text agent: a change that would need \
+                     authentication fails with exit status 4 instead. Use it in scripts."
+    )]
+    pub no_ask_password: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the chains of all interfaces, or of one
+    #[command(
+        long_about = "Shows, per interface, the attach mode, the kernel id of the linked chain \
+                      program and the programs of the chain in run order: position, priority, \
+                      function name, proceed-on actions, owner (user name, or uid when it has \
+                      none), tag and program id (the id remove, replace and maps take). \
+                      Interfaces without programs are shown with \"no programs\"; a program \
+                      attached by someone else is reported with its kernel id.\n\n\
+                      With --json, prints one JSON object {\"interfaces\": [...]}.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl status\n  xdpctl status eth0\n  \
+                           xdpctl status --json | jq '.interfaces[].programs[].name'", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Status {
+        /// Only this interface
+        /// Only this network interface
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+    },
+
+    /// Add an XDP program to an interface's chain
+    #[command(
+        long_about = "Adds a program of the ELF object OBJECT to the chain of IFACE and prints \
+                      the new program's id and object path. xdpctl opens OBJECT itself and hands \
+                      the service the open descriptor, so the service never reads a file you \
+                      could not read.\n\n\
+                      Priority and proceed-on default to the object's libxdp metadata \
+                      (XDP_RUN_CONFIG), else 50 and \"pass\". Needs the polkit authorization \
+                      org.xdp.manager1.add-program; --force and --mode also need \
+                      org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl add eth0 filter.o\n  \
+                           xdpctl add eth0 filter.o --program drop_bad --priority 10 --tag myapp\n  \
+                           xdpctl add eth0 counter.o --proceed-on pass,drop --persist\n  \
+                           xdpctl add eth0 filter.o --mode generic --force", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Add(AddArgs),
+
+    /// Add a program, or replace the program you added with the same tag
+    #[command(
+        long_about = "Like add, but atomically replaces your program with the same --tag on IFACE \
+                      (the new program gets a new id and takes the old one's place among equal \
+                      priorities), or adds it when there is none. --tag is required.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl replace eth0 filter-v2.o --program drop_bad --tag myapp", "\n\nSee xdpctl --help for the exit statuses."),
+        mut_arg("tag", |a| a.required(true))
+    )]
+    Replace(ReplaceArgs),
+
+    /// Remove a program from an interface's chain
+    #[command(
+        long_about = "Removes the program PROGRAM (its id as shown by status, or its full object \
+                      path) from the chain of IFACE; removing the last program detaches the chain. \
+                      Removing your own program needs org.xdp.manager1.remove-program, anyone \
+                      else's org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl remove eth0 3\n  \
+                           xdpctl remove eth0 /org/xdp/Manager1/link/2/program/3", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Remove {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// Program id, or the program's object path
+        #[arg(value_name = "PROGRAM-ID")]
+        program: String,
+    },
+
+    /// List a program's maps, or dump one map's entries
+    #[command(
+        long_about = "Without MAP, lists the maps of program PROGRAM on IFACE: their names (as in \
+                      the object; .data, .rodata and .bss with libbpf's names) and kernel map ids \
+                      (bpftool map show id N). Anyone may do that.\n\n\
+                      With MAP, dumps the entries of that map: key => value in hex, each followed \
+                      by its value as a little-endian integer in parentheses when it is 4 or 8 \
+                      bytes long; per-CPU maps show one value per CPU. This fetches the map's \
+                      descriptor from the service, which needs you to own the program or hold \
+                      org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl maps eth0 3\n  xdpctl maps eth0 3 packets\n  \
+                           xdpctl maps eth0 3 packets --json", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Maps {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// Program id, or the program's object path
+        #[arg(value_name = "PROGRAM-ID")]
+        program: String,
+        /// Dump this map's entries
+        #[arg(value_name = "MAP")]
+        map: Option<String>,
+    },
+
+    /// Print the service's change events as they happen
+    #[command(
+        long_about = "Subscribes to the signals of org.xdp.Manager1 and prints one line per event \
+                      as it happens: program-added, program-removed, link-added, link-removed, \
+                      link-changed (properties of an interface changed), chain-changed and \
+                      foreign-program (someone replaced or removed a chain behind the service's \
+                      back). Output is flushed after every line. Runs until killed, or until \
+                      --count events were printed.\n\n\
+                      With --json, each event is one JSON object on its own line, with an \
+                      \"event\" member naming it. Before any event, watch prints \
+                      {\"event\":\"ready\"} once it is subscribed: every change made after that \
+                      line appeared is reported. (Without --json, a note on standard error says \
+                      the same.) The ready line is not counted by --count.\n\n\
+                      Every event has \"path\" (the object it is about) and \"interface\" (the \
+                      interface's name, when known). program-added adds id, name, priority, \
+                      proceed_on, tag and owner; program-removed id; link-added index; \
+                      link-changed changed (the new property values) and invalidated; \
+                      chain-changed generation and programs (object paths in run order); \
+                      foreign-program id (the kernel id of the program now attached, 0 if none).",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl watch\n  xdpctl watch --json --count 3", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Watch {
+        /// Exit after printing N events
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+
+    /// Take an interface back from a program attached behind the service's back
+    #[command(
+        long_about = "Attaches the chain of IFACE again after someone detached or replaced it \
+                      behind the service's back, evicting the foreign program. Needs \
+                      org.xdp.manager1.manage. Fails with exit status 6 when IFACE has no chain.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl reclaim eth0", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Reclaim {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+    },
+
+    /// Print a shell completion script
+    #[command(
+        hide = true,
+        long_about = "Prints the completion script for SHELL on standard output.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl completions bash > /usr/share/bash-completion/completions/xdpctl\n  \
+                           xdpctl completions zsh > /usr/share/zsh/vendor-completions/_xdpctl", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: ShellKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShellKind {
+    Bash,
+    Zsh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Native,
+    Generic,
+    Offload,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Generic => "generic",
+            Mode::Offload => "offload",
+        }
+    }
+}
+
+/// The actions of a proceed-on set; "none" stands for the empty set.
+pub const ACTIONS: [&str; 6] = ["aborted", "drop", "pass", "tx", "redirect", "none"];
+
+#[derive(Debug, Args, Clone)]
+pub struct ProgramOptions {
+    /// Function name of the program in OBJECT (default: its only XDP program)
+    #[arg(long, value_name = "NAME")]
+    pub program: Option<String>,
+
+    /// Lower runs first (default: the object's metadata, else 50)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+
+    /// Actions on which the chain continues after this program
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(ACTIONS),
+        long_help = "Comma-separated actions (aborted, drop, pass, tx, redirect) on which the chain \
+                     continues after this program; any other result is the verdict. \"none\" \
+                     makes the program end the chain. Default: the object's metadata, else pass."
+    )]
+    pub proceed_on: Option<Vec<String>>,
+
+    /// Attach mode, only for the first program of the interface
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        long_help = "Attach mode of the chain: native, generic or offload. Only for the first \
+                     program of the interface (later ones must agree); default native, falling \
+                     back to generic. Needs org.xdp.manager1.manage."
+    )]
+    pub mode: Option<Mode>,
+
+    /// Your application's name for itself (replace finds your program by it)
+    #[arg(long, value_name = "T")]
+    pub tag: Option<String>,
+
+    /// Keep the program across reboots
+    #[arg(long)]
+    pub persist: bool,
+
+    /// Take the interface over from a program attached by someone else
+    #[arg(
+        long,
+        long_help = "Take the interface over from an XDP program attached by someone else \
+                             (otherwise the request fails with exit status 6). Needs \
+                             org.xdp.manager1.manage."
+    )]
+    pub force: bool,
+
+    /// Fail unless the chain is at this generation (see status --json)
+    #[arg(long, value_name = "G")]
+    pub expected_generation: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AddArgs {
+    /// Network interface name (as ip link shows it)
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// ELF object file holding the program
+    #[arg(value_name = "OBJECT", value_hint = clap::ValueHint::FilePath)]
+    pub object: PathBuf,
+
+    #[command(flatten)]
+    pub options: ProgramOptions,
+
+    /// Replace your program with the same --tag (as the replace command does)
+    #[arg(long, requires = "tag")]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplaceArgs {
+    /// Network interface name (as ip link shows it)
+    #[arg(value_name = "IFACE")]
+    pub iface: String,
+
+    /// ELF object file holding the program
+    #[arg(value_name = "OBJECT", value_hint = clap::ValueHint::FilePath)]
+    pub object: PathBuf,
+
+    #[command(flatten)]
+    pub options: ProgramOptions,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

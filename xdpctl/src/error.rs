@@ -1,0 +1,265 @@
+//! Failures and their exit statuses. Every D-Bus error the service (or the
+//! bus) can answer is mapped to one of a few stable exit statuses scripts can
+//! test, and to one line telling what went wrong and what to do.
+
+use std::fmt;
+
+/// The exit statuses of the contract (documented in `--help`, EXIT STATUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Failure = 1,
+    Usage = 2,
+    NotFound = 3,
+    Denied = 4,
+    Invalid = 5,
+    Conflict = 6,
+    Unreachable = 7,
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    /// Printed after "xdpctl: "; one line, except a verifier rejection followed by its log.
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure { exit, message: message.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "xdpctl: {}", self.message)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// What xdpctl was doing when a call failed: the hint depends on it.
+#[derive(Debug, Clone)]
+pub enum Doing<'a> {
+    Connect(&'a str),
+    /// Reading properties or the service's objects.
+    Read,
+    /// Finding the link object of an interface by name.
+    Lookup(&'a str),
+    /// Reading a program's properties.
+    ReadProgram {
+        iface: &'a str,
+        program: &'a str,
+    },
+    Add {
+        iface: &'a str,
+        object: &'a str,
+    },
+    Remove {
+        iface: &'a str,
+        program: &'a str,
+    },
+    Reclaim {
+        iface: &'a str,
+    },
+    GetMaps {
+        iface: &'a str,
+        program: &'a str,
+    },
+}
+
+impl Doing<'_> {
+    /// The polkit action the request most likely needed, for the hint when the
+    /// service's message does not name one.
+    fn action(&self) -> &'static str {
+        match self {
+            Doing::Add { .. } => "org.xdp.manager1.add-program",
+            Doing::Remove { .. } => "org.xdp.manager1.remove-program",
+            _ => "org.xdp.manager1.manage",
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Doing::Connect(bus) => format!("cannot connect to {bus}"),
+            Doing::Read => "cannot read the service's state".into(),
+            Doing::Lookup(iface) => format!("cannot find interface {iface}"),
+            Doing::ReadProgram { iface, program } => format!("cannot read program {program} on {iface}"),
+            Doing::Add { iface, object } => format!("cannot add {object} to {iface}"),
+            Doing::Remove { iface, program } => format!("cannot remove program {program} from {iface}"),
+            Doing::Reclaim { iface } => format!("cannot reclaim {iface}"),
+            Doing::GetMaps { iface, program } => format!("cannot get the maps of program {program} on {iface}"),
+        }
+    }
+}
+
+/// The D-Bus error name and message of an error reply, if it is one.
+pub fn dbus_error(e: &zbus::Error) -> Option<(String, String)> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, message, _) => Some((name.to_string(), message.clone().unwrap_or_default())),
+        zbus::Error::FDO(fdo) => match &**fdo {
+            zbus::fdo::Error::ZBus(inner) => dbus_error(inner),
+            other => Some((other.name().to_string(), other.description().unwrap_or_default().to_string())),
+        },
+        zbus::Error::DBus(err) => Some((err.name().to_string(), err.description().unwrap_or_default().to_string())),
+        _ => None,
+    }
+}
+
+/// The first `org.xdp.manager1.*` action id in the service's message.
+fn action_in(message: &str) -> Option<&str> {
+    let start = message.find("org.xdp.manager1.")?;
+    let rest = &message[start..];
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(rest.len());
+    Some(rest[..end].trim_end_matches('.'))
+}
+
+/// Maps a failed call to an exit status and a message with a hint.
+pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
+    let what = doing.what();
+    let Some((name, message)) = dbus_error(&e) else {
+        return transport(&e, doing);
+    };
+    // org.freedesktop.DBus.Error.Spawn.* name failed activations.
+    let short = if name.contains(".Error.Spawn.") {
+        "Spawn".to_string()
+    } else {
+        name.rsplit('.').next().unwrap_or(&name).to_string()
+    };
+    let unreachable_hint = "is xdpd installed with its D-Bus activation file? See systemctl status xdpd \
+                            and journalctl -u xdpd";
+    match short.as_str() {
+        "NoSuchLink" => Failure::new(
+            Exit::NotFound,
+            format!("{what}: {message}; ip link lists the interfaces of the service's network namespace"),
+        ),
+        "NoSuchProgram" | "UnknownObject" => {
+            Failure::new(Exit::NotFound, format!("{what}: no such program; xdpctl status lists the programs"))
+        }
+        "AccessDenied" | "AuthFailed" => {
+            let action = action_in(&message).unwrap_or(doing.action());
+            Failure::new(
+                Exit::Denied,
+                format!("{what}: {message}; run as root or ask an administrator for the {action} authorization"),
+            )
+        }
+        "InteractiveAuthorizationRequired" => Failure::new(
+            Exit::Denied,
+            format!("{what}: {message}; run it from a terminal without --no-ask-password to authenticate, or as root"),
+        ),
+        "InvalidObject" => Failure::new(Exit::Invalid, format!("{what}: {message}; {}", invalid_object_hint(&message))),
+        // The message carries the verifier's log: print it whole.
+        "VerifierRejected" => Failure::new(
+            Exit::Invalid,
+            format!("{what}: the kernel verifier rejected it; fix the program (its log follows)\n{message}"),
+        ),
+        "LimitExceeded" => {
+            Failure::new(Exit::Invalid, format!("{what}: {message}; use a smaller object or remove programs first"))
+        }
+        "Conflict" => Failure::new(Exit::Conflict, format!("{what}: {message}; {}", conflict_hint(&message, doing))),
+        "Busy" => Failure::new(Exit::Conflict, format!("{what}: {message}; use --force to take the interface over")),
+        "InvalidArgs" => Failure::new(Exit::Usage, format!("{what}: {message}; see xdpctl help for the valid options")),
+        "Kernel" => {
+            Failure::new(Exit::Failure, format!("{what}: {message}; the service's log (journalctl -u xdpd) has more"))
+        }
+        "ServiceUnknown" | "NameHasNoOwner" | "NoServer" | "Disconnected" | "NoReply" => Failure::new(
+            Exit::Unreachable,
+            format!("{what}: the service org.xdp.Manager1 is not available ({message}); {unreachable_hint}"),
+        ),
+        "Spawn" => Failure::new(
+            Exit::Unreachable,
+            format!("{what}: the service org.xdp.Manager1 could not be started ({message}); {unreachable_hint}"),
+        ),
+        _ => Failure::new(Exit::Failure, format!("{what}: {name}: {message}")),
+    }
+}
+
+/// What to do about an object the service refused.
+fn invalid_object_hint(message: &str) -> &'static str {
+    if message.contains("name the one") || message.contains("no program named") {
+        "--program NAME picks one of the object's XDP programs"
+    } else {
+        "give an XDP ELF object (clang -target bpf -c prog.c) and, if it has several programs, --program NAME"
+    }
+}
+
+/// What to do about a conflict, by what the service said it was about.
+fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
+    let iface = match doing {
+        Doing::Add { iface, .. } | Doing::Remove { iface, .. } | Doing::Reclaim { iface } => iface,
+        _ => "IFACE",
+    };
+    if message.contains(" mode") {
+        "leave out --mode (a chain keeps the mode of its first program), or remove all its programs first".into()
+    } else if message.contains("generation") {
+        format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")
+    } else if message.contains("no chain") {
+        format!("there is nothing to reclaim on {iface}: xdpctl add attaches a chain")
+    } else if message.contains("behind") || message.contains("eclaim") || message.contains("foreign") {
+        format!("xdpctl reclaim {iface} takes the interface back first")
+    } else {
+        format!("check the chain with xdpctl status {iface} and try again")
+    }
+}
+
+/// Errors that are not replies: the connection itself failed.
+fn transport(e: &zbus::Error, doing: &Doing<'_>) -> Failure {
+    let what = doing.what();
+    match e {
+        zbus::Error::Connection(..)
+        | zbus::Error::InputOutput(_)
+        | zbus::Error::Handshake(_)
+        | zbus::Error::Address(_) => {
+            let hint = match doing {
+                Doing::Connect(_) => "is D-Bus running? --address or DBUS_SYSTEM_BUS_ADDRESS choose another bus",
+                _ => "the connection to the bus was lost; try again",
+            };
+            Failure::new(Exit::Unreachable, format!("{what}: {e}; {hint}"))
+        }
+        _ => Failure::new(Exit::Failure, format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_ids_are_found_in_messages() {
+        assert_eq!(
+            action_in("org.xdp.manager1.add-program is not allowed: polkit said no"),
+            Some("org.xdp.manager1.add-program")
+        );
+        assert_eq!(action_in("needs org.xdp.manager1.manage."), Some("org.xdp.manager1.manage"));
+        assert_eq!(action_in("nothing"), None);
+    }
+
+    #[test]
+    fn service_errors_get_their_exit_status() {
+        let cases = [
+            ("org.xdp.Manager1.Error.NoSuchLink", Exit::NotFound),
+            ("org.xdp.Manager1.Error.NoSuchProgram", Exit::NotFound),
+            ("org.xdp.Manager1.Error.InvalidObject", Exit::Invalid),
+            ("org.xdp.Manager1.Error.VerifierRejected", Exit::Invalid),
+            ("org.xdp.Manager1.Error.LimitExceeded", Exit::Invalid),
+            ("org.xdp.Manager1.Error.Conflict", Exit::Conflict),
+            ("org.xdp.Manager1.Error.Busy", Exit::Conflict),
+            ("org.xdp.Manager1.Error.Kernel", Exit::Failure),
+            ("org.freedesktop.DBus.Error.AccessDenied", Exit::Denied),
+            ("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", Exit::Denied),
+            ("org.freedesktop.DBus.Error.InvalidArgs", Exit::Usage),
+            ("org.freedesktop.DBus.Error.UnknownObject", Exit::NotFound),
+            ("org.freedesktop.DBus.Error.ServiceUnknown", Exit::Unreachable),
+            ("org.freedesktop.DBus.Error.Spawn.ChildExited", Exit::Unreachable),
+            ("org.freedesktop.DBus.Error.Failed", Exit::Failure),
+        ];
+        for (name, exit) in cases {
+            let msg = zbus::Message::method_call("/", "Ping")
+                .build(&())
+                .and_then(|call| zbus::Message::error(&call.header(), name).build(&("why",)));
+            let Ok(reply) = msg else { panic!("cannot build a test message") };
+            let error = zbus::Error::from(reply);
+            assert_eq!(classify(error, &Doing::Read).exit, exit, "{name}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `xdpctl status`: every interface's chain from one GetManagedObjects call,
+//! so the table is a consistent snapshot rather than many separate reads.
+
+use serde::Serialize;
+
+use crate::bus::Client;
+use crate::error::Result;
+use crate::output::Output;
+use crate::props::{self, Props};
+use crate::table::Table;
+use crate::users::Names;
+
+const LINK_IFACE: &str = "org.xdp.Manager1.Link";
+const PROGRAM_IFACE: &str = "org.xdp.Manager1.Program";
+
+#[derive(Debug, Serialize)]
+pub struct LinkStatus {
+    pub name: String,
+    pub index: i32,
+    pub path: String,
+    /// native, generic or offload while a chain is attached; empty otherwise.
+    pub mode: String,
+    pub generation: u64,
+    /// Kernel id of the attached chain program, 0 if none.
+    pub kernel_program_id: u32,
+    /// Kernel id of a program attached by someone else, 0 if none.
+    pub foreign_program_id: u32,
+    pub programs: Vec<ProgramStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgramStatus {
+    /// 1-based place in the run order.
+    pub position: usize,
+    pub id: u64,
+    pub path: String,
+    pub name: String,
+    pub priority: i32,
+    pub proceed_on: Vec<String>,
+    /// False when an earlier program ends the chain (empty proceed-on).
+    pub linked: bool,
+    pub owner: u32,
+    pub owner_name: Option<String>,
+    pub tag: String,
+    pub sha256: String,
+    /// Microseconds since the epoch.
+    pub loaded_at: u64,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    interfaces: &'a [LinkStatus],
+}
+
+/// The chains of all interfaces (or of `iface` only), ordered by index.
+pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkStatus>> {
+    // The lookup first: a precise "no such interface" before anything else.
+    let only = match iface {
+        Some(name) => Some(client.link_path(name).await?),
+        None => None,
+    };
+    let objects = client.managed_objects().await?;
+    let mut names = Names::default();
+    let mut links = Vec::new();
+    for (path, interfaces) in &objects {
+        if only.as_ref().is_some_and(|p| p != path) {
+            continue;
+        }
+        let Some(link) = interfaces.iter().find(|(name, _)| name.as_str() == LINK_IFACE).map(|(_, p)| p) else {
+            continue;
+        };
+        let mut programs = Vec::new();
+        let mut linked = true;
+        for (i, program_path) in props::strings(link, "Programs").iter().enumerate() {
+            let Some(program) = objects
+                .iter()
+                .find(|(p, _)| p.as_str() == program_path)
+                .and_then(|(_, ifaces)| ifaces.iter().find(|(n, _)| n.as_str() == PROGRAM_IFACE))
+                .map(|(_, p)| p)
+            else {
+                continue;
+            };
+            let status = program_status(i + 1, program_path, program, linked, &mut names);
+            linked &= !status.proceed_on.is_empty();
+            programs.push(status);
+        }
+        links.push(LinkStatus {
+            name: props::string(link, "Name"),
+            index: props::i32_of(link, "Index"),
+            path: path.to_string(),
+            mode: props::string(link, "Mode"),
+            generation: props::u64_of(link, "Generation"),
+            kernel_program_id: props::u32_of(link, "KernelProgramId"),
+            foreign_program_id: props::u32_of(link, "ForeignProgramId"),
+            programs,
+        });
+    }
+    links.sort_by_key(|l| l.index);
+    Ok(links)
+}
+
+fn program_status(position: usize, path: &str, p: &Props, linked: bool, names: &mut Names) -> ProgramStatus {
+    let owner = props::u32_of(p, "Owner");
+    ProgramStatus {
+        position,
+        id: props::u64_of(p, "Id"),
+        path: path.to_string(),
+        name: props::string(p, "Name"),
+        priority: props::i32_of(p, "Priority"),
+        proceed_on: props::strings(p, "ProceedOn"),
+        linked,
+        owner,
+        owner_name: names.get(owner),
+        tag: props::string(p, "Tag"),
+        sha256: props::string(p, "Sha256"),
+        loaded_at: props::u64_of(p, "LoadedAt"),
+    }
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn id_or_dash(id: u32) -> String {
+    if id == 0 {
+        "-".into()
+    } else {
+        id.to_string()
+    }
+}
+
+pub fn render(links: &[LinkStatus]) -> String {
+    let mut table =
+        Table::new(vec!["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"]);
+    let mut unlinked = false;
+    for link in links {
+        let (mode, chain) = (dash(&link.mode), id_or_dash(link.kernel_program_id));
+        if link.programs.is_empty() {
+            table.row(vec![link.name.clone(), mode.clone(), chain.clone(), "no programs".into()]);
+        }
+        for p in &link.programs {
+            unlinked |= !p.linked;
+            let proceed = if p.proceed_on.is_empty() { "none".to_string() } else { p.proceed_on.join(",") };
+            table.row(vec![
+                link.name.clone(),
+                mode.clone(),
+                chain.clone(),
+                format!("{}{}", p.position, if p.linked { "" } else { "*" }),
+                p.priority.to_string(),
+                p.name.clone(),
+                proceed,
+                p.owner_name.clone().unwrap_or_else(|| p.owner.to_string()),
+                dash(&p.tag),
+                p.id.to_string(),
+            ]);
+        }
+        if link.foreign_program_id != 0 {
+            table.row(vec![
+                link.name.clone(),
+                mode,
+                chain,
+                format!(
+                    "foreign program {} attached behind the service's back (xdpctl reclaim {} takes the interface back)",
+                    link.foreign_program_id, link.name
+                ),
+            ]);
+        }
+    }
+    let mut out = table.render();
+    if unlinked {
+        out.push_str("* not linked: an earlier program ends the chain (its proceed-on is none)\n");
+    }
+    out
+}
+
+pub async fn run(client: &Client, out: &mut Output, iface: Option<&str>) -> Result<()> {
+    let links = collect(client, iface).await?;
+    if out.json {
+        out.json_line(&StatusJson { interfaces: &links })
+    } else {
+        out.text(&render(&links))
+    }
+}
