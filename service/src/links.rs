@@ -469,7 +469,8 @@ impl Owner {
         }
         if let Some(info) = added {
             let id = info.id;
-            dbus::program::export(&self.connection, self.ifindex, id, ProgramIface::new(info, self.handle.clone())).await;
+            dbus::program::export(&self.connection, self.ifindex, id, ProgramIface::new(info, self.handle.clone()))
+                .await;
         }
         let snapshot = self.snapshot();
         dbus::link::chain_changed(&self.connection, &self.path, &snapshot).await;
@@ -487,13 +488,23 @@ impl Owner {
         let has_chain = !now.programs.is_empty();
         if has_chain && now.kernel_program_id == 0 {
             match now.foreign_program_id {
-                0 => tracing::warn!(ifindex = self.ifindex, interface = %now.name, "the chain was detached behind xdpd's back; Reclaim takes the interface back"),
-                id => tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back"),
+                0 => {
+                    tracing::warn!(ifindex = self.ifindex, interface = %now.name, "the chain was detached behind xdpd's back; Reclaim takes the interface back")
+                }
+                id => {
+                    tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back")
+                }
             }
         } else if now.foreign_program_id != 0 {
             tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = now.foreign_program_id, "a foreign XDP program is attached");
         }
-        dbus::link::properties_changed(&self.connection, &self.path, &now, &["KernelProgramId", "ForeignProgramId", "Mode"]).await;
+        dbus::link::properties_changed(
+            &self.connection,
+            &self.path,
+            &now,
+            &["KernelProgramId", "ForeignProgramId", "Mode"],
+        )
+        .await;
         if has_chain || now.foreign_program_id != 0 {
             dbus::link::foreign_program_detected(&self.connection, &self.path, now.foreign_program_id).await;
         }
@@ -538,10 +549,16 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
     // After a reboot indexes change: persistent programs follow the interface's name.
     let record = record.or_else(|| {
         let present = crate::interfaces::current();
-        let moved = store.links().into_iter().find(|r| {
-            r.ifindex != ifindex && r.name == name && present.get(&r.ifindex).is_none_or(|n| n != name)
-        })?;
-        tracing::info!(ifindex, interface = name, recorded_index = moved.ifindex, "the interface's recorded programs follow its name");
+        let moved = store
+            .links()
+            .into_iter()
+            .find(|r| r.ifindex != ifindex && r.name == name && present.get(&r.ifindex).is_none_or(|n| n != name))?;
+        tracing::info!(
+            ifindex,
+            interface = name,
+            recorded_index = moved.ifindex,
+            "the interface's recorded programs follow its name"
+        );
         store.remove_link(moved.ifindex);
         Some(LinkRecord { ifindex, ..moved })
     });
@@ -552,9 +569,11 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
     // Pins of programs the record does not name are leftovers of an interrupted change.
     if let Ok(entries) = std::fs::read_dir(&maps_root) {
         for entry in entries.filter_map(Result::ok) {
-            let known = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).is_some_and(|id| {
-                record.members.iter().any(|m| m.id == id && (live || m.persist))
-            });
+            let known = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|id| record.members.iter().any(|m| m.id == id && (live || m.persist)));
             if !known {
                 tracing::info!(ifindex, pin = %entry.path().display(), "removing leftover pins");
                 let _ = std::fs::remove_dir_all(entry.path());

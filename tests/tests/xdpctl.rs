@@ -505,6 +505,7 @@ fn exit_statuses_tell_the_error_classes_apart() {
     let err = f.fails_as(Some(65534), 4, &["remove", dev, &id]);
     assert!(err.contains("org.xdp.manager1.manage"), "{err}");
     f.fails_as(Some(65534), 4, &["maps", dev, &id, "packets"]);
+    f.fails_as(Some(65534), 4, &["reclaim", dev]);
     // Reading is free.
     let r = f.run_as(65534, &["status", dev]);
     assert_eq!(r.code, 0, "{r}");

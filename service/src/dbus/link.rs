@@ -93,6 +93,8 @@ impl LinkIface {
     ) -> Result<(), ServiceError> {
         let _busy = self.handle.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        let details = auth::Details { interface: self.handle.snapshot().name, ..Default::default() };
+        auth::authorize(connection, &header, &caller, Action::Manage, &details).await?;
         self.handle.reclaim(caller).await
     }
 

@@ -292,7 +292,7 @@ impl Chain {
                         // A link adopted from an earlier run: expect the program it runs now.
                         let current = hook.attached_prog_id().ok_or_else(|| {
                             Error::Conflict(format!(
-                                "xdpd's link on interface {} was detached behind its back",
+                                "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
                                 hook.ifindex()
                             ))
                         })?;

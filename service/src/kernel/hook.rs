@@ -187,7 +187,11 @@ impl Hook {
     /// interface (someone may have detached it behind our back).
     pub fn attached_prog_id(&self) -> Option<u32> {
         let link = self.link.as_ref()?;
-        bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex == self.ifindex).map(|i| i.prog_id).filter(|&id| id != 0)
+        bpf::link_info(link.as_fd())
+            .ok()
+            .filter(|i| i.xdp_ifindex == self.ifindex)
+            .map(|i| i.prog_id)
+            .filter(|&id| id != 0)
     }
 
     /// An XDP program on the interface that is not ours, if any.
@@ -334,9 +338,10 @@ impl Hook {
                 "the program on interface {} is not the chain xdpd attached: it was replaced behind xdpd's back",
                 self.ifindex
             ))),
-            libc::ENOLINK => {
-                Err(Error::Conflict(format!("xdpd's link on interface {} was detached behind its back", self.ifindex)))
-            }
+            libc::ENOLINK => Err(Error::Conflict(format!(
+                "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
+                self.ifindex
+            ))),
             errno => Err(KernelError::new(format!("replacing the chain on interface {}", self.ifindex), errno).into()),
         }
     }
