@@ -82,3 +82,13 @@ impl Drop for PinDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Value size of a map, from the kernel.
+pub fn map_value_size(fd: BorrowedFd<'_>) -> usize {
+    let mut info = libbpf_sys::bpf_map_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_map_info of `len` bytes.
+    let ret = unsafe { libbpf_sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    assert_eq!(ret, 0, "map info: {}", std::io::Error::last_os_error());
+    info.value_size as usize
+}

@@ -116,7 +116,8 @@ fn a_failed_update_leaves_the_running_chain_alone() {
         chain.add(load("udp", "udp_count"), opts(10)).unwrap();
         let before = (chain.generation(), chain.program().unwrap().info.id, attached(ifindex).unwrap());
 
-        let err = chain.add(load("basic", "deep_calls"), opts(5)).unwrap_err();
+        // Alone it verifies; in this chain (no frags) its frags-owned program array cannot be used.
+        let err = chain.add(load("tailcall_frags", "tail_entry_frags"), opts(5)).unwrap_err();
         assert!(matches!(err, Error::ChainRejected { .. }), "{err}");
         let err = chain
             .add(load("basic", "xdp_pass"), AddOptions { mode: Some(AttachMode::Generic), ..opts(5) })

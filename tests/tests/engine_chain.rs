@@ -1,7 +1,7 @@
 //! The linked chain's semantics, checked packet by packet with
 //! BPF_PROG_TEST_RUN on instrumented programs (bpf/test/probe.h).
 
-use xdpd::engine::{ActionSet, AddOptions, Chain, Error};
+use xdpd::engine::{ActionSet, AddOptions, Chain, Error, LinkMode};
 use xdpd_tests::packet::{self, probe_packet, trace, ABORTED, DROP, PASS, REDIRECT, TX};
 use xdpd_tests::{load, map_u64, require_root};
 
@@ -270,10 +270,11 @@ fn frags_only_when_every_member_declares_it() {
 #[test]
 fn a_chain_rejected_for_combined_limits_names_the_member() {
     require_root();
-    let mut chain = Chain::unattached();
+    // Called, the member's eight frames plus the dispatcher's are one too many.
+    let mut chain = Chain::unattached().with_link_mode(LinkMode::Call);
     chain.add(probe(0), opts(1)).unwrap();
     let deep = load("basic", "deep_calls");
-    let mut alone = Chain::unattached();
+    let mut alone = Chain::unattached().with_link_mode(LinkMode::Call);
     let err = alone.add(load("basic", "deep_calls"), opts(2)).unwrap_err();
     assert!(matches!(&err, Error::ChainRejected { member, .. } if member == "deep_calls"), "{err}");
     chain.add(probe(1), opts(3)).unwrap();
@@ -288,4 +289,15 @@ fn a_chain_rejected_for_combined_limits_names_the_member() {
     }
     assert_eq!((chain.generation(), chain.program().unwrap().info.id), before);
     assert_eq!(chain.members().len(), 2);
+}
+
+#[test]
+fn inlining_saves_the_frame_a_call_would_cost() {
+    require_root();
+    let mut chain = Chain::unattached();
+    chain.add(probe(0), opts(1)).unwrap();
+    chain.add(load("basic", "deep_calls"), opts(2)).unwrap();
+    assert_eq!(chain.program().unwrap().inlined, 2);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0]));
 }

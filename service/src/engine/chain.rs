@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::actions::ActionSet;
-use super::linker::{self, LinkInput, LinkTarget, LinkedChain};
+use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::object::LoadedProgram;
 use super::Error;
 use crate::kernel::bpf;
@@ -79,6 +79,7 @@ pub struct Chain {
     generation: u64,
     next_seq: u64,
     max_members: usize,
+    link_mode: LinkMode,
 }
 
 impl Chain {
@@ -92,6 +93,7 @@ impl Chain {
             generation: 0,
             next_seq: 0,
             max_members: DEFAULT_MAX_MEMBERS,
+            link_mode: LinkMode::Inline,
         }
     }
 
@@ -137,12 +139,18 @@ impl Chain {
             let fd = bpf::prog_fd_by_id(running_id)?;
             let info = bpf::prog_info(std::os::fd::AsFd::as_fd(&fd))?;
             let frags = chain.members.iter().all(|m| m.program.frags);
-            chain.running = Some(LinkedChain { fd, info, layout: Vec::new(), insn_count: 0, frags });
+            chain.running = Some(LinkedChain { fd, info, layout: Vec::new(), insn_count: 0, frags, inlined: 0 });
             return Ok(chain);
         }
         let members = std::mem::take(&mut chain.members);
         chain.commit(members, &AddOptions::default())?;
         Ok(chain)
+    }
+
+    /// How members are placed in the linked program (inline by default).
+    pub fn with_link_mode(mut self, mode: LinkMode) -> Chain {
+        self.link_mode = mode;
+        self
     }
 
     pub fn with_max_members(mut self, max: usize) -> Chain {
@@ -279,7 +287,10 @@ impl Chain {
         }
 
         let offload = options.mode == Some(AttachMode::Offload);
-        let target = LinkTarget { offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex) };
+        let target = LinkTarget {
+            offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
+            mode: self.link_mode,
+        };
         let inputs: Vec<LinkInput<'_>> =
             candidate.iter().map(|m| LinkInput { id: m.id, program: &m.program, proceed_on: m.proceed_on }).collect();
         let linked = linker::link(&inputs, target)?;

@@ -28,6 +28,8 @@ pub const BPF_DW: u8 = 0x18;
 pub const BPF_IMM: u8 = 0x00;
 pub const BPF_MOV: u8 = 0xb0;
 pub const BPF_RSH: u8 = 0x70;
+pub const BPF_JA: u8 = 0x00;
+pub const BPF_JEQ: u8 = 0x10;
 pub const BPF_JGT: u8 = 0x20;
 pub const BPF_JSET: u8 = 0x40;
 pub const BPF_CALL: u8 = 0x80;
@@ -92,6 +94,21 @@ impl Insn {
     /// `if wdst > imm goto +off` (unsigned, 32-bit).
     pub const fn jgt32_imm(dst: u8, imm: i32, off: i16) -> Insn {
         Insn::new(BPF_JMP32 | BPF_JGT | BPF_K, dst, 0, off, imm)
+    }
+
+    /// `if wdst == imm goto +off` (32-bit).
+    pub const fn jeq32_imm(dst: u8, imm: i32, off: i16) -> Insn {
+        Insn::new(BPF_JMP32 | BPF_JEQ | BPF_K, dst, 0, off, imm)
+    }
+
+    /// `goto +off`.
+    pub const fn ja(off: i16) -> Insn {
+        Insn::new(BPF_JMP | BPF_JA, 0, 0, off, 0)
+    }
+
+    /// `gotol +imm` (32-bit reach).
+    pub const fn gotol(imm: i32) -> Insn {
+        Insn::new(BPF_JMP32 | BPF_JA, 0, 0, 0, imm)
     }
 
     /// `if wdst & imm goto +off` (32-bit).

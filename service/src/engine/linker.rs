@@ -3,25 +3,37 @@
 //! global subprograms, callbacks, kfuncs and source-annotated verifier logs
 //! keep working.
 //!
-//! Layout of the linked program (call linking):
+//! Each member is placed one of two ways:
+//!
+//! - **inline** (the fast path): the member's main function is spliced into
+//!   the dispatcher. Its `exit`s become jumps to the member's proceed-on test,
+//!   its calls and callback references are pointed at its subprograms (placed
+//!   after the dispatcher), and the dispatcher keeps the context pointer in a
+//!   callee-saved register (r6..r9) the member's main function never touches,
+//!   so the member cannot disturb it. No call, no return: on CPUs with
+//!   return-stack mitigations a BPF-to-BPF call+return costs several ns.
+//! - **call**: the member is appended whole and called as a BPF-to-BPF
+//!   subprogram. Used when inlining is unsafe: the member's main function uses
+//!   all of r6..r9 (nowhere to keep the context), uses legacy packet loads
+//!   (LD_ABS/LD_IND read r6 implicitly), or a subprogram refers back into the
+//!   main function; and for the whole chain when the inlined chain does not
+//!   verify (e.g. its main frame's stack, the largest of the inlined members',
+//!   plus one member's call chain exceeds 512 bytes).
 //!
 //! ```text
-//! dispatcher:  r6 = r1                       ; keep ctx in a callee-saved register
-//!              for each member i:
-//!                r1 = r6
-//!                call member_i               ; BPF-to-BPF call, r0 = its result
-//!                if w0 > 31 goto verdict_i   ; results >= 32 are always verdicts
-//!                w1 = proceed_mask_i
-//!                w1 >>= w0
-//!                if w1 & 1 goto next_i       ; result in the proceed-on set
-//!   verdict_i:   exit                        ; r0 is the packet's verdict
-//!   next_i:      ...
-//!              w0 = XDP_PASS                 ; every member proceeded (left out when
-//!              exit                          ;   the last member never proceeds)
-//! member_0:    its instructions (main function, then its subprograms)
-//! member_1:    ...
+//! dispatcher:  rC = r1                      ; context kept in a callee-saved register
+//!   member i (inline):   r1 = rC
+//!                        <main function>    ; exits jump to test_i
+//!   member i (call):     r1 = rC
+//!                        call member_i      ; r0 = its result
+//!   test_i:  proceed-on test of r0          ; results >= 32 are always verdicts
+//!            exit                           ; not proceeding: r0 is the verdict
+//!   ...
+//!            w0 = XDP_PASS; exit            ; every member proceeded
+//! then the subprograms of inlined members and the whole of called members
 //! ```
 
+use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -47,10 +59,30 @@ pub struct LinkInput<'a> {
     pub proceed_on: ActionSet,
 }
 
-/// Where the chain is meant to run; offloaded programs are loaded for their device.
+/// How members are placed in the linked program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkMode {
+    /// Inline every member where that is safe, call the others.
+    #[default]
+    Inline,
+    /// Call every member as a subprogram.
+    Call,
+}
+
+/// Where and how the chain is meant to run; offloaded programs are loaded for their device.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinkTarget {
     pub offload_ifindex: Option<u32>,
+    pub mode: LinkMode,
+}
+
+/// Where some of a member's instructions went: `range` in the linked
+/// program holds the member's instructions from `member_offset` on.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub id: MemberId,
+    pub range: Range<usize>,
+    pub member_offset: usize,
 }
 
 /// A loaded chain program.
@@ -58,10 +90,12 @@ pub struct LinkTarget {
 pub struct LinkedChain {
     pub fd: OwnedFd,
     pub info: ProgInfo,
-    /// Instruction range of each member in the linked program.
-    pub layout: Vec<(MemberId, Range<usize>)>,
+    /// Where each member's instructions are in the linked program.
+    pub layout: Vec<Segment>,
     pub insn_count: usize,
     pub frags: bool,
+    /// How many members were inlined (the others are called).
+    pub inlined: usize,
 }
 
 impl LinkedChain {
@@ -75,93 +109,138 @@ impl LinkedChain {
     }
 }
 
-/// Builds the dispatcher for members of the given lengths and proceed-on sets.
-fn dispatcher(members: &[(usize, ActionSet)]) -> Vec<Insn> {
-    let block_len = |set: ActionSet| if set.mask() == 0 { 3 } else { 7 };
-    // When the last member never proceeds, the final "pass" is unreachable and
-    // the verifier refuses unreachable code: leave it out.
-    let tail = if members.last().is_some_and(|&(_, set)| set.mask() == 0) { 0 } else { 2 };
-    let len = 1 + members.iter().map(|&(_, set)| block_len(set)).sum::<usize>() + tail;
-    let mut code = Vec::with_capacity(len);
-    code.push(Insn::mov64_reg(R6, R1));
-    let mut member_start = len;
-    for &(member_len, set) in members {
-        code.push(Insn::mov64_reg(R1, R6));
-        let here = code.len() as i32;
-        code.push(Insn::call_subprog(member_start as i32 - here - 1));
-        if set.mask() != 0 {
-            code.push(Insn::jgt32_imm(R0, 31, 3));
-            code.push(Insn::mov32_imm(R1, set.mask() as i32));
-            code.push(Insn::rsh32_reg(R1, R0));
-            code.push(Insn::jset32_imm(R1, 1, 1));
-        }
-        code.push(Insn::exit());
-        member_start += member_len;
-    }
-    if tail != 0 {
-        code.push(Insn::mov32_imm(R0, Action::Pass as i32));
-        code.push(Insn::exit());
-    }
-    debug_assert_eq!(code.len(), len);
-    code
-}
-
-/// Instruction offsets where a member's functions start (for members without BTF).
+/// Instruction offsets where a member's functions start.
 fn subprog_starts(insns: &[Insn]) -> Vec<usize> {
     let mut starts = vec![0];
-    for (i, ins) in insns.iter().enumerate() {
-        let is_func_ref = ins.is_subprog_call() || (ins.is_ld_imm64() && ins.src() == insn::PSEUDO_FUNC);
-        if is_func_ref {
-            let target = i as i64 + 1 + ins.imm as i64;
-            if let Ok(t) = usize::try_from(target) {
-                starts.push(t);
-            }
-        }
-    }
+    starts.extend(func_refs(insns).map(|(_, target)| target));
     starts.sort_unstable();
     starts.dedup();
     starts
 }
 
-/// The chain's merged BTF with func_info and line_info for every function.
-struct MergedBtf {
-    btf: Btf,
-    func_info: Vec<FuncInfo>,
-    line_info: Vec<LineInfo>,
+/// `(instruction, target)` of every subprogram call and callback reference.
+fn func_refs(insns: &[Insn]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    insns.iter().enumerate().filter_map(|(i, ins)| {
+        let is_ref = ins.is_subprog_call() || (ins.is_ld_imm64() && ins.src() == insn::PSEUDO_FUNC);
+        is_ref.then(|| usize::try_from(i as i64 + 1 + ins.imm as i64).ok()).flatten().map(|t| (i, t))
+    })
 }
 
-fn merge_btf(members: &[LinkInput<'_>], bases: &[usize]) -> Result<MergedBtf, KernelError> {
+/// Length of the member's main function: up to its first subprogram.
+fn main_len(program: &LoadedProgram) -> usize {
+    match program.func_info.get(1) {
+        Some(f) => f.insn_off as usize,
+        None => subprog_starts(&program.insns).get(1).copied().unwrap_or(program.insns.len()),
+    }
+}
+
+/// Registers an instruction names (dst, and src where it is a register).
+fn registers(ins: Insn) -> [Option<u8>; 2] {
+    let class = ins.code & 0x07;
+    let src_is_reg = match class {
+        insn::BPF_LD => false,
+        insn::BPF_ALU | insn::BPF_ALU64 | insn::BPF_JMP | insn::BPF_JMP32 => {
+            ins.code & insn::BPF_X != 0 && ins.code != insn::CALL
+        }
+        _ => true, // LDX, ST, STX
+    };
+    [Some(ins.regs & 0x0f), src_is_reg.then_some(ins.regs >> 4)]
+}
+
+/// The callee-saved register where the dispatcher can keep the context while
+/// the member's main function runs inline, if inlining it is safe.
+fn inline_register(program: &LoadedProgram) -> Option<(u8, usize)> {
+    let main = main_len(program);
+    let code = &program.insns;
+    // Subprograms must not refer back into the main function.
+    if func_refs(code).any(|(at, target)| at >= main && target < main) {
+        return None;
+    }
+    let mut used = [false; 11];
+    let mut i = 0;
+    while i < main {
+        let ins = code[i];
+        let class = ins.code & 0x07;
+        if class == insn::BPF_LD && ins.code != insn::LD_IMM64 {
+            return None; // LD_ABS / LD_IND use r6 implicitly
+        }
+        for r in registers(ins).into_iter().flatten() {
+            used[(r as usize).min(10)] = true;
+        }
+        i += if ins.is_ld_imm64() { 2 } else { 1 };
+    }
+    (6..=9u8).find(|&r| !used[r as usize]).map(|r| (r, main))
+}
+
+/// The test after a member: fall through when its result is in `set`, else exit.
+fn proceed_test(set: ActionSet) -> Vec<Insn> {
+    let mask = set.mask();
+    if mask == 0 {
+        vec![Insn::exit()]
+    } else if mask.is_power_of_two() {
+        vec![Insn::jeq32_imm(R0, mask.trailing_zeros() as i32, 1), Insn::exit()]
+    } else {
+        vec![
+            Insn::jgt32_imm(R0, 31, 3),
+            Insn::mov32_imm(R1, mask as i32),
+            Insn::rsh32_reg(R1, R0),
+            Insn::jset32_imm(R1, 1, 1),
+            Insn::exit(),
+        ]
+    }
+}
+
+/// A relative jump from `from` to `to` (gotol when out of a 16-bit reach).
+fn jump(from: usize, to: usize) -> Insn {
+    let off = to as i64 - from as i64 - 1;
+    match i16::try_from(off) {
+        Ok(off) => Insn::ja(off),
+        Err(_) => Insn::gotol(off as i32),
+    }
+}
+
+/// A member's debug info with type ids and strings already in the merged BTF,
+/// instruction offsets still the member's own.
+#[derive(Default)]
+struct MemberDebug {
+    funcs: Vec<FuncInfo>,
+    lines: Vec<LineInfo>,
+}
+
+/// Appends every member's BTF to one; returns it with the dispatcher's FUNC
+/// and each member's debug info translated into it.
+fn merge_btf(
+    members: &[LinkInput<'_>],
+    with_lines: bool,
+) -> Result<(Btf, u32, Option<LineInfo>, Vec<MemberDebug>), KernelError> {
     let mut btf = Btf::empty()?;
     let int = btf.add_int("int", 4, true)?;
     let ctx = btf.add_struct_fwd("xdp_md")?;
     let ctx_ptr = btf.add_ptr(ctx)?;
     let proto = btf.add_func_proto(int, &[("ctx", ctx_ptr)])?;
     let dispatcher = btf.add_func("xdpd_dispatcher", true, proto)?;
-    let mut func_info = vec![FuncInfo { insn_off: 0, type_id: dispatcher }];
-
-    // line_info is all or nothing: every function needs one at its first instruction.
-    let with_lines = members.iter().all(|m| !m.program.line_info.is_empty());
-    let mut line_info = Vec::new();
-    if with_lines {
+    let dispatcher_line = if with_lines {
         let file = btf.add_str("xdpd")?;
         let line = btf.add_str("xdpd dispatcher")?;
-        line_info.push(LineInfo { insn_off: 0, file_name_off: file, line_off: line, line_col: 0 });
-    }
-
-    for (m, &base) in members.iter().zip(bases) {
-        let base = base as u32;
+        Some(LineInfo { insn_off: 0, file_name_off: file, line_off: line, line_col: 0 })
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        let mut debug = MemberDebug::default();
         match &m.program.btf {
             Some(raw) => {
                 let src = Btf::from_raw(raw)?;
                 let shift = btf.append(&src)? - 1;
-                func_info.extend(
-                    m.program
-                        .func_info
-                        .iter()
-                        .map(|f| FuncInfo { insn_off: f.insn_off + base, type_id: f.type_id + shift }),
-                );
+                debug.funcs = m
+                    .program
+                    .func_info
+                    .iter()
+                    .map(|f| FuncInfo { insn_off: f.insn_off, type_id: f.type_id + shift })
+                    .collect();
                 if with_lines {
-                    let mut strings = std::collections::HashMap::new();
+                    let mut strings = HashMap::new();
                     for l in &m.program.line_info {
                         let mut remap = |off: u32| -> Result<u32, KernelError> {
                             if let Some(&new) = strings.get(&off) {
@@ -171,11 +250,10 @@ fn merge_btf(members: &[LinkInput<'_>], bases: &[usize]) -> Result<MergedBtf, Ke
                             strings.insert(off, new);
                             Ok(new)
                         };
-                        line_info.push(LineInfo {
-                            insn_off: l.insn_off + base,
+                        debug.lines.push(LineInfo {
                             file_name_off: remap(l.file_name_off)?,
                             line_off: remap(l.line_off)?,
-                            line_col: l.line_col,
+                            ..*l
                         });
                     }
                 }
@@ -186,12 +264,142 @@ fn merge_btf(members: &[LinkInput<'_>], bases: &[usize]) -> Result<MergedBtf, Ke
                 for (k, start) in subprog_starts(&m.program.insns).into_iter().enumerate() {
                     let name = if k == 0 { m.program.name.clone() } else { format!("{}_{k}", m.program.name) };
                     let func = btf.add_func(&name, false, proto)?;
-                    func_info.push(FuncInfo { insn_off: start as u32 + base, type_id: func });
+                    debug.funcs.push(FuncInfo { insn_off: start as u32, type_id: func });
                 }
             }
         }
+        out.push(debug);
     }
-    Ok(MergedBtf { btf, func_info, line_info })
+    Ok((btf, dispatcher, dispatcher_line, out))
+}
+
+/// The instructions and debug info of a linked chain, before loading.
+struct Assembly {
+    insns: Vec<Insn>,
+    btf: Option<Btf>,
+    func_info: Vec<FuncInfo>,
+    line_info: Vec<LineInfo>,
+    layout: Vec<Segment>,
+    inlined: usize,
+}
+
+/// Lays the members out (see the module documentation).
+fn assemble(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Assembly, KernelError> {
+    let with_btf = members.iter().any(|m| m.program.btf.is_some());
+    let with_lines = with_btf && members.iter().all(|m| !m.program.line_info.is_empty());
+    let (btf, dispatcher_func, dispatcher_line, debug) = if with_btf {
+        let (btf, func, line, debug) = merge_btf(members, with_lines)?;
+        (Some(btf), func, line, debug)
+    } else {
+        (None, 0, None, members.iter().map(|_| MemberDebug::default()).collect())
+    };
+    let placements: Vec<Option<(u8, usize)>> =
+        members.iter().map(|m| if mode == LinkMode::Inline { inline_register(m.program) } else { None }).collect();
+
+    // The dispatcher region: prologues, inlined main functions, tests.
+    let mut code = Vec::new();
+    let mut calls = Vec::new(); // (call instruction, member index)
+    let mut ctx = R1; // where the context is now
+    let mut main_at = vec![0usize; members.len()];
+    for (i, m) in members.iter().enumerate() {
+        match placements[i] {
+            Some((reg, main)) => {
+                if ctx != reg {
+                    code.push(Insn::mov64_reg(reg, ctx));
+                }
+                if ctx != R1 {
+                    code.push(Insn::mov64_reg(R1, reg));
+                }
+                ctx = reg;
+                main_at[i] = code.len();
+                code.extend_from_slice(&m.program.insns[..main]);
+            }
+            None => {
+                if ctx == R1 {
+                    code.push(Insn::mov64_reg(R6, R1));
+                    ctx = R6;
+                } else {
+                    code.push(Insn::mov64_reg(R1, ctx));
+                }
+                calls.push((code.len(), i));
+                code.push(Insn::call_subprog(0));
+            }
+        }
+        let test_at = code.len();
+        if let Some((_, main)) = placements[i] {
+            // The main function's exits end the member: jump to its test.
+            let start = main_at[i];
+            for (j, ins) in code.iter_mut().enumerate().skip(start).take(main) {
+                if ins.code == insn::BPF_JMP | insn::BPF_EXIT {
+                    *ins = jump(j, test_at);
+                }
+            }
+        }
+        code.extend(proceed_test(m.proceed_on));
+    }
+    // When the last member never proceeds, a final "pass" would be unreachable
+    // code, which the verifier refuses.
+    if members.last().is_some_and(|m| m.proceed_on.mask() != 0) {
+        code.push(Insn::mov32_imm(R0, Action::Pass as i32));
+        code.push(Insn::exit());
+    }
+
+    // The tail: subprograms of inlined members, the whole of called members.
+    let mut func_info = Vec::new();
+    let mut line_info: Vec<LineInfo> = dispatcher_line.into_iter().collect();
+    let mut tail_lines = Vec::new();
+    if btf.is_some() {
+        func_info.push(FuncInfo { insn_off: 0, type_id: dispatcher_func });
+    }
+    let mut layout = Vec::new();
+    let mut places: Vec<Vec<usize>> = Vec::with_capacity(members.len());
+    for (i, m) in members.iter().enumerate() {
+        let insns = &m.program.insns;
+        let main = placements[i].map_or(0, |(_, main)| main);
+        let tail_at = code.len();
+        code.extend_from_slice(&insns[main..]);
+        let place: Vec<usize> =
+            (0..insns.len()).map(|j| if j < main { main_at[i] + j } else { tail_at + j - main }).collect();
+        if main > 0 {
+            layout.push(Segment { id: m.id, range: main_at[i]..main_at[i] + main, member_offset: 0 });
+        }
+        if insns.len() > main {
+            layout.push(Segment { id: m.id, range: tail_at..tail_at + insns.len() - main, member_offset: main });
+        }
+        // Calls and callback references from the moved main function.
+        for (at, target) in func_refs(insns).filter(|&(at, _)| at < main).collect::<Vec<_>>() {
+            let from = place[at];
+            code[from].imm = place[target] as i32 - from as i32 - 1;
+        }
+        for &(at, map) in &m.program.map_refs {
+            code[place[at]].imm = m.program.maps[map].fd.as_raw_fd();
+        }
+        for f in debug[i].funcs.iter().filter(|f| (f.insn_off as usize) >= main || main == 0) {
+            func_info.push(FuncInfo { insn_off: place[f.insn_off as usize] as u32, ..*f });
+        }
+        for l in &debug[i].lines {
+            let moved = LineInfo { insn_off: place[l.insn_off as usize] as u32, ..*l };
+            if (l.insn_off as usize) < main {
+                line_info.push(moved);
+            } else {
+                tail_lines.push(moved);
+            }
+        }
+        places.push(place);
+    }
+    for (at, i) in calls {
+        code[at].imm = places[i][0] as i32 - at as i32 - 1;
+    }
+    line_info.extend(tail_lines);
+    let inlined = placements.iter().filter(|p| p.is_some()).count();
+    Ok(Assembly { insns: code, btf, func_info, line_info, layout, inlined })
+}
+
+/// The chain's merged BTF with func_info and line_info for every function.
+struct MergedBtf {
+    btf: Btf,
+    func_info: Vec<FuncInfo>,
+    line_info: Vec<LineInfo>,
 }
 
 /// Links `members` (in run order) into one XDP program and loads it.
@@ -203,22 +411,19 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
     // refuses unreachable code, so they are not linked (they stay members).
     let reachable = members.iter().position(|m| m.proceed_on.mask() == 0).map_or(members.len(), |i| i + 1);
     let members = &members[..reachable];
-    let shape: Vec<(usize, ActionSet)> = members.iter().map(|m| (m.program.insns.len(), m.proceed_on)).collect();
-    let mut insns = dispatcher(&shape);
-    let mut bases = Vec::with_capacity(members.len());
-    let mut layout = Vec::with_capacity(members.len());
-    for m in members {
-        let base = insns.len();
-        bases.push(base);
-        insns.extend_from_slice(&m.program.insns);
-        for &(at, map) in &m.program.map_refs {
-            insns[base + at].imm = m.program.maps[map].fd.as_raw_fd();
+    match load(members, target) {
+        Err(Error::ChainRejected { .. }) if target.mode == LinkMode::Inline => {
+            // Inlined, the chain exceeds a combined limit: try calling every member.
+            tracing::debug!("the inlined chain does not verify; linking with calls");
+            load(members, LinkTarget { mode: LinkMode::Call, ..target })
         }
-        layout.push((m.id, base..insns.len()));
+        other => other,
     }
+}
 
-    let mut merged =
-        if members.iter().any(|m| m.program.btf.is_some()) { Some(merge_btf(members, &bases)?) } else { None };
+fn load(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
+    let Assembly { insns, btf, func_info, line_info, layout, inlined } = assemble(members, target.mode)?;
+    let mut merged = btf.map(|btf| MergedBtf { btf, func_info, line_info });
     let frags = members.iter().all(|m| m.program.frags);
     let license = if members.iter().all(|m| is_gpl_compatible(&m.program.license)) { c"GPL" } else { c"Proprietary" };
 
@@ -282,18 +487,12 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
         Err(errno) => return Err(Error::Kernel(KernelError::new("loading the linked chain", errno))),
     };
     let info = bpf::prog_info(fd.as_fd())?;
-    Ok(LinkedChain { fd, info, layout, insn_count: insns.len(), frags })
+    Ok(LinkedChain { fd, info, layout, insn_count: insns.len(), frags, inlined })
 }
 
 /// Turns the verifier's verdict on a linked chain into an error that names
 /// the member and its own instruction index.
-fn chain_rejection(
-    log: &str,
-    layout: &[(MemberId, Range<usize>)],
-    members: &[LinkInput<'_>],
-    errno: i32,
-    target: LinkTarget,
-) -> Error {
+fn chain_rejection(log: &str, layout: &[Segment], members: &[LinkInput<'_>], errno: i32, target: LinkTarget) -> Error {
     let summary = if log.trim().is_empty() {
         format!("the kernel refused the linked chain ({})", std::io::Error::from_raw_os_error(errno))
     } else {
@@ -302,11 +501,9 @@ fn chain_rejection(
     // The last instruction the verifier looked at: a line starting "N: ".
     let failing = log.lines().rev().find_map(|l| l.split_once(": ").and_then(|(n, _)| n.trim().parse::<usize>().ok()));
     let located = failing.and_then(|at| {
-        layout
-            .iter()
-            .zip(members)
-            .find(|((_, range), _)| range.contains(&at))
-            .map(|((id, range), m)| (*id, m, at - range.start))
+        let segment = layout.iter().find(|s| s.range.contains(&at))?;
+        let member = members.iter().find(|m| m.id == segment.id)?;
+        Some((segment.id, member, at - segment.range.start + segment.member_offset))
     });
     match located {
         Some((id, m, local)) => Error::ChainRejected {

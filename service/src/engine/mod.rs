@@ -12,7 +12,7 @@ pub mod run_config;
 
 pub use actions::{Action, ActionSet};
 pub use chain::{reserve_member_ids, AddOptions, Chain, Member, MemberId, RestoredMember};
-pub use linker::LinkedChain;
+pub use linker::{LinkMode, LinkedChain};
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
 
