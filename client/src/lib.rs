@@ -52,6 +52,12 @@ pub trait Link {
     /// Takes the interface back from a foreign program.
     fn reclaim(&self) -> zbus::Result<()>;
 
+    /// Switches per-program verdict counting on or off.
+    fn set_counting(&self, enabled: bool) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn counting(&self) -> zbus::Result<bool>;
+
     #[zbus(property)]
     fn index(&self) -> zbus::Result<i32>;
 

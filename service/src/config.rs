@@ -35,6 +35,14 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_programs_per_link: usize,
 
+    /// Most programs one user may have on all interfaces together (root: no limit).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_programs_per_uid: usize,
+
+    /// Most requests one client (bus connection) may have in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_requests_per_client: usize,
+
     /// Connect to this bus address instead of the system bus (for tests).
     #[arg(long, value_name = "ADDRESS")]
     pub bus_address: Option<String>,

@@ -14,6 +14,7 @@ pub mod dbus;
 pub mod engine;
 pub mod interfaces;
 pub mod kernel;
+pub mod limits;
 pub mod links;
 pub mod service;
 pub mod state;

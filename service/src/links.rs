@@ -21,7 +21,9 @@ use crate::dbus::error::ServiceError;
 use crate::dbus::options::AddRequest;
 use crate::dbus::{self, program::ProgramIface};
 use crate::engine::object::load_reusing;
-use crate::engine::{ActionSet, AddOptions, Chain, LoadedProgram, MemberId, RestoredMember};
+use crate::engine::stats::VerdictCounters;
+use crate::engine::{ActionSet, AddOptions, Chain, LoadedProgram, MemberId, RestoredMember, Stats};
+use crate::limits::Limits;
 use crate::state::{LinkRecord, MemberRecord, Store};
 
 /// What the Link interface's properties show; replaced after every change.
@@ -34,6 +36,7 @@ pub struct LinkSnapshot {
     pub programs: Vec<OwnedObjectPath>,
     pub kernel_program_id: u32,
     pub foreign_program_id: u32,
+    pub counting: bool,
 }
 
 /// Everything a Program object shows; fixed for the program's life.
@@ -59,6 +62,7 @@ enum Command {
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
     Reclaim { caller: Caller, reply: Reply<()> },
+    SetCounting { on: bool, caller: Caller, reply: Reply<()> },
     CheckForeign,
     Renamed(String),
     Gone,
@@ -68,7 +72,10 @@ enum Command {
 #[derive(Clone)]
 pub struct LinkHandle {
     pub ifindex: u32,
+    /// Verdict counters of the members, readable without asking the owner.
+    counters: Arc<RwLock<HashMap<MemberId, Arc<VerdictCounters>>>>,
     pub activity: Activity,
+    pub limits: Arc<Limits>,
     pub store: Arc<Store>,
     snapshot: Arc<RwLock<LinkSnapshot>>,
     tx: mpsc::Sender<Command>,
@@ -77,6 +84,15 @@ pub struct LinkHandle {
 impl LinkHandle {
     pub fn snapshot(&self) -> LinkSnapshot {
         self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Verdicts counted for program `id` (empty while counting never was on).
+    pub fn stats(&self, id: MemberId) -> Option<Stats> {
+        self.counters.read().ok()?.get(&id).map(|c| c.read())
+    }
+
+    pub async fn set_counting(&self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        self.ask(|reply| Command::SetCounting { on, caller, reply }).await
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ServiceError> {
@@ -114,6 +130,7 @@ impl LinkHandle {
 pub struct Links {
     config: Arc<Config>,
     activity: Activity,
+    limits: Arc<Limits>,
     store: Arc<Store>,
     connection: Connection,
     links: Mutex<HashMap<u32, LinkHandle>>,
@@ -121,7 +138,8 @@ pub struct Links {
 
 impl Links {
     pub fn new(config: Arc<Config>, connection: Connection, activity: Activity, store: Arc<Store>) -> Arc<Links> {
-        Arc::new(Links { config, activity, store, connection, links: Mutex::new(HashMap::new()) })
+        let limits = Limits::new(config.max_programs_per_uid, config.max_requests_per_client);
+        Arc::new(Links { config, activity, limits, store, connection, links: Mutex::new(HashMap::new()) })
     }
 
     pub fn config(&self) -> &Config {
@@ -157,7 +175,9 @@ impl Links {
         let (tx, rx) = mpsc::channel(64);
         let handle = LinkHandle {
             ifindex,
+            counters: Arc::new(RwLock::new(HashMap::new())),
             activity: self.activity.clone(),
+            limits: self.limits.clone(),
             store: self.store.clone(),
             snapshot: snapshot.clone(),
             tx,
@@ -181,6 +201,7 @@ impl Links {
             tracing::error!(ifindex, "cannot export the link object: {e}");
         }
         for info in owner.programs.values() {
+            self.limits.count_program(info.owner);
             dbus::program::export(&self.connection, ifindex, info.id, ProgramIface::new(info.clone(), handle.clone()))
                 .await;
         }
@@ -255,6 +276,9 @@ impl Owner {
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
                 }
+                Command::SetCounting { on, caller, reply } => {
+                    let _ = reply.send(self.set_counting(on, caller).await);
+                }
                 Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => {
                     let changed =
@@ -302,12 +326,16 @@ impl Owner {
         let kernel_program_id = hook.and_then(|h| h.attached_prog_id()).unwrap_or(0);
         let foreign_program_id = hook.and_then(|h| h.foreign().ok().flatten()).map_or(0, |f| f.prog_id);
         let mode = hook.and_then(|h| h.mode()).map_or("", |m| m.name()).to_string();
+        if let Ok(mut counters) = self.handle.counters.write() {
+            *counters = chain.members().iter().filter_map(|m| Some((m.id, m.counters()?))).collect();
+        }
         if let Ok(mut s) = self.snapshot.write() {
             s.generation = chain.generation();
             s.programs = programs;
             s.kernel_program_id = kernel_program_id;
             s.foreign_program_id = foreign_program_id;
             s.mode = mode;
+            s.counting = chain.counting();
         }
     }
 
@@ -332,6 +360,15 @@ impl Owner {
         };
         let (sha256, name) = (program.sha256.clone(), program.name.clone());
         let expected = request.expected_generation;
+        // A replacement keeps the count; a new program needs room under the uid's limit.
+        if replaced.is_none() {
+            self.handle.limits.reserve_program(caller.uid)?;
+        }
+        let release = |limits: &Limits| {
+            if replaced.is_none() {
+                limits.release_program(caller.uid);
+            }
+        };
         let result = self
             .with_chain(move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
@@ -350,8 +387,10 @@ impl Owner {
                 });
                 Ok((id, member))
             })
-            .await?;
+            .await
+            .inspect_err(|_| release(&self.handle.limits))?;
         let (id, member) = result.inspect_err(|e| {
+            release(&self.handle.limits);
             tracing::info!(%caller, interface = %ifname, program = %name, "add refused: {e}");
         })?;
         let (priority, proceed_on, map_ids) = member.unwrap_or_default();
@@ -379,6 +418,9 @@ impl Owner {
             return Err(no_such_program(id));
         }
         self.with_chain(move |chain| chain.remove(id)).await??;
+        if let Some(owner) = self.programs.get(&id).map(|p| p.owner) {
+            self.handle.limits.release_program(owner);
+        }
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.publish(None, Some(id)).await;
         Ok(())
@@ -394,6 +436,13 @@ impl Owner {
             .iter()
             .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
             .collect()
+    }
+
+    async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        self.with_chain(move |chain| chain.set_counting(on)).await??;
+        tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
+        self.publish(None, None).await;
+        Ok(())
     }
 
     async fn reclaim(&mut self, caller: Caller) -> Result<(), ServiceError> {
@@ -413,6 +462,7 @@ impl Owner {
             name: snapshot.name,
             generation: snapshot.generation,
             kernel_program_id: snapshot.kernel_program_id,
+            counting: snapshot.counting,
             members: members
                 .into_iter()
                 .filter_map(|id| self.programs.get(&id))
@@ -514,7 +564,9 @@ impl Owner {
         tracing::info!(ifindex = self.ifindex, "interface removed");
         let ids: Vec<MemberId> = self.programs.keys().copied().collect();
         for id in ids {
-            self.programs.remove(&id);
+            if let Some(p) = self.programs.remove(&id) {
+                self.handle.limits.release_program(p.owner);
+            }
             dbus::program::unexport(&self.connection, self.ifindex, id).await;
         }
         // The device is gone and its link with it: drop the pins, the chain and the record.
@@ -627,7 +679,15 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
     }
     let running = if live { record.kernel_program_id } else { 0 };
     match Chain::restore(ifindex, root, members, record.generation, running) {
-        Ok(chain) => (chain, programs),
+        Ok(mut chain) => {
+            // Counters are not kept across restarts: counting starts again from zero (a relink).
+            if record.counting {
+                if let Err(e) = chain.set_counting(true) {
+                    tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
+                }
+            }
+            (chain, programs)
+        }
         Err(e) => {
             tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
             fresh()

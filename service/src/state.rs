@@ -29,6 +29,9 @@ pub struct LinkRecord {
     pub generation: u64,
     /// The chain program the kernel runs for this record (0: none).
     pub kernel_program_id: u32,
+    /// Whether per-program verdict counting is on.
+    #[serde(default)]
+    pub counting: bool,
     /// In run order.
     pub members: Vec<MemberRecord>,
 }

@@ -618,3 +618,24 @@ async fn idle_exit_and_reactivation_keep_the_chain_and_the_objects() {
     assert_eq!(link.generation().await.unwrap(), generation + 1);
     f.program(&p).await.remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdict_counting_through_dbus() {
+    let f = Fixture::new("counting").await;
+    let link = f.link().await;
+    let dropper = link.add_program_from_path(&object("udp"), "udp_drop", HashMap::new()).await.unwrap();
+    let program = f.program(&dropper).await;
+    assert!(program.stats().await.unwrap().is_empty(), "no counts while counting never was on");
+    assert!(!link.counting().await.unwrap());
+    let generation = link.generation().await.unwrap();
+    link.set_counting(true).await.unwrap();
+    assert!(link.counting().await.unwrap());
+    assert_eq!(link.generation().await.unwrap(), generation + 1, "a relink, announced like any change");
+    assert_eq!(f.traffic(9999, 30), 0);
+    assert_eq!(f.traffic(9998, 20), 20);
+    let stats = program.stats().await.unwrap();
+    assert_eq!(stats.get("drop"), Some(&30), "{stats:?}");
+    assert!(stats.get("pass").is_some_and(|&n| n >= 20), "{stats:?}");
+    link.set_counting(false).await.unwrap();
+    assert_eq!(program.stats().await.unwrap().get("drop"), Some(&30), "kept while off");
+}

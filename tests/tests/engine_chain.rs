@@ -301,3 +301,33 @@ fn inlining_saves_the_frame_a_call_would_cost() {
     let (verdict, out) = run(&chain, &probe_packet(&[]));
     assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0]));
 }
+
+#[test]
+fn per_member_verdict_counters_count_and_survive_relinks() {
+    require_root();
+    for mode in [LinkMode::Inline, LinkMode::Call] {
+        let mut chain = Chain::unattached().with_link_mode(mode);
+        let first = chain.add(probe(0), opts(1)).unwrap();
+        let second = chain.add(probe(1), opts(2)).unwrap();
+        run(&chain, &probe_packet(&[]));
+        assert_eq!(chain.member(first).unwrap().stats().0, [0; 6], "off by default");
+
+        chain.set_counting(true).unwrap();
+        run(&chain, &probe_packet(&[]));
+        run(&chain, &probe_packet(&[(1, DROP)]));
+        run(&chain, &probe_packet(&[(0, TX)]));
+        run(&chain, &probe_packet(&[(0, 77)]));
+        // aborted, drop, pass, tx, redirect, other
+        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 2, 1, 0, 1], "{mode:?}");
+        assert_eq!(chain.member(second).unwrap().stats().0, [0, 1, 1, 0, 0, 0], "{mode:?}");
+
+        // A relink (another member) keeps the counts; switching off stops counting.
+        let other = chain.add(probe(2), opts(3)).unwrap();
+        run(&chain, &probe_packet(&[]));
+        chain.remove(other).unwrap();
+        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 3, 1, 0, 1]);
+        chain.set_counting(false).unwrap();
+        run(&chain, &probe_packet(&[]));
+        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 3, 1, 0, 1]);
+    }
+}

@@ -48,6 +48,7 @@ impl LinkIface {
         let _busy = self.handle.activity.begin();
         let request = options::parse(&options)?;
         let caller = Caller::of(connection, &header).await?;
+        let _request = self.handle.limits.begin_request(&caller.unique_name)?;
         let fd: std::os::fd::OwnedFd = object.into();
         let max = self.max_object_size;
         let bytes = blocking(move || object::read_fd(fd.as_fd(), max).map_err(ServiceError::from)).await?;
@@ -69,6 +70,7 @@ impl LinkIface {
         let _busy = self.handle.activity.begin();
         let request = options::parse(&options)?;
         let caller = Caller::of(connection, &header).await?;
+        let _request = self.handle.limits.begin_request(&caller.unique_name)?;
         if !path.starts_with('/') {
             return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
         }
@@ -93,9 +95,32 @@ impl LinkIface {
     ) -> Result<(), ServiceError> {
         let _busy = self.handle.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        let _request = self.handle.limits.begin_request(&caller.unique_name)?;
         let details = auth::Details { interface: self.handle.snapshot().name, ..Default::default() };
         auth::authorize(connection, &header, &caller, Action::Manage, &details).await?;
         self.handle.reclaim(caller).await
+    }
+
+    /// Switches counting of every program's verdicts on or off (a relink;
+    /// needs org.xdp.manager1.manage). Counts show in each program's Stats.
+    async fn set_counting(
+        &self,
+        enabled: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), ServiceError> {
+        let _busy = self.handle.activity.begin();
+        let caller = Caller::of(connection, &header).await?;
+        let _request = self.handle.limits.begin_request(&caller.unique_name)?;
+        let details = auth::Details { interface: self.handle.snapshot().name, ..Default::default() };
+        auth::authorize(connection, &header, &caller, Action::Manage, &details).await?;
+        self.handle.set_counting(enabled, caller).await
+    }
+
+    /// Whether every program's verdicts are counted (see SetCounting).
+    #[zbus(property)]
+    fn counting(&self) -> bool {
+        self.handle.snapshot().counting
     }
 
     /// The interface's index.
@@ -218,6 +243,7 @@ pub async fn properties_changed(
             "Programs" => Variant::from(snapshot.programs.iter().map(|p| p.as_ref()).collect::<Vec<_>>()),
             "KernelProgramId" => Variant::from(snapshot.kernel_program_id),
             "ForeignProgramId" => Variant::from(snapshot.foreign_program_id),
+            "Counting" => Variant::from(snapshot.counting),
             _ => continue,
         };
         changed.insert(name, value);
@@ -237,7 +263,7 @@ pub async fn chain_changed(connection: &Connection, path: &OwnedObjectPath, snap
         connection,
         path,
         snapshot,
-        &["Generation", "Programs", "KernelProgramId", "Mode", "ForeignProgramId"],
+        &["Generation", "Programs", "KernelProgramId", "Mode", "ForeignProgramId", "Counting"],
     )
     .await;
     match SignalEmitter::new(connection, path.as_ref()) {

@@ -42,6 +42,7 @@ impl ProgramIface {
     ) -> Result<(), ServiceError> {
         let _busy = self.link.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        let _request = self.link.limits.begin_request(&caller.unique_name)?;
         let action = if caller.uid == self.info.owner { Action::RemoveProgram } else { Action::Manage };
         auth::authorize(connection, &header, &caller, action, &self.details()).await?;
         self.link.remove(self.info.id, caller).await
@@ -57,6 +58,7 @@ impl ProgramIface {
     ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
         let _busy = self.link.activity.begin();
         let caller = Caller::of(connection, &header).await?;
+        let _request = self.link.limits.begin_request(&caller.unique_name)?;
         if caller.uid != self.info.owner {
             auth::authorize(connection, &header, &caller, Action::Manage, &self.details()).await?;
         }
@@ -124,10 +126,15 @@ impl ProgramIface {
         self.info.map_ids.clone()
     }
 
-    /// Verdict counts per action, when counting is on for the link (empty otherwise).
+    /// Verdict counts: aborted, drop, pass, tx, redirect, other (results of 5 and more);
+    /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> HashMap<String, u64> {
-        HashMap::new()
+        let stats = self.link.stats(self.info.id).unwrap_or_default();
+        if !self.link.snapshot().counting && stats == Default::default() {
+            return HashMap::new();
+        }
+        stats.named().map(|(name, count)| (name.to_string(), count)).collect()
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::actions::ActionSet;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::object::LoadedProgram;
+use super::stats::{Stats, VerdictCounters};
 use super::Error;
 use crate::kernel::bpf;
 use crate::kernel::hook::{AttachMode, Hook};
@@ -33,9 +34,21 @@ pub struct Member {
     pub tag: String,
     /// Order of addition, the tie-break between equal priorities.
     seq: u64,
+    /// Verdict counters, created when counting is first switched on.
+    stats: Option<Arc<VerdictCounters>>,
 }
 
 impl Member {
+    /// The member's verdict counters, once counting was switched on.
+    pub fn counters(&self) -> Option<Arc<VerdictCounters>> {
+        self.stats.clone()
+    }
+
+    /// Verdicts counted for this member (all zero while counting is off).
+    pub fn stats(&self) -> Stats {
+        self.stats.as_ref().map(|s| s.read()).unwrap_or_default()
+    }
+
     /// Position among members of equal priority (order of addition).
     pub fn seq(&self) -> u64 {
         self.seq
@@ -80,6 +93,7 @@ pub struct Chain {
     next_seq: u64,
     max_members: usize,
     link_mode: LinkMode,
+    counting: bool,
 }
 
 impl Chain {
@@ -94,6 +108,7 @@ impl Chain {
             next_seq: 0,
             max_members: DEFAULT_MAX_MEMBERS,
             link_mode: LinkMode::Inline,
+            counting: false,
         }
     }
 
@@ -126,6 +141,7 @@ impl Chain {
                     proceed_on: m.proceed_on,
                     tag: m.tag,
                     seq: m.seq,
+                    stats: None,
                 }
             })
             .collect();
@@ -217,6 +233,26 @@ impl Chain {
         self.commit(candidate, &AddOptions::default())
     }
 
+    /// Whether the dispatcher counts every member's verdicts.
+    pub fn counting(&self) -> bool {
+        self.counting
+    }
+
+    /// Switches per-member verdict counting on or off (a relink). Counts are
+    /// kept while it is off and go on from there when it is on again.
+    pub fn set_counting(&mut self, on: bool) -> Result<(), Error> {
+        if on == self.counting {
+            return Ok(());
+        }
+        let previous = self.counting;
+        self.counting = on;
+        let members = self.members.clone();
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.commit(members, &AddOptions::default()).inspect_err(|_| self.counting = previous)
+    }
+
     /// Removes every member and detaches the chain.
     pub fn clear(&mut self) -> Result<(), Error> {
         self.commit(Vec::new(), &AddOptions::default())
@@ -262,12 +298,18 @@ impl Chain {
             tag: options.tag.clone(),
             program: Arc::new(program),
             seq,
+            stats: None,
         }
     }
 
     /// Links `candidate`, swaps it in, and only then makes it the chain.
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
         candidate.sort_by_key(|m| (m.priority, m.seq));
+        if self.counting {
+            for m in candidate.iter_mut().filter(|m| m.stats.is_none()) {
+                m.stats = Some(Arc::new(VerdictCounters::create()?));
+            }
+        }
         if let (Some(mode), Some(hook)) = (options.mode, &self.hook) {
             if hook.is_attached() && hook.mode().is_some_and(|m| m != mode) {
                 return Err(Error::Conflict(format!(
@@ -291,8 +333,16 @@ impl Chain {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
             mode: self.link_mode,
         };
-        let inputs: Vec<LinkInput<'_>> =
-            candidate.iter().map(|m| LinkInput { id: m.id, program: &m.program, proceed_on: m.proceed_on }).collect();
+        let counting = self.counting;
+        let inputs: Vec<LinkInput<'_>> = candidate
+            .iter()
+            .map(|m| LinkInput {
+                id: m.id,
+                program: &m.program,
+                proceed_on: m.proceed_on,
+                counters: m.stats.as_deref().filter(|_| counting),
+            })
+            .collect();
         let linked = linker::link(&inputs, target)?;
 
         if let Some(hook) = &mut self.hook {

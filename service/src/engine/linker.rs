@@ -26,7 +26,8 @@
 //!                        <main function>    ; exits jump to test_i
 //!   member i (call):     r1 = rC
 //!                        call member_i      ; r0 = its result
-//!   test_i:  proceed-on test of r0          ; results >= 32 are always verdicts
+//!   test_i:  [count r0 in the member's counters, when counting is on]
+//!            proceed-on test of r0          ; results >= 32 are always verdicts
 //!            exit                           ; not proceeding: r0 is the verdict
 //!   ...
 //!            w0 = XDP_PASS; exit            ; every member proceeded
@@ -44,6 +45,7 @@ use super::chain::MemberId;
 use super::elf::is_gpl_compatible;
 use super::insn::{self, Insn, R0, R1, R6};
 use super::object::{verifier_summary, FuncInfo, LineInfo, LoadedProgram};
+use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo, TestRun};
 use crate::kernel::KernelError;
@@ -57,6 +59,8 @@ pub struct LinkInput<'a> {
     pub id: MemberId,
     pub program: &'a LoadedProgram,
     pub proceed_on: ActionSet,
+    /// Where to count the member's verdicts, when counting is on.
+    pub counters: Option<&'a VerdictCounters>,
 }
 
 /// How members are placed in the linked program.
@@ -335,6 +339,9 @@ fn assemble(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Assembly, Kerne
                 }
             }
         }
+        if let Some(counters) = m.counters {
+            code.extend(counters.count_r0());
+        }
         code.extend(proceed_test(m.proceed_on));
     }
     // When the last member never proceeds, a final "pass" would be unreachable
@@ -517,7 +524,7 @@ fn chain_rejection(log: &str, layout: &[Segment], members: &[LinkInput<'_>], err
             // A limit checked before any instruction (call depth, ...): find the
             // member that fails even alone behind the dispatcher.
             let alone = members.iter().find_map(|m| {
-                let single = [LinkInput { id: m.id, program: m.program, proceed_on: m.proceed_on }];
+                let single = [LinkInput { id: m.id, program: m.program, proceed_on: m.proceed_on, counters: None }];
                 link(&single, target).err().map(|e| (m, e))
             });
             match alone {

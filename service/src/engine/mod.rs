@@ -9,12 +9,14 @@ mod insn;
 pub mod linker;
 pub mod object;
 pub mod run_config;
+pub mod stats;
 
 pub use actions::{Action, ActionSet};
 pub use chain::{reserve_member_ids, AddOptions, Chain, Member, MemberId, RestoredMember};
 pub use linker::{LinkMode, LinkedChain};
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
+pub use stats::Stats;
 
 pub use crate::kernel::hook::{AttachMode, ForeignProgram};
 use crate::kernel::KernelError;
