@@ -445,6 +445,70 @@ async fn maps_are_listed_and_dumped() {
 }
 
 #[test]
+fn maps_are_written_with_set_and_delete() {
+    let f = Fixture::new("ctl-mapset");
+    let dev = f.pair.dev_b.as_str();
+    let id = |object: &str| f.json(&["add", dev, &f.object(object)])["id"].as_u64().unwrap().to_string();
+    let (ports, blocklist, counter) = (id("port_block"), id("ip_blocklist"), id("proto_count"));
+    let entries = |out: &str| {
+        let mut lines: Vec<String> = out.lines().skip(1).map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+
+    // Integers in the map's key and value sizes, host byte order; the dump follows.
+    let out = f.ok(&["maps", dev, &ports, "blocked_ports", "--set", "22=0", "--set", "9000=0x10"]);
+    assert!(out.starts_with("map blocked_ports: id "), "{out}");
+    assert_eq!(
+        entries(&out),
+        ["16000000 (22) => 0000000000000000 (0)", "28230000 (9000) => 1000000000000000 (16)"],
+        "{out}"
+    );
+    // Deletions first, then updates.
+    let out = f.ok(&["maps", dev, &ports, "blocked_ports", "--delete", "22", "--set", "22=1", "--delete", "9000"]);
+    assert_eq!(entries(&out), ["16000000 (22) => 0100000000000000 (1)"], "{out}");
+
+    // Trie keys: address/length, or raw bytes; printed as address/length.
+    let out =
+        f.ok(&["maps", dev, &blocklist, "blocklist", "--set", "10.199.77.64/26=0", "--set", "hex:20000000c0000201=2"]);
+    assert_eq!(
+        entries(&out),
+        ["10.199.77.64/26 => 0000000000000000 (0)", "192.0.2.1/32 => 0200000000000000 (2)"],
+        "{out}"
+    );
+    let dump = f.json(&["maps", dev, &blocklist, "blocklist", "--delete", "192.0.2.1"]);
+    assert_eq!(dump["map"]["type"], "lpm_trie");
+    let listed = dump["entries"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{dump}");
+    assert_eq!(listed[0]["key"], serde_json::json!({ "hex": "1a0000000ac74d40", "prefix": "10.199.77.64/26" }));
+
+    // A per-CPU map gets the value on every CPU.
+    let out = f.ok(&["maps", dev, &counter, "packets", "--set", "9=7"]);
+    let line = out.lines().find(|l| l.starts_with("09000000 (9) => ")).unwrap_or_else(|| panic!("{out}"));
+    let values: Vec<&str> = line.split(" => ").nth(1).unwrap().split(", ").collect();
+    assert!(!values.is_empty() && values.iter().all(|v| v.ends_with("0700000000000000 (7)")), "{out}");
+
+    // Errors: 2 for what cannot be a key or value of the map, 3 for a missing
+    // key, 1 for what the kernel refuses; the map stays as it was.
+    for bad in [&["--set", "22"][..], &["--set", "5000000000=0"], &["--set", "10.0.0.0/8=0"], &["--set", "1=hex:00"]] {
+        let mut args = vec!["maps", dev, &ports, "blocked_ports"];
+        args.extend_from_slice(bad);
+        let err = f.fails(2, &args);
+        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+    }
+    let r = f.run(&["maps", dev, &ports, "--set", "1=0"]);
+    assert_eq!(r.code, 2, "--set needs MAP: {r}");
+    let err = f.fails(3, &["maps", dev, &ports, "blocked_ports", "--delete", "23"]);
+    assert!(err.contains("no key '23'"), "{err}");
+    let err = f.fails(1, &["maps", dev, &counter, "packets", "--delete", "1"]);
+    assert!(err.contains("array maps have no keys to delete"), "{err}");
+    assert_eq!(entries(&f.ok(&["maps", dev, &ports, "blocked_ports"])), ["16000000 (22) => 0100000000000000 (1)"]);
+
+    // Writing needs what reading needs: the program's owner or org.xdp.manager1.manage.
+    f.fails_as(Some(65534), 4, &["maps", dev, &ports, "blocked_ports", "--set", "1=0"]);
+}
+
+#[test]
 fn exit_statuses_tell_the_error_classes_apart() {
     let f = Fixture::new("ctl-exit");
     let dev = f.pair.dev_b.as_str();

@@ -1,12 +1,15 @@
 //! The few bpf(2) commands `maps` needs, through the raw syscall: a map's
-//! description (BPF_OBJ_GET_INFO_BY_FD) and its entries (BPF_MAP_GET_NEXT_KEY,
-//! BPF_MAP_LOOKUP_ELEM). All of them act on a descriptor the service handed
+//! description (BPF_OBJ_GET_INFO_BY_FD), its entries (BPF_MAP_GET_NEXT_KEY,
+//! BPF_MAP_LOOKUP_ELEM) and changes to them (BPF_MAP_UPDATE_ELEM,
+//! BPF_MAP_DELETE_ELEM). All of them act on a descriptor the service handed
 //! out, so no capability is needed.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
@@ -56,6 +59,11 @@ pub struct MapInfo {
 impl MapInfo {
     pub fn type_name(&self) -> String {
         type_name(self.map_type)
+    }
+
+    /// Longest-prefix-match tries: keys are a prefix length and an address.
+    pub fn lpm_trie(&self) -> bool {
+        self.map_type == 11
     }
 
     /// Per-CPU maps hold one value per possible CPU.
@@ -121,6 +129,27 @@ pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value_len: usize) -> io::Result<Op
     match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
         Ok(()) => Ok(Some(value)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets `key` to `value` (for per-CPU maps, one 8-byte aligned slot per possible CPU).
+pub fn update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value_or_next_key: value.as_ptr() as u64,
+        ..Default::default() // flags: BPF_ANY, create or replace
+    };
+    sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
+}
+
+/// Deletes `key`; `false` if there was no such key.
+pub fn delete(fd: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut attr = ElemAttr { map_fd: fd.as_raw_fd() as u32, key: key.as_ptr() as u64, ..Default::default() };
+    match sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
     }
 }

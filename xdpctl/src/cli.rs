@@ -176,11 +176,23 @@ pub enum Command {
                       (bpftool map show id N). Anyone may do that.\n\n\
                       With MAP, dumps the entries of that map: key => value in hex, each followed \
                       by its value as a little-endian integer in parentheses when it is 4 or 8 \
-                      bytes long; per-CPU maps show one value per CPU. This fetches the map's \
+                      bytes long; per-CPU maps show one value per CPU; keys of longest-prefix-match \
+                      tries show as address/length. This fetches the map's \
                       descriptor from the service, which needs you to own the program or hold \
-                      org.xdp.manager1.manage.",
+                      org.xdp.manager1.manage.\n\n\
+                      --set and --delete change the map before the dump (all deletions first, then \
+                      the updates, each in the order given), the way the program's application \
+                      would. KEY and VALUE are each one of: an unsigned integer (decimal or 0x...) \
+                      written in host byte order in the map's key or value size (1, 2, 4 or 8 \
+                      bytes); hex:BYTES, exactly as many bytes as the size; an IPv4 or IPv6 \
+                      address (network byte order), with /LEN for a longest-prefix-match trie key \
+                      (a 4-byte host-order prefix length followed by the address; without /LEN \
+                      the whole address). A per-CPU map gets VALUE on every CPU.",
         after_long_help = concat!("EXAMPLES:\n  xdpctl maps eth0 3\n  xdpctl maps eth0 3 packets\n  \
-                           xdpctl maps eth0 3 packets --json", "\n\nSee xdpctl --help for the exit statuses.")
+                           xdpctl maps eth0 3 packets --json\n  \
+                           xdpctl maps eth0 4 blocked_ports --set 22=0 --set 9000=0\n  \
+                           xdpctl maps eth0 4 blocked_ports --delete 22\n  \
+                           xdpctl maps eth0 5 blocklist --set 192.0.2.0/24=0", "\n\nSee xdpctl --help for the exit statuses.")
     )]
     Maps {
         /// Network interface name (as ip link shows it)
@@ -192,6 +204,12 @@ pub enum Command {
         /// Dump this map's entries
         #[arg(value_name = "MAP")]
         map: Option<String>,
+        /// Set KEY to VALUE in MAP before the dump (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "map")]
+        set: Vec<String>,
+        /// Delete KEY from MAP before the dump (repeatable)
+        #[arg(long = "delete", value_name = "KEY", requires = "map")]
+        delete: Vec<String>,
     },
 
     /// Print the service's change events as they happen

@@ -1,8 +1,10 @@
 //! `xdpctl maps`: a program's maps from its MapIds property (free to read),
 //! and a dump of one map through the descriptor GetMaps hands out (which is
-//! authorized: the program's owner, or org.xdp.manager1.manage).
+//! authorized: the program's owner, or org.xdp.manager1.manage), after the
+//! changes `--set` and `--delete` ask for.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use serde::Serialize;
@@ -21,6 +23,9 @@ struct Value {
     /// The bytes as a little-endian integer, when 4 or 8 bytes long.
     #[serde(skip_serializing_if = "Option::is_none")]
     int: Option<u64>,
+    /// A key of a longest-prefix-match trie as address/length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<String>,
 }
 
 impl Value {
@@ -30,15 +35,153 @@ impl Value {
             8 => bytes.try_into().ok().map(u64::from_le_bytes),
             _ => None,
         };
-        Value { hex: bytes.iter().map(|b| format!("{b:02x}")).collect(), int }
+        Value { hex: hex(bytes), int, prefix: None }
+    }
+
+    /// A trie key: a host-order u32 prefix length, then an IPv4 or IPv6 address.
+    fn lpm_key(bytes: &[u8]) -> Value {
+        let prefix = match bytes.len() {
+            8 | 20 => {
+                let len = u32::from_ne_bytes(bytes[..4].try_into().unwrap_or_default());
+                let addr = match bytes.len() {
+                    8 => IpAddr::from(<[u8; 4]>::try_from(&bytes[4..]).unwrap_or_default()),
+                    _ => IpAddr::from(<[u8; 16]>::try_from(&bytes[4..]).unwrap_or_default()),
+                };
+                Some(format!("{addr}/{len}"))
+            }
+            _ => None,
+        };
+        match prefix {
+            Some(_) => Value { hex: hex(bytes), int: None, prefix },
+            None => Value::of(bytes),
+        }
     }
 
     fn text(&self) -> String {
-        match self.int {
-            Some(n) => format!("{} ({n})", self.hex),
-            None => self.hex.clone(),
+        match (&self.prefix, self.int) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some(n)) => format!("{} ({n})", self.hex),
+            (None, None) => self.hex.clone(),
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The changes `--set KEY=VALUE` and `--delete KEY` ask for, as given.
+#[derive(Debug, Default)]
+pub struct Edits {
+    set: Vec<(String, String)>,
+    delete: Vec<String>,
+}
+
+impl Edits {
+    pub fn parse(set: &[String], delete: &[String]) -> Result<Edits> {
+        let set = set
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(Failure::new(Exit::Usage, format!("--set takes KEY=VALUE, not '{s}'"))),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Edits { set, delete: delete.to_vec() })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// The bytes `text` stands for in a field of `size` bytes (see `xdpctl maps --help`).
+fn parse_bytes(text: &str, size: usize, lpm_key: bool) -> std::result::Result<Vec<u8>, String> {
+    if let Some(digits) = text.strip_prefix("hex:") {
+        let digits: String = digits.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() != size * 2 {
+            return Err(format!("hex:{digits} is {} bytes, not {size}", digits.len() / 2));
+        }
+        return (0..size)
+            .map(|i| u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|_| format!("'{digits}' is not hex")))
+            .collect();
+    }
+    if text.contains(['.', ':']) {
+        let (addr, len) = match text.split_once('/') {
+            Some((addr, len)) => (addr, Some(len.parse::<u32>().map_err(|_| format!("bad prefix length '{len}'"))?)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+        let (octets, bits) = match addr {
+            IpAddr::V4(a) => (a.octets().to_vec(), 32),
+            IpAddr::V6(a) => (a.octets().to_vec(), 128),
+        };
+        if len.is_some_and(|l| l > bits) {
+            return Err(format!("prefix length of '{text}' is over {bits}"));
+        }
+        if lpm_key && size == octets.len() + 4 {
+            let mut key = len.unwrap_or(bits).to_ne_bytes().to_vec();
+            key.extend(octets);
+            return Ok(key);
+        }
+        if len.is_none() && size == octets.len() {
+            return Ok(octets);
+        }
+        return Err(match len {
+            Some(_) => format!("'{text}' needs a longest-prefix-match trie with {}-byte keys", octets.len() + 4),
+            None => format!("'{text}' is {} bytes, not {size}", octets.len()),
+        });
+    }
+    let n = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(digits) => u64::from_str_radix(digits, 16),
+        None => text.parse::<u64>(),
+    }
+    .map_err(|_| format!("'{text}' is neither an unsigned integer, hex:BYTES nor an IP address"))?;
+    let too_big = |_| format!("{text} does not fit in {size} bytes");
+    Ok(match size {
+        1 => u8::try_from(n).map_err(too_big)?.to_ne_bytes().to_vec(),
+        2 => u16::try_from(n).map_err(too_big)?.to_ne_bytes().to_vec(),
+        4 => u32::try_from(n).map_err(too_big)?.to_ne_bytes().to_vec(),
+        8 => n.to_ne_bytes().to_vec(),
+        _ => return Err(format!("an integer cannot fill {size} bytes: give hex:BYTES")),
+    })
+}
+
+/// Applies `edits` to the map `fd`: deletions first, then updates.
+fn apply(fd: BorrowedFd<'_>, info: &MapInfo, edits: &Edits, map: &str) -> Result<()> {
+    let (key_size, value_size) = (info.key_size as usize, info.value_size as usize);
+    let usage = |what: &str, text: &str, why: String| {
+        Failure::new(Exit::Usage, format!("cannot use '{text}' as a {what} of map '{map}': {why}"))
+    };
+    let key = |text: &str| parse_bytes(text, key_size, info.lpm_trie()).map_err(|why| usage("key", text, why));
+    let failed = |what: &str, text: &str, e: std::io::Error| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EINVAL) if what == "delete" => " (array maps have no keys to delete: set the value to 0)",
+            Some(libc::EPERM) => " (the map is read-only for programs' users, e.g. .rodata)",
+            Some(libc::E2BIG) => " (the map is full)",
+            _ => "",
+        };
+        Failure::new(Exit::Failure, format!("cannot {what} key '{text}' of map '{map}': {e}{hint}"))
+    };
+    for text in &edits.delete {
+        if !bpf::delete(fd, &key(text)?).map_err(|e| failed("delete", text, e))? {
+            return Err(Failure::new(Exit::NotFound, format!("map '{map}' has no key '{text}'")));
+        }
+    }
+    for (k, v) in &edits.set {
+        let key = key(k)?;
+        let value = parse_bytes(v, value_size, false).map_err(|why| usage("value", v, why))?;
+        let value = if info.per_cpu() {
+            // One 8-byte aligned slot per possible CPU, each with the value.
+            let cpus = bpf::possible_cpus().map_err(|e| failed("set", k, e))?;
+            let mut slot = value;
+            slot.resize(value_size.div_ceil(8) * 8, 0);
+            slot.repeat(cpus)
+        } else {
+            value
+        };
+        bpf::update(fd, &key, &value).map_err(|e| failed("set", k, e))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -51,7 +194,14 @@ struct Entry {
     values: Option<Vec<Value>>,
 }
 
-pub async fn run(client: &Client, out: &mut Output, iface: &str, program: &str, map: Option<&str>) -> Result<()> {
+pub async fn run(
+    client: &Client,
+    out: &mut Output,
+    iface: &str,
+    program: &str,
+    map: Option<&str>,
+    edits: &Edits,
+) -> Result<()> {
     let link_path = client.link_path(iface).await?;
     let path = program_path(&link_path, iface, program)?;
     let proxy = client.program(&path).await?;
@@ -84,6 +234,9 @@ pub async fn run(client: &Client, out: &mut Output, iface: &str, program: &str, 
         Failure::new(Exit::Failure, format!("cannot {what} map '{map}' of program {id} on {iface}: {e}"))
     };
     let info = bpf::map_info(fd.as_fd()).map_err(|e| failed("describe", e))?;
+    if !edits.is_empty() {
+        apply(fd.as_fd(), &info, edits, map)?;
+    }
     let entries = dump(fd.as_fd(), &info).map_err(|e| failed("read", e))?;
     if out.json {
         let description = json!({
@@ -149,7 +302,8 @@ fn dump(fd: BorrowedFd<'_>, info: &MapInfo) -> std::io::Result<Vec<Entry>> {
             } else {
                 (Some(Value::of(&bytes)), None)
             };
-            entries.push(Entry { key: Value::of(&next), value, values });
+            let key = if info.lpm_trie() { Value::lpm_key(&next) } else { Value::of(&next) };
+            entries.push(Entry { key, value, values });
         }
         key = Some(next);
     }
@@ -158,12 +312,50 @@ fn dump(fd: BorrowedFd<'_>, info: &MapInfo) -> std::io::Result<Vec<Entry>> {
 
 #[cfg(test)]
 mod tests {
-    use super::Value;
+    use super::{parse_bytes, Edits, Value};
 
     #[test]
     fn values_print_hex_and_little_endian_integers() {
         assert_eq!(Value::of(&[0x61, 0x1e, 0, 0]).text(), "611e0000 (7777)");
         assert_eq!(Value::of(&[1, 0, 0, 0, 0, 0, 0, 0]).text(), "0100000000000000 (1)");
         assert_eq!(Value::of(&[1, 2]).text(), "0102");
+    }
+
+    #[test]
+    fn trie_keys_print_as_prefixes() {
+        let mut key = 26u32.to_ne_bytes().to_vec();
+        key.extend([10, 199, 0, 64]);
+        assert_eq!(Value::lpm_key(&key).text(), "10.199.0.64/26");
+        assert_eq!(Value::lpm_key(&[1, 0, 0, 0]).text(), "01000000 (1)");
+    }
+
+    #[test]
+    fn keys_and_values_parse_in_the_map_sizes() {
+        assert_eq!(parse_bytes("9000", 4, false), Ok(9000u32.to_ne_bytes().to_vec()));
+        assert_eq!(parse_bytes("0x10", 2, false), Ok(16u16.to_ne_bytes().to_vec()));
+        assert_eq!(parse_bytes("0", 8, false), Ok(vec![0; 8]));
+        assert!(parse_bytes("70000", 2, false).is_err());
+        assert!(parse_bytes("1", 3, false).is_err());
+        assert_eq!(parse_bytes("hex:0a 0b", 2, false), Ok(vec![10, 11]));
+        assert!(parse_bytes("hex:0a", 2, false).is_err());
+        assert_eq!(parse_bytes("10.1.2.3", 4, false), Ok(vec![10, 1, 2, 3]));
+        let mut key = 24u32.to_ne_bytes().to_vec();
+        key.extend([192, 0, 2, 0]);
+        assert_eq!(parse_bytes("192.0.2.0/24", 8, true), Ok(key));
+        let mut key = 32u32.to_ne_bytes().to_vec();
+        key.extend([192, 0, 2, 1]);
+        assert_eq!(parse_bytes("192.0.2.1", 8, true), Ok(key));
+        assert!(parse_bytes("192.0.2.0/24", 8, false).is_err());
+        assert!(parse_bytes("192.0.2.0/33", 8, true).is_err());
+        assert_eq!(parse_bytes("2001:db8::/32", 20, true).map(|k| k.len()), Ok(20));
+        assert!(parse_bytes("port", 4, false).is_err());
+    }
+
+    #[test]
+    fn set_needs_key_and_value() {
+        assert!(Edits::parse(&["22=0".into()], &[]).is_ok());
+        for bad in ["22", "=0", "22="] {
+            assert!(Edits::parse(&[bad.into()], &[]).is_err(), "{bad}");
+        }
     }
 }
