@@ -80,7 +80,9 @@ pub async fn authorize(
     let flags =
         if interactive { CheckAuthorizationFlags::ALLOW_USER_INTERACTION } else { CheckAuthorizationFlags::empty() };
     let result = async {
-        let authority = AuthorityProxy::new(connection).await?;
+        // No property cache: it would cost a GetAll round trip per check.
+        let authority =
+            AuthorityProxy::builder(connection).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
         authority.check_authorization(&subject, action.id(), &details.as_map(), flags, "").await
     }
     .await;

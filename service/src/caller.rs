@@ -23,7 +23,11 @@ impl Caller {
     /// Asks the bus for the credentials of the sender of `header`.
     pub async fn of(connection: &Connection, header: &Header<'_>) -> Result<Caller, ServiceError> {
         let sender = header.sender().ok_or_else(|| ServiceError::AccessDenied("the call has no sender".into()))?;
-        let dbus = zbus::fdo::DBusProxy::new(connection).await.map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let dbus = zbus::fdo::DBusProxy::builder(connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?;
         let creds = dbus
             .get_connection_credentials(sender.clone().into())
             .await

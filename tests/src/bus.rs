@@ -11,11 +11,13 @@ use crate::PinDir;
 
 /// Where cargo put the xdpd binary (next to the test binary's deps/ folder).
 pub fn xdpd_binary() -> PathBuf {
+    // Tests live in target/<profile>/deps, the benchmark in target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("xdpd");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build --workspace --bins)", bin.display());
-    bin
+    let candidates = exe.ancestors().skip(1).take(2).map(|d| d.join("xdpd"));
+    let bin = candidates.clone().find(|b| b.is_file());
+    bin.unwrap_or_else(|| {
+        panic!("xdpd is missing next to {}: build it first (cargo build --workspace --bins)", exe.display())
+    })
 }
 
 /// Where cargo put the xdpctl binary (next to the test binary's deps/ folder).

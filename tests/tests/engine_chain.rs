@@ -331,3 +331,17 @@ fn per_member_verdict_counters_count_and_survive_relinks() {
         assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 3, 1, 0, 1]);
     }
 }
+
+#[test]
+fn counting_a_hundred_members_uses_one_map() {
+    require_root();
+    // The kernel allows a program 64 maps: counters share one table.
+    let mut chain = Chain::unattached();
+    let ids: Vec<_> = (0..100).map(|i| chain.add(load("basic", "xdp_pass"), opts(i)).unwrap()).collect();
+    chain.set_counting(true).unwrap();
+    run(&chain, &probe_packet(&[]));
+    run(&chain, &probe_packet(&[]));
+    for id in ids {
+        assert_eq!(chain.member(id).unwrap().stats().0, [0, 0, 2, 0, 0, 0]);
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::actions::ActionSet;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::object::LoadedProgram;
-use super::stats::{Stats, VerdictCounters};
+use super::stats::{CounterTable, Stats, VerdictCounters};
 use super::Error;
 use crate::kernel::bpf;
 use crate::kernel::hook::{AttachMode, Hook};
@@ -94,6 +94,7 @@ pub struct Chain {
     max_members: usize,
     link_mode: LinkMode,
     counting: bool,
+    counter_table: Option<Arc<CounterTable>>,
 }
 
 impl Chain {
@@ -109,6 +110,7 @@ impl Chain {
             max_members: DEFAULT_MAX_MEMBERS,
             link_mode: LinkMode::Inline,
             counting: false,
+            counter_table: None,
         }
     }
 
@@ -306,8 +308,23 @@ impl Chain {
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
         candidate.sort_by_key(|m| (m.priority, m.seq));
         if self.counting {
+            let table = match &self.counter_table {
+                Some(t) => t.clone(),
+                None => self.counter_table.insert(Arc::new(CounterTable::create(self.max_members)?)).clone(),
+            };
+            // A free slot is one neither the running chain nor the new one uses.
+            let mut used: Vec<bool> = vec![false; table.slots()];
+            for m in self.members.iter().chain(candidate.iter()) {
+                if let Some(c) = &m.stats {
+                    used[c.slot()] = true;
+                }
+            }
             for m in candidate.iter_mut().filter(|m| m.stats.is_none()) {
-                m.stats = Some(Arc::new(VerdictCounters::create()?));
+                let slot = used.iter().position(|u| !u).ok_or_else(|| {
+                    Error::LimitExceeded("no free verdict counter slot; switch counting off and on again".into())
+                })?;
+                used[slot] = true;
+                m.stats = Some(Arc::new(VerdictCounters::new(table.clone(), slot)));
             }
         }
         if let (Some(mode), Some(hook)) = (options.mode, &self.hook) {
