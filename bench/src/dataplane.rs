@@ -236,6 +236,23 @@ pub fn run() -> Vec<Table> {
     tables
 }
 
+/// The cost of per-member verdict counting (SetCounting) on inline chains.
+pub fn counting() -> Table {
+    let mut t = Table::new(
+        "counting",
+        format!("verdict counting: ns/packet of inline chains of trivially passing members, counting off and on (repeat {REPEAT}, best of {ROUNDS})"),
+        &["members", "off", "on", "cost per member ns"],
+    );
+    for n in [1usize, 10, 50] {
+        let mut chain = chain_of(Member::Trivial, n, LinkMode::Inline).expect("chain");
+        let off = best_ns(chain.program().expect("loaded").as_fd());
+        chain.set_counting(true).expect("counting on");
+        let on = best_ns(chain.program().expect("loaded").as_fd());
+        t.row(vec![n.to_string(), off.to_string(), on.to_string(), format!("{:.2}", (on as f64 - off as f64) / n as f64)]);
+    }
+    t
+}
+
 fn verified_insns(fd: BorrowedFd<'_>) -> u32 {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;

@@ -1,7 +1,7 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `verify`, `live`, `control` (default: all).
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control` (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
 mod control;
@@ -29,6 +29,9 @@ fn main() {
         for t in dataplane::run() {
             t.print_and_save(&csv_dir);
         }
+    }
+    if wants("counting") {
+        dataplane::counting().print_and_save(&csv_dir);
     }
     if wants("verify") {
         dataplane::verification().print_and_save(&csv_dir);
