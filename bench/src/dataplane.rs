@@ -248,7 +248,12 @@ pub fn counting() -> Table {
         let off = best_ns(chain.program().expect("loaded").as_fd());
         chain.set_counting(true).expect("counting on");
         let on = best_ns(chain.program().expect("loaded").as_fd());
-        t.row(vec![n.to_string(), off.to_string(), on.to_string(), format!("{:.2}", (on as f64 - off as f64) / n as f64)]);
+        t.row(vec![
+            n.to_string(),
+            off.to_string(),
+            on.to_string(),
+            format!("{:.2}", (on as f64 - off as f64) / n as f64),
+        ]);
     }
     t
 }
