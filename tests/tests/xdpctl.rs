@@ -774,3 +774,24 @@ fn help_and_completions() {
     assert!(zsh.stdout.contains("native") && zsh.stdout.contains("--no-ask-password"), "{zsh}");
     assert_eq!(xdpctl(&["completions", "fish"]).code, 2);
 }
+
+#[test]
+fn counting_shows_verdicts_in_status() {
+    let f = Fixture::new("xdpctl-counting");
+    let dev = f.pair.dev_b.as_str();
+    let udp = xdpd_bpf::object_path("udp").display().to_string();
+    f.ok(&["add", dev, &udp, "--program", "udp_drop"]);
+    assert!(!f.ok(&["status", dev]).contains("VERDICTS"), "no column while counting never was on");
+    assert!(f.ok(&["counting", dev, "on"]).contains("on"));
+    // Packets to the dropped port, sent from the other namespace.
+    let tx = VethPair::run_in(&f.pair.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").unwrap());
+    xdpd_tests::netns::send_paced(&tx, std::net::SocketAddrV4::new(f.pair.addr_b, 9999), 7);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let status = f.ok(&["status", dev]);
+    assert!(status.contains("VERDICTS") && status.contains("drop=7"), "{status}");
+    let json = f.json(&["status", dev]);
+    assert_eq!(json["interfaces"][0]["counting"], true);
+    assert_eq!(json["interfaces"][0]["programs"][0]["stats"]["drop"], 7);
+    f.ok(&["counting", dev, "off"]);
+    f.fails_as(Some(65534), 4, &["counting", dev, "on"]);
+}

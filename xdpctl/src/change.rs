@@ -107,6 +107,18 @@ pub async fn reclaim(client: &Client, out: &mut Output, iface: &str) -> Result<(
     }
 }
 
+pub async fn counting(client: &Client, out: &mut Output, iface: &str, on: bool) -> Result<()> {
+    let link_path = client.link_path(iface).await?;
+    let link = client.link(&link_path).await?;
+    client.call::<_, ()>(link.inner(), "SetCounting", &(on,), &Doing::Counting { iface }).await?;
+    if out.json {
+        out.json_line(&json!({ "interface": iface, "counting": on }))
+    } else {
+        let what = if on { "on: xdpctl status shows every program's verdicts" } else { "off (the counts are kept)" };
+        out.line(&format!("verdict counting on {iface} is {what}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

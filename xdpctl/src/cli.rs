@@ -252,6 +252,24 @@ pub enum Command {
         iface: String,
     },
 
+    /// Count every program's verdicts on an interface, or stop counting
+    #[command(
+        long_about = "Switches per-program verdict counting on IFACE on or off. While it is on, \
+                      the chain counts each program's results (aborted, drop, pass, tx, redirect, \
+                      other) and xdpctl status shows them in a VERDICTS column. Counting costs a few \
+                      ns per program per packet, so it is off by default; switching relinks the \
+                      chain atomically. Needs org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl counting eth0 on\n  xdpctl status eth0\n  xdpctl counting eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Counting {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// on or off
+        #[arg(value_enum, value_name = "STATE")]
+        state: OnOff,
+    },
+
     /// Print a shell completion script
     #[command(
         hide = true,
@@ -263,6 +281,12 @@ pub enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: ShellKind,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

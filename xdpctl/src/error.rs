@@ -61,6 +61,9 @@ pub enum Doing<'a> {
     Reclaim {
         iface: &'a str,
     },
+    Counting {
+        iface: &'a str,
+    },
     GetMaps {
         iface: &'a str,
         program: &'a str,
@@ -87,6 +90,7 @@ impl Doing<'_> {
             Doing::Add { iface, object } => format!("cannot add {object} to {iface}"),
             Doing::Remove { iface, program } => format!("cannot remove program {program} from {iface}"),
             Doing::Reclaim { iface } => format!("cannot reclaim {iface}"),
+            Doing::Counting { iface } => format!("cannot switch verdict counting on {iface}"),
             Doing::GetMaps { iface, program } => format!("cannot get the maps of program {program} on {iface}"),
         }
     }

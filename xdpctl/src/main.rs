@@ -66,6 +66,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Replace(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, true).await,
         Command::Remove { iface, program } => change::remove(&client, &mut out, iface, program).await,
         Command::Reclaim { iface } => change::reclaim(&client, &mut out, iface).await,
+        Command::Counting { iface, state } => {
+            change::counting(&client, &mut out, iface, *state == cli::OnOff::On).await
+        }
         Command::Maps { iface, program, map, set, delete } => {
             let edits = maps::Edits::parse(set, delete)?;
             maps::run(&client, &mut out, iface, program, map.as_deref(), &edits).await

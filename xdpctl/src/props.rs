@@ -46,6 +46,18 @@ pub fn i32_of(props: &Props, name: &str) -> i32 {
     }
 }
 
+pub fn bool_of(props: &Props, name: &str) -> bool {
+    matches!(get(props, name), Some(Variant::Bool(true)))
+}
+
+/// A dictionary of string to unsigned counts (`a{st}`), in name order.
+pub fn counts(props: &Props, name: &str) -> std::collections::BTreeMap<String, u64> {
+    match get(props, name).map(to_json) {
+        Some(Value::Object(map)) => map.into_iter().filter_map(|(k, v)| Some((k, v.as_u64()?))).collect(),
+        _ => Default::default(),
+    }
+}
+
 /// Arrays of strings or object paths.
 pub fn strings(props: &Props, name: &str) -> Vec<String> {
     match get(props, name) {

@@ -25,6 +25,8 @@ pub struct LinkStatus {
     pub kernel_program_id: u32,
     /// Kernel id of a program attached by someone else, 0 if none.
     pub foreign_program_id: u32,
+    /// Whether every program's verdicts are counted (xdpctl counting IFACE on).
+    pub counting: bool,
     pub programs: Vec<ProgramStatus>,
 }
 
@@ -45,6 +47,8 @@ pub struct ProgramStatus {
     pub sha256: String,
     /// Microseconds since the epoch.
     pub loaded_at: u64,
+    /// Verdict counts (aborted, drop, pass, tx, redirect, other) while counting is or was on.
+    pub stats: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +96,7 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             generation: props::u64_of(link, "Generation"),
             kernel_program_id: props::u32_of(link, "KernelProgramId"),
             foreign_program_id: props::u32_of(link, "ForeignProgramId"),
+            counting: props::bool_of(link, "Counting"),
             programs,
         });
     }
@@ -114,6 +119,7 @@ fn program_status(position: usize, path: &str, p: &Props, linked: bool, names: &
         tag: props::string(p, "Tag"),
         sha256: props::string(p, "Sha256"),
         loaded_at: props::u64_of(p, "LoadedAt"),
+        stats: props::counts(p, "Stats"),
     }
 }
 
@@ -133,9 +139,24 @@ fn id_or_dash(id: u32) -> String {
     }
 }
 
+/// "pass=10 drop=3": the non-zero verdict counts of a program.
+fn verdicts(stats: &std::collections::BTreeMap<String, u64>) -> String {
+    let counted: Vec<String> = stats.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+    if counted.is_empty() {
+        "-".into()
+    } else {
+        counted.join(" ")
+    }
+}
+
 pub fn render(links: &[LinkStatus]) -> String {
-    let mut table =
-        Table::new(vec!["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"]);
+    // The verdict column only when some link counts, or counted.
+    let with_stats = links.iter().any(|l| l.counting || l.programs.iter().any(|p| !p.stats.is_empty()));
+    let mut header = vec!["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"];
+    if with_stats {
+        header.push("VERDICTS");
+    }
+    let mut table = Table::new(header);
     let mut unlinked = false;
     for link in links {
         let (mode, chain) = (dash(&link.mode), id_or_dash(link.kernel_program_id));
@@ -145,7 +166,7 @@ pub fn render(links: &[LinkStatus]) -> String {
         for p in &link.programs {
             unlinked |= !p.linked;
             let proceed = if p.proceed_on.is_empty() { "none".to_string() } else { p.proceed_on.join(",") };
-            table.row(vec![
+            let mut row = vec![
                 link.name.clone(),
                 mode.clone(),
                 chain.clone(),
@@ -156,7 +177,11 @@ pub fn render(links: &[LinkStatus]) -> String {
                 p.owner_name.clone().unwrap_or_else(|| p.owner.to_string()),
                 dash(&p.tag),
                 p.id.to_string(),
-            ]);
+            ];
+            if with_stats {
+                row.push(verdicts(&p.stats));
+            }
+            table.row(row);
         }
         if link.foreign_program_id != 0 {
             table.row(vec![
