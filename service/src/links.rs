@@ -53,6 +53,7 @@ pub struct ProgramInfo {
     pub loaded_at: u64,
     pub map_ids: HashMap<String, u32>,
     pub persist: bool,
+    pub snapshot: bool,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
@@ -63,6 +64,7 @@ enum Command {
     GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
     Reclaim { caller: Caller, reply: Reply<()> },
     SetCounting { on: bool, caller: Caller, reply: Reply<()> },
+    SaveSnapshots { reply: Reply<()> },
     CheckForeign,
     Renamed(String),
     Gone,
@@ -226,6 +228,14 @@ impl Links {
         }
     }
 
+    /// Saves the maps of persistent programs that asked for a snapshot (at exit).
+    pub async fn save_snapshots(&self) {
+        let handles: Vec<LinkHandle> = self.links.lock().map(|l| l.values().cloned().collect()).unwrap_or_default();
+        for h in handles {
+            let _ = h.ask(|reply| Command::SaveSnapshots { reply }).await;
+        }
+    }
+
     /// Asks every owner to compare the kernel's XDP state with its own.
     pub async fn check_foreign(&self) {
         let handles: Vec<LinkHandle> = self.links.lock().map(|l| l.values().cloned().collect()).unwrap_or_default();
@@ -278,6 +288,10 @@ impl Owner {
                 }
                 Command::SetCounting { on, caller, reply } => {
                     let _ = reply.send(self.set_counting(on, caller).await);
+                }
+                Command::SaveSnapshots { reply } => {
+                    self.save_snapshots();
+                    let _ = reply.send(Ok(()));
                 }
                 Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => {
@@ -406,6 +420,7 @@ impl Owner {
             loaded_at: now_micros(),
             map_ids,
             persist: request.persist,
+            snapshot: request.snapshot,
         };
         tracing::info!(%caller, interface = %ifname, program = %name, id, priority, replaced = ?replaced, "program added");
         let path = dbus::program_path(self.ifindex, id);
@@ -436,6 +451,20 @@ impl Owner {
             .iter()
             .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
             .collect()
+    }
+
+    fn save_snapshots(&self) {
+        let Ok(chain) = self.chain.lock() else { return };
+        for p in self.programs.values().filter(|p| p.snapshot) {
+            let Some(member) = chain.member(p.id) else { continue };
+            let snapshot = snapshot_maps(&member.program);
+            match self.store.save_snapshot(p.id, &snapshot) {
+                Ok(()) => {
+                    tracing::info!(ifindex = self.ifindex, id = p.id, maps = snapshot.len(), "map snapshot saved")
+                }
+                Err(e) => tracing::error!(ifindex = self.ifindex, id = p.id, "cannot save a map snapshot: {e}"),
+            }
+        }
     }
 
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
@@ -476,6 +505,7 @@ impl Owner {
                     owner: p.owner,
                     loaded_at: p.loaded_at,
                     persist: p.persist,
+                    snapshot: p.snapshot,
                 })
                 .collect(),
         }
@@ -649,6 +679,12 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
                 continue;
             }
         };
+        if !live && m.snapshot {
+            match store.snapshot(m.id) {
+                Some(snapshot) => restore_maps(&program, &snapshot),
+                None => tracing::warn!(ifindex, id = m.id, "no map snapshot to restore: maps start empty"),
+            }
+        }
         if let Err(e) = program.pin_maps(&maps) {
             tracing::error!(ifindex, id = m.id, "cannot pin the maps of a restored program: {e}");
         }
@@ -666,6 +702,7 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
                 loaded_at: m.loaded_at,
                 map_ids: program.maps.iter().map(|map| (map.name.clone(), map.id)).collect(),
                 persist: m.persist,
+                snapshot: m.snapshot,
             },
         );
         members.push(RestoredMember {
@@ -691,6 +728,56 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
         Err(e) => {
             tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
             fresh()
+        }
+    }
+}
+
+/// Maps whose contents a snapshot keeps: hashes and arrays (not .rodata,
+/// which is frozen, nor per-CPU maps or program arrays).
+fn snapshotted(map: &crate::engine::ProgramMap) -> Option<crate::kernel::bpf::MapInfo> {
+    const HASH: u32 = 1;
+    const ARRAY: u32 = 2;
+    const LRU_HASH: u32 = 9;
+    let info = crate::kernel::bpf::map_info(std::os::fd::AsFd::as_fd(&map.fd)).ok()?;
+    (matches!(info.map_type, HASH | ARRAY | LRU_HASH) && !map.name.ends_with(".rodata")).then_some(info)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn snapshot_maps(program: &LoadedProgram) -> crate::state::MapSnapshot {
+    program
+        .maps
+        .iter()
+        .filter_map(|map| {
+            let info = snapshotted(map)?;
+            let entries = crate::kernel::bpf::map_entries(
+                std::os::fd::AsFd::as_fd(&map.fd),
+                info.key_size as usize,
+                info.value_size as usize,
+            );
+            Some((map.name.clone(), entries.iter().map(|(k, v)| (hex(k), hex(v))).collect()))
+        })
+        .collect()
+}
+
+fn restore_maps(program: &LoadedProgram, snapshot: &crate::state::MapSnapshot) {
+    for map in &program.maps {
+        let (Some(info), Some(entries)) = (snapshotted(map), snapshot.get(&map.name)) else { continue };
+        for (k, v) in entries {
+            let (Some(k), Some(v)) = (unhex(k), unhex(v)) else { continue };
+            if k.len() != info.key_size as usize || v.len() != info.value_size as usize {
+                tracing::warn!(map = %map.name, "a snapshot entry does not fit the map: skipped");
+                continue;
+            }
+            if let Err(e) = crate::kernel::bpf::map_update(std::os::fd::AsFd::as_fd(&map.fd), &k, &v) {
+                tracing::warn!(map = %map.name, "cannot restore a snapshot entry: {e}");
+            }
         }
     }
 }

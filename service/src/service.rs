@@ -87,6 +87,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             }
         }
     }
+    // Persistent programs that asked for it keep their maps' contents across a reboot.
+    links.save_snapshots().await;
     let _ = connection.release_name(BUS_NAME).await;
     watcher.abort();
     Ok(())

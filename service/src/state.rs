@@ -20,6 +20,9 @@ pub struct MemberRecord {
     pub owner: u32,
     pub loaded_at: u64,
     pub persist: bool,
+    /// Restore the maps from the snapshot saved when the service last stopped.
+    #[serde(default)]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +38,9 @@ pub struct LinkRecord {
     /// In run order.
     pub members: Vec<MemberRecord>,
 }
+
+/// A program's map contents: map name → (key, value) pairs, hex-encoded.
+pub type MapSnapshot = std::collections::BTreeMap<String, Vec<(String, String)>>;
 
 pub struct Store {
     dir: PathBuf,
@@ -59,7 +65,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Store {
     pub fn open(dir: &Path) -> std::io::Result<Store> {
         use std::os::unix::fs::DirBuilderExt;
-        for sub in ["", "objects", "links"] {
+        for sub in ["", "objects", "links", "snapshots"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
             // Temporary files are writes a crash interrupted.
             for entry in std::fs::read_dir(dir.join(sub))?.filter_map(Result::ok) {
@@ -121,10 +127,34 @@ impl Store {
             .collect()
     }
 
-    /// Deletes objects no record refers to.
+    fn snapshot_path(&self, id: u64) -> PathBuf {
+        self.dir.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// Saves the contents of a program's maps (map name → entries).
+    pub fn save_snapshot(&self, id: u64, maps: &MapSnapshot) -> std::io::Result<()> {
+        let json = serde_json::to_vec(maps).map_err(std::io::Error::other)?;
+        write_atomic(&self.snapshot_path(id), &json)
+    }
+
+    pub fn snapshot(&self, id: u64) -> Option<MapSnapshot> {
+        serde_json::from_slice(&std::fs::read(self.snapshot_path(id)).ok()?).ok()
+    }
+
+    /// Deletes objects and snapshots no record refers to.
     pub fn collect_garbage(&self) {
+        let records = self.links();
+        let ids: std::collections::HashSet<String> =
+            records.iter().flat_map(|l| l.members.iter().map(|m| format!("{}.json", m.id))).collect();
+        if let Ok(entries) = std::fs::read_dir(self.dir.join("snapshots")) {
+            for entry in entries.filter_map(Result::ok) {
+                if !ids.contains(&*entry.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let used: std::collections::HashSet<String> =
-            self.links().into_iter().flat_map(|l| l.members.into_iter().map(|m| m.sha256)).collect();
+            records.into_iter().flat_map(|l| l.members.into_iter().map(|m| m.sha256)).collect();
         let Ok(entries) = std::fs::read_dir(self.dir.join("objects")) else { return };
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -164,7 +164,11 @@ async fn a_simulated_reboot_brings_back_persistent_programs_only() {
     let a = link.add_program_from_path(&object("udp"), "udp_count", persist(20)).await.unwrap();
     let b = link.add_program_from_path(&object("basic"), "xdp_pass", opts(10)).await.unwrap();
     let c = link.add_program_from_path(&object("udp"), "udp_drop", persist(5)).await.unwrap();
-    assert_eq!(link.programs().await.unwrap(), vec![c.clone(), b.clone(), a.clone()]);
+    let mut with_snapshot = persist(25);
+    with_snapshot.insert("snapshot", Variant::from(true));
+    let d = link.add_program_from_path(&object("udp"), "udp_count", with_snapshot).await.unwrap();
+    assert_eq!(link.programs().await.unwrap(), vec![c.clone(), b.clone(), a.clone(), d.clone()]);
+    assert_eq!(f.traffic(9998, 40), 40);
 
     // Reboot: the service goes, the kernel forgets everything (links, pins).
     f.bus.stop_service();
@@ -173,7 +177,7 @@ async fn a_simulated_reboot_brings_back_persistent_programs_only() {
     assert_eq!(f.attached().native, 0);
 
     // The next start links and attaches the persistent programs, in order.
-    assert_eq!(link.programs().await.unwrap(), vec![c.clone(), a.clone()]);
+    assert_eq!(link.programs().await.unwrap(), vec![c.clone(), a.clone(), d.clone()]);
     let kernel = link.kernel_program_id().await.unwrap();
     assert_ne!(kernel, 0);
     assert_eq!(f.attached().native, kernel);
@@ -181,6 +185,9 @@ async fn a_simulated_reboot_brings_back_persistent_programs_only() {
     let maps = f.program(&a).await.get_maps().await.unwrap();
     let count = u64::from_ne_bytes(xdpd_tests::map_lookup(maps["packets"].as_fd(), 0, 8).try_into().unwrap());
     assert_eq!(count, 0, "maps start empty after a reboot");
+    let maps = f.program(&d).await.get_maps().await.unwrap();
+    let count = u64::from_ne_bytes(xdpd_tests::map_lookup(maps["packets"].as_fd(), 0, 8).try_into().unwrap());
+    assert_eq!(count, 40, "or from the snapshot saved when the service stopped, when asked for");
     assert!(f.program(&b).await.name().await.is_err(), "the non-persistent program is gone");
 }
 

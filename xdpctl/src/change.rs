@@ -34,7 +34,9 @@ fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Varian
     if let Some(generation) = opts.expected_generation {
         map.insert("expected-generation", Variant::from(generation));
     }
-    for (name, set) in [("replace", replace), ("persist", opts.persist), ("force", opts.force)] {
+    for (name, set) in
+        [("replace", replace), ("persist", opts.persist), ("snapshot", opts.snapshot), ("force", opts.force)]
+    {
         if set {
             map.insert(name, Variant::from(true));
         }
@@ -133,6 +135,7 @@ mod tests {
             mode: None,
             tag: None,
             persist: false,
+            snapshot: false,
             force: false,
             expected_generation: None,
         };

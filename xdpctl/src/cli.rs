@@ -356,6 +356,10 @@ pub struct ProgramOptions {
     #[arg(long)]
     pub persist: bool,
 
+    /// With --persist: after a reboot, restore the maps saved when the service last stopped
+    #[arg(long, requires = "persist")]
+    pub snapshot: bool,
+
     /// Take the interface over from a program attached by someone else
     #[arg(
         long,

@@ -35,7 +35,7 @@ impl LinkIface {
     /// program) of the ELF object read from the descriptor `object` (a regular
     /// file or a memfd) to this interface's chain, and returns the new
     /// program's object path. `options`: priority (i), proceed-on (as), mode (s),
-    /// tag (s), replace (b), expected-generation (t), persist (b), force (b).
+    /// tag (s), replace (b), expected-generation (t), persist (b), snapshot (b), force (b).
     #[zbus(out_args("program_path"))]
     async fn add_program(
         &self,

@@ -18,6 +18,7 @@ pub struct AddRequest {
     pub replace: bool,
     pub expected_generation: Option<u64>,
     pub persist: bool,
+    pub snapshot: bool,
     pub force: bool,
 }
 
@@ -30,6 +31,7 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("replace", "b"),
     ("expected-generation", "t"),
     ("persist", "b"),
+    ("snapshot", "b"),
     ("force", "b"),
 ];
 
@@ -85,6 +87,7 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("replace", Variant::Bool(b)) => req.replace = *b,
             ("expected-generation", Variant::U64(g)) => req.expected_generation = Some(*g),
             ("persist", Variant::Bool(b)) => req.persist = *b,
+            ("snapshot", Variant::Bool(b)) => req.snapshot = *b,
             ("force", Variant::Bool(b)) => req.force = *b,
             (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
@@ -95,6 +98,9 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
                 )));
             }
         }
+    }
+    if req.snapshot && !req.persist {
+        return Err(ServiceError::InvalidArgs("option 'snapshot' only applies with 'persist'".into()));
     }
     if req.replace && req.tag.is_empty() {
         return Err(ServiceError::InvalidArgs("option 'replace' needs a 'tag' naming the program to replace".into()));

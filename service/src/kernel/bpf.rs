@@ -28,6 +28,8 @@ pub struct MapInfo {
     pub id: u32,
     pub name: String,
     pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
 }
 
 /// What the kernel reports about a link.
@@ -62,7 +64,13 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
     check(unsafe { libbpf_sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
         "reading map information".into()
     })?;
-    Ok(MapInfo { id: info.id, name: c_name(&info.name), map_type: info.type_ })
+    Ok(MapInfo {
+        id: info.id,
+        name: c_name(&info.name),
+        map_type: info.type_,
+        key_size: info.key_size,
+        value_size: info.value_size,
+    })
 }
 
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo, KernelError> {
@@ -152,4 +160,36 @@ pub fn test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<Test
     check(unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) }, || "BPF_PROG_TEST_RUN".into())?;
     out.truncate(opts.data_size_out as usize);
     Ok(TestRun { retval: opts.retval, data: out, duration_ns: opts.duration })
+}
+
+/// Every (key, value) of a map whose values are plain bytes (not per-CPU).
+pub fn map_entries(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    loop {
+        let mut next = vec![0u8; key_size];
+        let prev = key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr().cast());
+        // SAFETY: buffers of the map's key size; a NULL previous key asks for the first.
+        if unsafe { libbpf_sys::bpf_map_get_next_key(fd.as_raw_fd(), prev, next.as_mut_ptr().cast()) } != 0 {
+            return out;
+        }
+        let mut value = vec![0u8; value_size];
+        // SAFETY: buffers of the map's key and value sizes.
+        if unsafe { libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), next.as_ptr().cast(), value.as_mut_ptr().cast()) }
+            == 0
+        {
+            out.push((next.clone(), value));
+        }
+        key = Some(next);
+    }
+}
+
+/// Writes one entry of a map.
+pub fn map_update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<(), KernelError> {
+    // SAFETY: the caller passes buffers of the map's key and value sizes.
+    check(
+        unsafe { libbpf_sys::bpf_map_update_elem(fd.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0) },
+        || "writing a map entry".into(),
+    )
+    .map(drop)
 }
