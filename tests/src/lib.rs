@@ -6,6 +6,7 @@ pub mod bus;
 pub mod netns;
 pub mod packet;
 pub mod polkit;
+pub mod service;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -91,4 +92,30 @@ pub fn map_value_size(fd: BorrowedFd<'_>) -> usize {
     let ret = unsafe { libbpf_sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
     assert_eq!(ret, 0, "map info: {}", std::io::Error::last_os_error());
     info.value_size as usize
+}
+
+/// A small deterministic generator for randomized tests. The seed comes from
+/// XDPD_TEST_SEED or the clock, and is printed so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let seed = std::env::var("XDPD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+        });
+        eprintln!("seed {seed} (XDPD_TEST_SEED={seed} replays it)");
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in 0..n.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
 }

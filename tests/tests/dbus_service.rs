@@ -3,95 +3,15 @@
 //! real traffic crosses a veth pair.
 
 use std::collections::HashMap;
-use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use xdpd_client::{LinkProxy, ManagerProxy, ProgramProxy};
-use xdpd_tests::bus::TestBus;
-use xdpd_tests::netns::{drain, send_paced, udp_receiver, VethPair};
+use xdpd_tests::netns::VethPair;
 use zbus::{MatchRule, Message, MessageStream, OwnedObjectPath, Variant};
 
-/// A veth pair, a private bus whose xdpd lives in the receiver's namespace,
-/// and a client connection. Fields drop in order: bus (and service) first.
-struct Fixture {
-    bus: TestBus,
-    pair: VethPair,
-    conn: zbus::Connection,
-    ifindex: u32,
-}
-
-impl Fixture {
-    async fn new(name: &str) -> Fixture {
-        Fixture::with_idle_timeout(name, 0).await
-    }
-
-    async fn with_idle_timeout(name: &str, seconds: u64) -> Fixture {
-        let pair = VethPair::new();
-        let bus = TestBus::start(name, &pair.ns_b, seconds);
-        let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
-        let conn = bus.connect().await;
-        Fixture { bus, pair, conn, ifindex }
-    }
-
-    fn link_path(&self) -> String {
-        format!("/org/xdp/Manager1/link/{}", self.ifindex)
-    }
-
-    async fn link(&self) -> LinkProxy<'static> {
-        LinkProxy::builder(&self.conn)
-            .path(self.link_path())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
-    }
-
-    async fn program(&self, path: &OwnedObjectPath) -> ProgramProxy<'static> {
-        ProgramProxy::builder(&self.conn)
-            .path(path.clone())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
-    }
-
-    fn busctl(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.bus.busctl(args);
-        assert!(ok, "busctl {args:?} failed: {err}\n{}", self.bus.log());
-        out
-    }
-
-    /// busctl call on the link object; returns stdout, or the error text.
-    fn call_link(&self, method: &str, signature: &str, args: &[&str]) -> Result<String, String> {
-        let path = self.link_path();
-        let mut all = vec!["call", "org.xdp.Manager1", &path, "org.xdp.Manager1.Link", method, signature];
-        all.extend_from_slice(args);
-        let (ok, out, err) = self.bus.busctl(&all);
-        if ok {
-            Ok(out)
-        } else {
-            Err(err)
-        }
-    }
-
-    fn sender(&self) -> UdpSocket {
-        VethPair::run_in(&self.pair.ns_a, || UdpSocket::bind("0.0.0.0:0").unwrap())
-    }
-
-    fn receiver(&self, port: u16) -> UdpSocket {
-        VethPair::run_in(&self.pair.ns_b, || udp_receiver(port))
-    }
-
-    /// Sends `count` datagrams to `port`; returns how many arrived.
-    fn traffic(&self, port: u16, count: u64) -> u64 {
-        let rx = self.receiver(port);
-        send_paced(&self.sender(), SocketAddrV4::new(self.pair.addr_b, port), count);
-        std::thread::sleep(Duration::from_millis(150));
-        drain(&rx)
-    }
-}
+use xdpd_tests::service::Service as Fixture;
 
 fn object(name: &str) -> String {
     xdpd_bpf::object_path(name).display().to_string()

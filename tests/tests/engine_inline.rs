@@ -32,21 +32,6 @@ const POOL: &[(&str, &str)] = &[
     ("runconfig", "cfg_early"),
 ];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 struct Pick {
     program: (&'static str, &'static str),
     priority: i32,
@@ -79,11 +64,7 @@ fn array_maps(program: &LoadedProgram) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn random_chains_behave_the_same_inlined_and_called() {
     require_root();
-    let seed = std::env::var("XDPD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
-    eprintln!("seed {seed} (XDPD_TEST_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = xdpd_tests::Rng::seeded();
     let results = [0u8, 1, 2, 2, 2, 3, 4, 7, 32, 200];
     let mut inlined_total = 0;
     for round in 0..30 {

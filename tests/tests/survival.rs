@@ -9,68 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use xdpd_client::{LinkProxy, ProgramProxy};
-use xdpd_tests::bus::TestBus;
 use xdpd_tests::netns::{drain, send_paced, udp_receiver, VethPair};
 use zbus::{OwnedObjectPath, Variant};
 
-struct Fixture {
-    bus: TestBus,
-    pair: VethPair,
-    conn: zbus::Connection,
-    ifindex: u32,
-}
-
-impl Fixture {
-    async fn new(name: &str) -> Fixture {
-        let pair = VethPair::new();
-        let bus = TestBus::start(name, &pair.ns_b, 0);
-        let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
-        let conn = bus.connect().await;
-        Fixture { bus, pair, conn, ifindex }
-    }
-
-    fn link_path(&self) -> String {
-        format!("/org/xdp/Manager1/link/{}", self.ifindex)
-    }
-
-    async fn link(&self) -> LinkProxy<'static> {
-        LinkProxy::builder(&self.conn)
-            .path(self.link_path())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
-    }
-
-    async fn program(&self, path: &OwnedObjectPath) -> ProgramProxy<'static> {
-        ProgramProxy::builder(&self.conn)
-            .path(path.clone())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
-    }
-
-    fn pins(&self) -> std::path::PathBuf {
-        self.bus.pins.0.join("xdpd")
-    }
-
-    fn link_pin(&self) -> std::path::PathBuf {
-        self.pins().join(self.ifindex.to_string()).join("link")
-    }
-
-    fn traffic(&self, port: u16, count: u64) -> u64 {
-        let rx = VethPair::run_in(&self.pair.ns_b, || udp_receiver(port));
-        let tx = VethPair::run_in(&self.pair.ns_a, || UdpSocket::bind("0.0.0.0:0").unwrap());
-        send_paced(&tx, SocketAddrV4::new(self.pair.addr_b, port), count);
-        std::thread::sleep(Duration::from_millis(150));
-        drain(&rx)
-    }
-
-    fn attached(&self) -> xdpd::kernel::hook::Attached {
-        VethPair::run_in(&self.pair.ns_b, || xdpd::kernel::hook::attached(self.ifindex).unwrap())
-    }
-}
+use xdpd_tests::service::Service as Fixture;
 
 fn object(name: &str) -> String {
     xdpd_bpf::object_path(name).display().to_string()
@@ -258,22 +200,6 @@ async fn interfaces_deleted_recreated_and_renamed() {
     ip_in(&f.pair.ns_b, &["link", "del", "xd0"]);
 }
 
-/// A small deterministic generator; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Stops the traffic thread however the test ends (a panic included).
 struct StopOnDrop<'a>(&'a AtomicBool);
 
@@ -287,11 +213,7 @@ impl Drop for StopOnDrop<'_> {
 fn sigkill_at_random_points_loses_nothing() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let f = runtime.block_on(Fixture::new("sigkill"));
-    let seed = std::env::var("XDPD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
-    eprintln!("seed {seed} (XDPD_TEST_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = xdpd_tests::Rng::seeded();
     let link = runtime.block_on(f.link());
     let dropper = runtime.block_on(link.add_program_from_path(&object("udp"), "udp_drop", opts(10))).unwrap();
     let counter = runtime.block_on(link.add_program_from_path(&object("udp"), "udp_count", opts(30))).unwrap();

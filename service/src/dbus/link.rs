@@ -266,24 +266,16 @@ pub async fn chain_changed(connection: &Connection, path: &OwnedObjectPath, snap
         &["Generation", "Programs", "KernelProgramId", "Mode", "ForeignProgramId", "Counting"],
     )
     .await;
-    match SignalEmitter::new(connection, path.as_ref()) {
-        Ok(emitter) => {
-            if let Err(e) = LinkIface::chain_changed(&emitter, snapshot.generation, snapshot.programs.clone()).await {
-                tracing::warn!("cannot emit ChainChanged: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("cannot emit ChainChanged: {e}"),
+    let emitter = SignalEmitter::from_parts(connection.clone(), path.as_ref());
+    if let Err(e) = LinkIface::chain_changed(&emitter, snapshot.generation, snapshot.programs.clone()).await {
+        tracing::warn!("cannot emit ChainChanged: {e}");
     }
 }
 
 /// Emits ForeignProgramDetected(id) on a link object.
 pub async fn foreign_program_detected(connection: &Connection, path: &OwnedObjectPath, id: u32) {
-    match SignalEmitter::new(connection, path.as_ref()) {
-        Ok(emitter) => {
-            if let Err(e) = LinkIface::foreign_program_detected(&emitter, id).await {
-                tracing::warn!("cannot emit ForeignProgramDetected: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("cannot emit ForeignProgramDetected: {e}"),
+    let emitter = SignalEmitter::from_parts(connection.clone(), path.as_ref());
+    if let Err(e) = LinkIface::foreign_program_detected(&emitter, id).await {
+        tracing::warn!("cannot emit ForeignProgramDetected: {e}");
     }
 }
