@@ -47,7 +47,7 @@ build:
 # threads keep the 2-CPU machines responsive while traffic tests run.
 test:
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace -- --test-threads=2
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 
 install:
 	@for f in $(RELEASE)/xdpd $(RELEASE)/xdpctl $(foreach e,$(EXAMPLES),$(EXAMPLE_OBJECTS)/$(e).o); do \
