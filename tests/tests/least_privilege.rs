@@ -186,6 +186,15 @@ fn status_mask(pid: u32, field: &str) -> u64 {
     u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
 }
 
+/// A directory removed on drop, also when the test fails.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The service runs the way the unit starts it as far as capabilities go
 /// (noroot secure bits, the unit's bounding and ambient sets, no new
 /// privileges), and everything works: adding by descriptor and by path as
@@ -235,14 +244,15 @@ async fn the_service_works_with_only_the_units_capabilities() {
     let by_path = link.add_program_from_path(&basic, "xdp_pass", HashMap::new()).await.unwrap();
 
     // Another user: the path is opened with alice's identity (setgroups, setfsgid, setfsuid).
-    let dir = std::env::temp_dir().join(format!("xdpd-caps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch(std::env::temp_dir().join(format!("xdpd-caps-{}", std::process::id())));
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir).unwrap();
     let (public, private) = (dir.join("public.o"), dir.join("private.o"));
     for (file, mode) in [(&public, 0o644), (&private, 0o600)] {
         std::fs::copy(xdpd_bpf::object_path("basic"), file).unwrap();
         std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let as_alice = |path: &Path| {
         let p = path.display().to_string();
         bus.busctl_as(
@@ -266,7 +276,7 @@ async fn the_service_works_with_only_the_units_capabilities() {
     let alices = out.trim().trim_start_matches("o ").trim_matches('"').to_string();
     let (ok, _, err) = as_alice(&private);
     assert!(!ok && err.contains("Permission denied"), "alice cannot read root's 0600 file: {err}");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
 
     // Maps, and removal.
     let program = |p: String| {
