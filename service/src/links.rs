@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::dbus::error::ServiceError;
 use crate::dbus::options::AddRequest;
 use crate::dbus::{self, program::ProgramIface};
-use crate::engine::object::load_reusing;
+use crate::engine::object::{load_with, Privilege};
 use crate::engine::stats::VerdictCounters;
 use crate::engine::{ActionSet, AddOptions, Chain, LoadedProgram, MemberId, RestoredMember, Stats};
 use crate::limits::Limits;
@@ -59,12 +59,35 @@ pub struct ProgramInfo {
 type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
 
 enum Command {
-    Add { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<OwnedObjectPath> },
-    Remove { id: MemberId, caller: Caller, reply: Reply<()> },
-    GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
-    Reclaim { caller: Caller, reply: Reply<()> },
-    SetCounting { on: bool, caller: Caller, reply: Reply<()> },
-    SaveSnapshots { reply: Reply<()> },
+    Add {
+        program: Box<LoadedProgram>,
+        object: Arc<Vec<u8>>,
+        request: AddRequest,
+        caller: Caller,
+        reply: Reply<OwnedObjectPath>,
+    },
+    Remove {
+        id: MemberId,
+        caller: Caller,
+        reply: Reply<()>,
+    },
+    GetMaps {
+        id: MemberId,
+        caller: Caller,
+        reply: Reply<Vec<(String, OwnedFd)>>,
+    },
+    Reclaim {
+        caller: Caller,
+        reply: Reply<()>,
+    },
+    SetCounting {
+        on: bool,
+        caller: Caller,
+        reply: Reply<()>,
+    },
+    SaveSnapshots {
+        reply: Reply<()>,
+    },
     CheckForeign,
     Renamed(String),
     Gone,
@@ -106,13 +129,15 @@ impl LinkHandle {
         answer.await.map_err(|_| ServiceError::NoSuchLink(format!("interface {} is gone", self.ifindex)))?
     }
 
+    /// Adds a verified program; `object` is its file, kept once it is in the chain.
     pub async fn add(
         &self,
         program: LoadedProgram,
+        object: Arc<Vec<u8>>,
         request: AddRequest,
         caller: Caller,
     ) -> Result<OwnedObjectPath, ServiceError> {
-        self.ask(|reply| Command::Add { program: Box::new(program), request, caller, reply }).await
+        self.ask(|reply| Command::Add { program: Box::new(program), object, request, caller, reply }).await
     }
 
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
@@ -274,8 +299,8 @@ impl Owner {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(command) = rx.recv().await {
             match command {
-                Command::Add { program, request, caller, reply } => {
-                    let _ = reply.send(self.add(*program, request, caller).await);
+                Command::Add { program, object, request, caller, reply } => {
+                    let _ = reply.send(self.add(*program, object, request, caller).await);
                 }
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
@@ -356,6 +381,7 @@ impl Owner {
     async fn add(
         &mut self,
         program: LoadedProgram,
+        object: Arc<Vec<u8>>,
         request: AddRequest,
         caller: Caller,
     ) -> Result<OwnedObjectPath, ServiceError> {
@@ -371,6 +397,7 @@ impl Owner {
             tag: request.tag.clone(),
             mode: request.mode,
             force: request.force,
+            privilege: if caller.is_root() { Privilege::Full } else { Privilege::User },
         };
         let (sha256, name) = (program.sha256.clone(), program.name.clone());
         let expected = request.expected_generation;
@@ -407,6 +434,11 @@ impl Owner {
             release(&self.handle.limits);
             tracing::info!(%caller, interface = %ifname, program = %name, "add refused: {e}");
         })?;
+        // The object is kept only once its program is in the chain, and before
+        // the record names it: a refused request leaves no file behind.
+        if let Err(e) = self.store.save_object(&sha256, &object) {
+            tracing::error!(%caller, interface = %ifname, "cannot keep a copy of the object; the program will not survive a restart: {e}");
+        }
         let (priority, proceed_on, map_ids) = member.unwrap_or_default();
         let info = ProgramInfo {
             id,
@@ -670,7 +702,14 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
         }
         let maps = maps_root.join(m.id.to_string());
         let loaded = store.object(&m.sha256).map_err(|e| format!("object {}: {e}", m.sha256)).and_then(|bytes| {
-            load_reusing(&bytes, Some(&m.function), config.max_object_size, Some(&maps)).map_err(|e| e.to_string())
+            load_with(
+                &bytes,
+                Some(&m.function),
+                config.max_object_size,
+                Some(&maps),
+                if m.owner == 0 { Privilege::Full } else { Privilege::User },
+            )
+            .map_err(|e| e.to_string())
         });
         let program = match loaded {
             Ok(p) => p,
@@ -712,6 +751,7 @@ fn restore(config: &Config, store: &Store, ifindex: u32, name: &str) -> (Chain, 
             proceed_on: ActionSet::from_names(&m.proceed_on).unwrap_or_default(),
             tag: m.tag.clone(),
             seq: position as u64 + 1,
+            privilege: if m.owner == 0 { Privilege::Full } else { Privilege::User },
         });
     }
     let running = if live { record.kernel_program_id } else { 0 };

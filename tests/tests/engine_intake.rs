@@ -153,3 +153,23 @@ fn intake_reports_what_the_program_is() {
     let spin = xdpd_tests::load("features", "spinlock");
     assert!(spin.map("locked").is_some());
 }
+
+#[test]
+fn users_programs_are_verified_without_the_services_privileges() {
+    use xdpd::engine::object::{load_with, Privilege};
+    require_root();
+    let leak = xdpd_bpf::object_bytes("leak");
+    // The service's own privileges would let a kernel address into a map...
+    assert!(load_with(&leak, None, CAP, None, Privilege::Full).is_ok());
+    // ...a user's program may not store one where GetMaps hands it out.
+    let err = load_with(&leak, None, CAP, None, Privilege::User).unwrap_err();
+    assert!(matches!(&err, Error::VerifierRejected { summary, .. } if summary.contains("leaks addr")), "{err}");
+    // Programs an unprivileged loader may load verify as users' programs, and
+    // a chain holding one is verified the same way (with Spectre hardening).
+    let mut chain = Chain::unattached();
+    let counter = load_with(&xdpd_bpf::object_bytes("udp"), Some("udp_count"), CAP, None, Privilege::User).unwrap();
+    chain.add(counter, AddOptions { privilege: Privilege::User, ..Default::default() }).unwrap();
+    chain.add(xdpd_tests::load("basic", "xdp_pass"), AddOptions::default()).unwrap();
+    let out = chain.program().unwrap().test_run(&probe_packet(&[]), 1).unwrap();
+    assert_eq!(out.retval, 2);
+}

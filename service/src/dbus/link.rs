@@ -203,18 +203,17 @@ impl LinkIface {
         if request.force || request.mode.is_some() {
             auth::authorize(connection, header, &caller, Action::Manage, &details).await?;
         }
-        let (max, store) = (self.max_object_size, self.handle.store.clone());
+        let (max, caller_is_root) = (self.max_object_size, caller.is_root());
+        let bytes = std::sync::Arc::new(bytes);
+        let object_bytes = bytes.clone();
         let loaded = blocking(move || {
             let function = Some(program.as_str()).filter(|p| !p.is_empty());
-            let loaded = object::load(&bytes, function, max).map_err(ServiceError::from)?;
-            // Kept so the program can be restored after a restart.
-            store
-                .save_object(&loaded.sha256, &bytes)
-                .map_err(|e| ServiceError::Failed(format!("cannot keep a copy of the object: {e}")))?;
-            Ok(loaded)
+            // A non-root user's program is verified as an unprivileged loader's would be.
+            let privilege = if caller_is_root { object::Privilege::Full } else { object::Privilege::User };
+            object::load_with(&object_bytes, function, max, None, privilege).map_err(ServiceError::from)
         })
         .await?;
-        self.handle.add(loaded, request, caller).await
+        self.handle.add(loaded, bytes, request, caller).await
     }
 }
 

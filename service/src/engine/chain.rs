@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::actions::ActionSet;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
-use super::object::LoadedProgram;
+use super::object::{LoadedProgram, Privilege};
 use super::stats::{CounterTable, Stats, VerdictCounters};
 use super::Error;
 use crate::kernel::bpf;
@@ -36,6 +36,8 @@ pub struct Member {
     seq: u64,
     /// Verdict counters, created when counting is first switched on.
     stats: Option<Arc<VerdictCounters>>,
+    /// Whose program it is: a user's makes the whole chain verified as a user's.
+    privilege: Privilege,
 }
 
 impl Member {
@@ -64,6 +66,7 @@ pub struct RestoredMember {
     pub proceed_on: ActionSet,
     pub tag: String,
     pub seq: u64,
+    pub privilege: Privilege,
 }
 
 /// Makes sure ids handed out from now on are above `id` (after a restart).
@@ -82,6 +85,8 @@ pub struct AddOptions {
     pub mode: Option<AttachMode>,
     /// Take the interface over from a program attached by someone else.
     pub force: bool,
+    /// A user's program: the chain is verified as an unprivileged loader's.
+    pub privilege: Privilege,
 }
 
 #[derive(Debug)]
@@ -144,6 +149,7 @@ impl Chain {
                     tag: m.tag,
                     seq: m.seq,
                     stats: None,
+                    privilege: m.privilege,
                 }
             })
             .collect();
@@ -301,6 +307,7 @@ impl Chain {
             program: Arc::new(program),
             seq,
             stats: None,
+            privilege: options.privilege,
         }
     }
 
@@ -346,9 +353,12 @@ impl Chain {
         }
 
         let offload = options.mode == Some(AttachMode::Offload);
+        let privilege =
+            if candidate.iter().any(|m| m.privilege == Privilege::User) { Privilege::User } else { Privilege::Full };
         let target = LinkTarget {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
             mode: self.link_mode,
+            privilege,
         };
         let counting = self.counting;
         let inputs: Vec<LinkInput<'_>> = candidate

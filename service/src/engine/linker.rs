@@ -44,7 +44,7 @@ use super::btf::Btf;
 use super::chain::MemberId;
 use super::elf::is_gpl_compatible;
 use super::insn::{self, Insn, R0, R1, R6};
-use super::object::{verifier_summary, FuncInfo, LineInfo, LoadedProgram};
+use super::object::{verifier_summary, FuncInfo, LineInfo, LoadedProgram, Privilege};
 use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo, TestRun};
@@ -78,6 +78,8 @@ pub enum LinkMode {
 pub struct LinkTarget {
     pub offload_ifindex: Option<u32>,
     pub mode: LinkMode,
+    /// With a user's program in the chain, verify it as an unprivileged loader would.
+    pub privilege: Privilege,
 }
 
 /// Where some of a member's instructions went: `range` in the linked
@@ -460,7 +462,7 @@ fn load(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Er
         }
         let name = CString::new(CHAIN_PROGRAM_NAME).unwrap_or_default();
         // SAFETY: every pointer in opts and insns stays valid across the call.
-        let fd = unsafe {
+        let mut load = || unsafe {
             libbpf_sys::bpf_prog_load(
                 libbpf_sys::BPF_PROG_TYPE_XDP,
                 name.as_ptr(),
@@ -469,6 +471,10 @@ fn load(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Er
                 insns.len() as _,
                 &mut opts,
             )
+        };
+        let fd = match target.privilege {
+            Privilege::Full => load(),
+            Privilege::User => crate::kernel::caps::without_admin(load),
         };
         // SAFETY: a non-negative return is a fresh descriptor we own.
         if fd >= 0 {

@@ -401,16 +401,38 @@ fn select<'a>(programs: &'a [ProgramEntry], function: Option<&str>) -> Result<&'
 
 /// Loads the program `function` (or the only XDP program) of the ELF object `bytes`.
 pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<LoadedProgram, Error> {
-    load_reusing(bytes, function, max_size, None)
+    load_with(bytes, function, max_size, None, Privilege::Full)
 }
 
-/// Like [`load`], but every map pinned as `<maps_dir>/<map name>` is reused
-/// instead of created: a program restored after a restart finds its state.
+/// Whose program is verified: the service's own privileges, or those of an
+/// unprivileged loader (no pointer leaks, Spectre hardening) for programs
+/// that non-root users hand over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Privilege {
+    #[default]
+    Full,
+    User,
+}
+
+/// Like [`load_with`] with the service's own privileges.
 pub fn load_reusing(
     bytes: &[u8],
     function: Option<&str>,
     max_size: usize,
     maps_dir: Option<&std::path::Path>,
+) -> Result<LoadedProgram, Error> {
+    load_with(bytes, function, max_size, maps_dir, Privilege::Full)
+}
+
+/// Like [`load`], but every map pinned as `<maps_dir>/<map name>` is reused
+/// instead of created (a program restored after a restart finds its state),
+/// and the program is verified with `privilege`.
+pub fn load_with(
+    bytes: &[u8],
+    function: Option<&str>,
+    max_size: usize,
+    maps_dir: Option<&std::path::Path>,
+    privilege: Privilege,
 ) -> Result<LoadedProgram, Error> {
     if bytes.len() > max_size {
         return Err(Error::LimitExceeded(format!("object is {} bytes, the limit is {max_size}", bytes.len())));
@@ -445,7 +467,11 @@ pub fn load_reusing(
 
     CAPTURE.with(|c| *c.borrow_mut() = Some(Capture::default()));
     // SAFETY: loading an open object.
-    let (ret, messages) = libbpf_log::collect(|| unsafe { libbpf_sys::bpf_object__load(object.0.as_ptr()) });
+    let load = || unsafe { libbpf_sys::bpf_object__load(object.0.as_ptr()) };
+    let (ret, messages) = libbpf_log::collect(|| match privilege {
+        Privilege::Full => load(),
+        Privilege::User => crate::kernel::caps::without_admin(load),
+    });
     let capture = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
     if ret < 0 {
         // SAFETY: libbpf NUL-terminates the log it wrote.

@@ -1,6 +1,7 @@
 //! Thin, safe wrappers over the kernel's BPF and netlink calls (through libbpf-sys).
 
 pub mod bpf;
+pub mod caps;
 pub mod hook;
 pub mod libbpf_log;
 

@@ -1,0 +1,59 @@
+//! Running kernel work with fewer capabilities on the current thread.
+//!
+//! A program a non-root user hands over is verified without CAP_SYS_ADMIN
+//! and CAP_PERFMON: the verifier then refuses pointer leaks (kernel addresses
+//! stored into maps the user can read with GetMaps) and applies its Spectre
+//! hardening, exactly as for an unprivileged loader with CAP_BPF and
+//! CAP_NET_ADMIN. Capabilities are per thread in Linux, so lowering the
+//! effective set here affects nothing else; it is raised again afterwards
+//! (it stays in the permitted set).
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Header {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Data {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn get() -> Option<[Data; 2]> {
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget with a v3 header and two data structs, for this thread.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) };
+    (ret == 0).then_some(data)
+}
+
+fn set(data: &[Data; 2]) -> bool {
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    // SAFETY: capset with a v3 header and two data structs, for this thread only (raw syscall).
+    unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) == 0 }
+}
+
+/// Runs `f` on this thread without CAP_SYS_ADMIN and CAP_PERFMON in effect.
+pub fn without_admin<T>(f: impl FnOnce() -> T) -> T {
+    let Some(original) = get() else { return f() };
+    let mut lowered = original;
+    for cap in [CAP_SYS_ADMIN, CAP_PERFMON] {
+        lowered[(cap / 32) as usize].effective &= !(1 << (cap % 32));
+    }
+    if !set(&lowered) {
+        tracing::error!("cannot lower the thread's capabilities: {}", std::io::Error::last_os_error());
+    }
+    let result = f();
+    if !set(&original) {
+        tracing::error!("cannot restore the thread's capabilities: {}", std::io::Error::last_os_error());
+    }
+    result
+}
