@@ -37,21 +37,11 @@ impl Service {
     }
 
     pub async fn link(&self) -> LinkProxy<'static> {
-        LinkProxy::builder(&self.conn)
-            .path(self.link_path())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
+        link_proxy(&self.conn, &self.link_path()).await
     }
 
     pub async fn program(&self, path: &OwnedObjectPath) -> ProgramProxy<'static> {
-        ProgramProxy::builder(&self.conn)
-            .path(path.clone())
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .unwrap()
+        program_proxy(&self.conn, path).await
     }
 
     pub fn busctl(&self, args: &[&str]) -> String {
@@ -100,4 +90,24 @@ impl Service {
     pub fn attached(&self) -> xdpd::kernel::hook::Attached {
         VethPair::run_in(&self.pair.ns_b, || xdpd::kernel::hook::attached(self.ifindex).unwrap())
     }
+}
+
+/// A Link proxy that always asks the service (no property cache).
+pub async fn link_proxy(conn: &zbus::Connection, path: &str) -> LinkProxy<'static> {
+    LinkProxy::builder(conn)
+        .path(path.to_string())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .expect("link proxy")
+}
+
+/// A Program proxy that always asks the service (no property cache).
+pub async fn program_proxy(conn: &zbus::Connection, path: &OwnedObjectPath) -> ProgramProxy<'static> {
+    ProgramProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .expect("program proxy")
 }

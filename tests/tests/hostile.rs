@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xdpd_client::{LinkProxy, ManagerProxy, ProgramProxy};
+use xdpd_client::{LinkProxy, ManagerProxy};
 use xdpd_tests::bus::TestBus;
 use xdpd_tests::netns::VethPair;
 use xdpd_tests::polkit::{self, Polkit};
@@ -102,23 +102,7 @@ async fn connect_as(bus: &TestBus, user: &str) -> Connection {
     zbus::connection::Builder::unix_stream(stream).user_id(uid).build().await.expect("authenticate as the test user")
 }
 
-async fn link_proxy(conn: &Connection, path: &str) -> LinkProxy<'static> {
-    LinkProxy::builder(conn)
-        .path(path.to_string())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
-
-async fn program_proxy(conn: &Connection, path: &OwnedObjectPath) -> ProgramProxy<'static> {
-    ProgramProxy::builder(conn)
-        .path(path.clone())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
-}
+use xdpd_tests::service::{link_proxy, program_proxy};
 
 /// Relative paths and kinds of everything under `root` ("d" directory, "f" file, "l" symlink, ...).
 fn tree(root: &Path) -> Vec<String> {

@@ -76,21 +76,11 @@ fn ip_in(ns: &str, args: &[&str]) {
 }
 
 async fn program(conn: &zbus::Connection, path: &OwnedObjectPath) -> ProgramProxy<'static> {
-    ProgramProxy::builder(conn)
-        .path(path.clone())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    xdpd_tests::service::program_proxy(conn, path).await
 }
 
 async fn link(conn: &zbus::Connection, path: &OwnedObjectPath) -> LinkProxy<'static> {
-    LinkProxy::builder(conn)
-        .path(path.clone())
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap()
+    xdpd_tests::service::link_proxy(conn, path.as_str()).await
 }
 
 /// One client: 50 random changes, each timed; what it holds at the end.
