@@ -61,6 +61,11 @@ impl MapInfo {
         type_name(self.map_type)
     }
 
+    /// Array and per-CPU array maps: keys are indexes below max_entries.
+    pub fn array(&self) -> bool {
+        matches!(self.map_type, 2 | 6)
+    }
+
     /// Longest-prefix-match tries: keys are a prefix length and an address.
     pub fn lpm_trie(&self) -> bool {
         self.map_type == 11

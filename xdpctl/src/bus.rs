@@ -32,6 +32,11 @@ pub async fn connect(global: &Global) -> Result<Client> {
 }
 
 impl Client {
+    /// Whether the user may be asked (for a password, or to confirm).
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+
     pub async fn manager(&self) -> Result<ManagerProxy<'static>> {
         ManagerProxy::builder(&self.conn)
             .cache_properties(CacheProperties::No)

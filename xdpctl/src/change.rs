@@ -8,14 +8,20 @@ use std::path::Path;
 use serde_json::json;
 use zbus::{OwnedObjectPath, Variant};
 
-use crate::bus::{program_id, program_path, Client};
+use std::io::IsTerminal;
+
+use crate::bus::{program_id, Client};
 use crate::cli::ProgramOptions;
 use crate::error::{Doing, Exit, Failure, Result};
 use crate::output::Output;
+use crate::props;
+
+const LINK_IFACE: &str = "org.xdp.Manager1.Link";
+const PROGRAM_IFACE: &str = "org.xdp.Manager1.Program";
 
 /// The `a{sv}` options of AddProgram; only what the user gave, so the
 /// service's defaults (the object's metadata) apply to the rest.
-fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Variant<'static>> {
+pub fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Variant<'static>> {
     let mut map = HashMap::new();
     if let Some(priority) = opts.priority {
         map.insert("priority", Variant::from(priority));
@@ -44,6 +50,75 @@ fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Varian
     map
 }
 
+/// A program of the service as GetManagedObjects shows it.
+pub struct Known {
+    pub path: String,
+    pub link: String,
+    pub id: u64,
+    pub name: String,
+    pub tag: String,
+    pub owner: u32,
+    pub priority: i32,
+}
+
+/// Every program of the service (or of the link `link` only), in no particular order.
+pub async fn programs(client: &Client, link: Option<&str>) -> Result<Vec<Known>> {
+    let objects = client.managed_objects().await?;
+    let mut all = Vec::new();
+    for (path, interfaces) in &objects {
+        let Some(p) = interfaces.iter().find(|(n, _)| n.as_str() == PROGRAM_IFACE).map(|(_, p)| p) else {
+            continue;
+        };
+        let known = Known {
+            path: path.to_string(),
+            link: props::string(p, "Link"),
+            id: props::u64_of(p, "Id"),
+            name: props::string(p, "Name"),
+            tag: props::string(p, "Tag"),
+            owner: props::u32_of(p, "Owner"),
+            priority: props::i32_of(p, "Priority"),
+        };
+        if link.is_none_or(|l| known.link == l || known.path.starts_with(&format!("{l}/program/"))) {
+            all.push(known);
+        }
+    }
+    all.sort_by_key(|k| k.id);
+    Ok(all)
+}
+
+/// --proceed-on none ends the chain: say what stops running, and go on only
+/// with --force or the user's yes.
+async fn confirm_chain_end(client: &Client, link: &str, iface: &str, opts: &ProgramOptions) -> Result<()> {
+    let following: Vec<String> = programs(client, Some(link))
+        .await?
+        .into_iter()
+        .filter(|p| opts.priority.is_none_or(|prio| p.priority >= prio))
+        .filter(|p| opts.tag.as_ref().is_none_or(|t| *t != p.tag))
+        .map(|p| format!("{} (program {}, priority {})", p.name, p.id, p.priority))
+        .collect();
+    let who = if following.is_empty() {
+        "every program added after it with a higher priority will never run".to_string()
+    } else {
+        format!("these programs of {iface} stop running: {}", following.join(", "))
+    };
+    eprintln!("xdpctl: warning: --proceed-on none makes this program end the chain of {iface}; {who}");
+    if opts.force {
+        return Ok(());
+    }
+    if client.interactive() && std::io::stdin().is_terminal() {
+        eprint!("Add it anyway? [y/N] ");
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+        return Err(Failure::new(Exit::Usage, "not added: the chain was left as it was"));
+    }
+    Err(Failure::new(
+        Exit::Usage,
+        format!("--proceed-on none ends the chain of {iface}: give --force to confirm (nothing was changed)"),
+    ))
+}
+
 pub async fn add(
     client: &Client,
     out: &mut Output,
@@ -64,6 +139,18 @@ pub async fn add(
         Failure::new(Exit::Invalid, format!("cannot open {object_name}: {e}; give a readable XDP ELF object file"))
     })?;
     let link_path = client.link_path(iface).await?;
+    if opts.proceed_on.as_ref().is_some_and(|a| a.iter().any(|a| a == "none")) {
+        confirm_chain_end(client, link_path.as_str(), iface, opts).await?;
+    }
+    // What replace will replace: the caller's program with that tag on the link.
+    let replaced = match (&opts.tag, replace) {
+        (Some(tag), true) => {
+            // SAFETY: geteuid has no failure mode.
+            let me = unsafe { libc::geteuid() };
+            programs(client, Some(link_path.as_str())).await?.into_iter().find(|p| p.tag == *tag && p.owner == me)
+        }
+        _ => None,
+    };
     let link = client.link(&link_path).await?;
     let program = opts.program.clone().unwrap_or_default();
     let body = (zbus::Fd::from(file.as_fd()), program.as_str(), options(opts, replace));
@@ -76,25 +163,132 @@ pub async fn add(
     };
     let id = program_id(path.as_str()).unwrap_or_default();
     if out.json {
-        out.json_line(&json!({ "interface": iface, "id": id, "path": path.as_str(), "name": name }))
+        let mut doc = json!({ "interface": iface, "id": id, "path": path.as_str(), "name": name });
+        if let Some(old) = &replaced {
+            doc["replaced"] = json!({ "id": old.id, "path": old.path, "name": old.name });
+        }
+        out.json_line(&doc)
     } else {
-        let verb = if replace { "added or replaced" } else { "added" };
-        out.line(&format!("{verb} {name} on {iface}: program {id} ({})", path.as_str()))
+        match &replaced {
+            Some(old) => out.line(&format!(
+                "replaced {} (program {}) on {iface} with {name}: program {id} ({})",
+                old.name,
+                old.id,
+                path.as_str()
+            )),
+            None => out.line(&format!("added {name} on {iface}: program {id} ({})", path.as_str())),
+        }
     }
 }
 
-pub async fn remove(client: &Client, out: &mut Output, iface: &str, program: &str) -> Result<()> {
-    let link_path = client.link_path(iface).await?;
-    let path = program_path(&link_path, iface, program)?;
-    let proxy = client.program(&path).await?;
-    let doing = Doing::Remove { iface, program };
-    client.call::<_, ()>(proxy.inner(), "Remove", &(), &doing).await?;
-    let id = program_id(path.as_str()).unwrap_or_default();
-    if out.json {
-        out.json_line(&json!({ "interface": iface, "removed": path.as_str(), "id": id }))
-    } else {
-        out.line(&format!("removed program {id} from {iface}"))
+/// What `remove` removes: one program by id or path (on IFACE when given),
+/// or every program with a tag (on IFACE when given).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RemoveTarget {
+    Program { iface: Option<String>, program: String },
+    Tag { iface: Option<String>, tag: String },
+}
+
+impl RemoveTarget {
+    pub fn parse(args: &[String], tag: Option<&str>) -> Result<RemoveTarget> {
+        let usage = |m: &str| Failure::new(Exit::Usage, m.to_string());
+        match (args, tag) {
+            ([program], None) => Ok(RemoveTarget::Program { iface: None, program: program.clone() }),
+            ([iface, program], None) => {
+                Ok(RemoveTarget::Program { iface: Some(iface.clone()), program: program.clone() })
+            }
+            ([], None) => Err(usage("remove needs a program id (xdpctl status lists them), or --tag T")),
+            ([], Some(tag)) => Ok(RemoveTarget::Tag { iface: None, tag: tag.to_string() }),
+            ([iface], Some(tag)) => Ok(RemoveTarget::Tag { iface: Some(iface.clone()), tag: tag.to_string() }),
+            (_, _) => Err(usage("remove takes [IFACE] PROGRAM-ID, or [IFACE] --tag T; not both a program and --tag")),
+        }
     }
+}
+
+pub async fn remove(client: &Client, out: &mut Output, target: &RemoveTarget) -> Result<()> {
+    let (iface, link) = match target {
+        RemoveTarget::Program { iface: Some(i), .. } | RemoveTarget::Tag { iface: Some(i), .. } => {
+            (Some(i.as_str()), Some(client.link_path(i).await?))
+        }
+        _ => (None, None),
+    };
+    let known = programs(client, link.as_ref().map(|l| l.as_str())).await?;
+    let chosen: Vec<&Known> = match target {
+        RemoveTarget::Program { program, .. } => {
+            let found = match (program.parse::<u64>(), program.starts_with('/')) {
+                (Ok(id), _) => known.iter().find(|k| k.id == id),
+                (Err(_), true) => known.iter().find(|k| k.path == *program),
+                (Err(_), false) => {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        format!("'{program}' is not a program id or object path; xdpctl status lists them"),
+                    ))
+                }
+            };
+            let Some(found) = found else {
+                let place = iface.map_or_else(|| "no interface has".to_string(), |i| format!("{i} has"));
+                return Err(Failure::new(
+                    Exit::NotFound,
+                    format!(
+                        "cannot remove program {program}: {place} no such program; xdpctl status lists the programs"
+                    ),
+                ));
+            };
+            vec![found]
+        }
+        RemoveTarget::Tag { tag, .. } => {
+            let found: Vec<&Known> = known.iter().filter(|k| k.tag == *tag).collect();
+            if found.is_empty() {
+                let place = iface.map_or_else(String::new, |i| format!(" on {i}"));
+                return Err(Failure::new(
+                    Exit::NotFound,
+                    format!("no program has the tag '{tag}'{place}; xdpctl status shows every program's tag"),
+                ));
+            }
+            found
+        }
+    };
+    let names = link_names(client).await?;
+    let mut removed = Vec::new();
+    for program in chosen {
+        let link_name = names.get(&program.link).cloned().unwrap_or_else(|| program.link.clone());
+        let path = OwnedObjectPath::try_from(program.path.clone())
+            .map_err(|e| Failure::new(Exit::Failure, format!("the service named an invalid path: {e}")))?;
+        let proxy = client.program(&path).await?;
+        let id_text = program.id.to_string();
+        let doing = Doing::Remove { iface: &link_name, program: &id_text };
+        client.call::<_, ()>(proxy.inner(), "Remove", &(), &doing).await?;
+        if out.json {
+            removed.push(
+                json!({ "interface": link_name, "removed": program.path, "id": program.id, "name": program.name }),
+            );
+        } else {
+            out.line(&format!("removed {} (program {}) from {link_name}", program.name, program.id))?;
+        }
+    }
+    if out.json {
+        // One program: the object as before; by tag: all of them.
+        match (target, removed.len()) {
+            (RemoveTarget::Program { .. }, 1) => out.json_line(&removed[0]),
+            _ => out.json_line(&json!({ "removed": removed })),
+        }
+    } else {
+        Ok(())
+    }
+}
+
+/// Link object path to interface name.
+pub async fn link_names(client: &Client) -> Result<HashMap<String, String>> {
+    let objects = client.managed_objects().await?;
+    Ok(objects
+        .iter()
+        .filter_map(|(path, ifaces)| {
+            ifaces
+                .iter()
+                .find(|(i, _)| i.as_str() == LINK_IFACE)
+                .map(|(_, p)| (path.to_string(), props::string(p, "Name")))
+        })
+        .collect())
 }
 
 pub async fn reclaim(client: &Client, out: &mut Output, iface: &str) -> Result<()> {
@@ -152,5 +346,19 @@ mod tests {
         assert_eq!(map["replace"], Variant::from(true));
         assert_eq!(map["force"], Variant::from(true));
         assert!(!map.contains_key("persist"));
+    }
+
+    #[test]
+    fn remove_takes_an_id_or_a_tag() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let program = |i: Option<&str>, p: &str| RemoveTarget::Program { iface: i.map(Into::into), program: p.into() };
+        assert_eq!(RemoveTarget::parse(&s(&["3"]), None).ok(), Some(program(None, "3")));
+        assert_eq!(RemoveTarget::parse(&s(&["eth0", "3"]), None).ok(), Some(program(Some("eth0"), "3")));
+        assert_eq!(
+            RemoveTarget::parse(&s(&[]), Some("t")).ok(),
+            Some(RemoveTarget::Tag { iface: None, tag: "t".into() })
+        );
+        assert!(RemoveTarget::parse(&s(&[]), None).is_err());
+        assert!(RemoveTarget::parse(&s(&["eth0", "3"]), Some("t")).is_err());
     }
 }

@@ -35,6 +35,7 @@ EXIT STATUS:
   6  Conflict or busy: the chain changed meanwhile, the request contradicts the chain (another
      mode, nothing to reclaim), or a program attached by someone else holds the interface.
   7  The service is unreachable: no connection to the bus, or org.xdp.Manager1 cannot be started.
+  10 apply --dry-run: the chains differ from the file (something would change).
 
 Errors are printed on standard error as one line starting with \"xdpctl: \" saying what went \
 wrong and what to do; a verifier rejection is followed by the verifier's log.
@@ -72,11 +73,14 @@ pub struct Cli {
 pub struct Global {
     /// Print JSON instead of text (watch: one JSON object per line)
     #[arg(
+        short = 'j',
         long,
         global = true,
         help_heading = "Global options",
         long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove and \
-                     reclaim; for watch one object per line, the first being {\"event\":\"ready\"}."
+                     reclaim; for watch one object per line, the first being {\"event\":\"ready\"}. \
+                     Member names are snake_case in every command's output and stable: new members \
+                     may appear, existing ones keep their name and meaning."
     )]
     pub json: bool,
 
@@ -117,8 +121,8 @@ pub enum Command {
         after_long_help = concat!("EXAMPLES:\n  xdpctl status\n  xdpctl status eth0\n  \
                            xdpctl status --json | jq '.interfaces[].programs[].name'", "\n\nSee xdpctl --help for the exit statuses.")
     )]
+    #[command(visible_aliases = ["list", "show"])]
     Status {
-        /// Only this interface
         /// Only this network interface
         #[arg(value_name = "IFACE")]
         iface: Option<String>,
@@ -151,22 +155,28 @@ pub enum Command {
     )]
     Replace(ReplaceArgs),
 
-    /// Remove a program from an interface's chain
+    /// Remove a program (by id, or by --tag) from its chain
     #[command(
-        long_about = "Removes the program PROGRAM (its id as shown by status, or its full object \
-                      path) from the chain of IFACE; removing the last program detaches the chain. \
+        visible_alias = "rm",
+        long_about = "Removes the program PROGRAM-ID (its id as shown by status, or its full object \
+                      path) from its chain; removing the last program detaches the chain. Program \
+                      ids are unique across interfaces, so IFACE is optional; when given, the \
+                      program must be on IFACE.\n\n\
+                      With --tag, removes every program with that tag (on IFACE only, when given) \
+                      instead; it fails with exit status 3 when there is none.\n\n\
                       Removing your own program needs org.xdp.manager1.remove-program, anyone \
                       else's org.xdp.manager1.manage.",
-        after_long_help = concat!("EXAMPLES:\n  xdpctl remove eth0 3\n  \
-                           xdpctl remove eth0 /org/xdp/Manager1/link/2/program/3", "\n\nSee xdpctl --help for the exit statuses.")
+        after_long_help = concat!("EXAMPLES:\n  xdpctl remove 3\n  xdpctl remove eth0 3\n  \
+                           xdpctl remove --tag myapp\n  xdpctl remove eth0 --tag myapp\n  \
+                           xdpctl remove /org/xdp/Manager1/link/2/program/3", "\n\nSee xdpctl --help for the exit statuses.")
     )]
     Remove {
-        /// Network interface name (as ip link shows it)
-        #[arg(value_name = "IFACE")]
-        iface: String,
-        /// Program id, or the program's object path
-        #[arg(value_name = "PROGRAM-ID")]
-        program: String,
+        /// [IFACE] PROGRAM-ID, or [IFACE] with --tag
+        #[arg(value_name = "IFACE|PROGRAM-ID", num_args = 0..=2)]
+        args: Vec<String>,
+        /// Remove the programs with this tag instead of one by id
+        #[arg(short = 't', long, value_name = "T")]
+        tag: Option<String>,
     },
 
     /// List a program's maps, or dump one map's entries
@@ -225,10 +235,12 @@ pub enum Command {
                       {\"event\":\"ready\"} once it is subscribed: every change made after that \
                       line appeared is reported. (Without --json, a note on standard error says \
                       the same.) The ready line is not counted by --count.\n\n\
-                      Every event has \"path\" (the object it is about) and \"interface\" (the \
-                      interface's name, when known). program-added adds id, name, priority, \
+                      Every line starts with the time it was received (RFC 3339, UTC); every JSON \
+                      event has \"time\" (the same), \"path\" (the object it is about) and \
+                      \"interface\" (the interface's name, when known). Member names are snake_case, \
+                      as in status --json, also for the properties in link-changed. program-added adds id, name, priority, \
                       proceed_on, tag and owner; program-removed id; link-added index; \
-                      link-changed changed (the new property values) and invalidated; \
+                      link-changed changed (the new property values, e.g. generation, kernel_program_id) and invalidated; \
                       chain-changed generation and programs (object paths in run order); \
                       foreign-program id (the kernel id of the program now attached, 0 if none).",
         after_long_help = concat!("EXAMPLES:\n  xdpctl watch\n  xdpctl watch --json --count 3", "\n\nSee xdpctl --help for the exit statuses.")
@@ -270,6 +282,66 @@ pub enum Command {
         state: OnOff,
     },
 
+    /// Make the chains match a declaration file (TOML)
+    #[command(
+        long_about = "Reads FILE, a declaration of chains (see xdpctl export for the format), and \
+                      changes the chains of the interfaces it names until they match it: programs \
+                      declared but missing are added, programs whose priority, proceed-on or \
+                      options differ are replaced, and map contents are written. A program is \
+                      \"the same\" when its tag, its object's sha256 and its function name are; a \
+                      declared program therefore needs a tag. Applying the same file again changes \
+                      nothing (the chains keep their generation).\n\n\
+                      Programs on those interfaces that the file does not declare are left alone \
+                      unless --prune is given: then they are removed (others' programs need \
+                      org.xdp.manager1.manage). Every change of an interface carries the \
+                      generation read before the first one (expected-generation), so a concurrent \
+                      change makes apply fail with exit status 6 instead of mixing both.\n\n\
+                      --dry-run prints what would change, one line per change (+ add, ~ replace, \
+                      - remove, = write map), and exits 0 when nothing would change, 10 when \
+                      something would.",
+        after_long_help = concat!("FILE FORMAT:\n  [[interface]]\n  name = \"eth0\"\n\n  \
+                           [[interface.program]]\n  object = \"/usr/share/xdpd/examples/port_block.o\"\n  \
+                           function = \"port_block\"   # optional when the object has one program\n  \
+                           tag = \"edge\"\n  priority = 20\n  proceed_on = [\"pass\"]\n  persist = true\n\n  \
+                           [interface.program.maps.blocked_ports]\n  22 = \"0\"          # KEY = VALUE as xdpctl maps --set takes them\n\n\
+                           EXAMPLES:\n  xdpctl apply /etc/xdpd/chains.toml\n  xdpctl apply --dry-run chains.toml\n  \
+                           xdpctl apply --prune chains.toml\n  xdpctl export eth0 > chains.toml", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Apply {
+        /// Declaration file (TOML)
+        #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        file: PathBuf,
+        /// Print the changes, change nothing; exit 10 if there would be any
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Also remove programs the file does not declare on its interfaces
+        #[arg(long)]
+        prune: bool,
+        /// Only this interface of the file
+        #[arg(long, value_name = "IFACE")]
+        only: Option<String>,
+    },
+
+    /// Print the chains as a declaration file for apply
+    #[command(
+        long_about = "Prints the chains of all interfaces (or of IFACE) in the format apply reads. \
+                      The service keeps no object paths (objects are handed over as descriptors): \
+                      export names each program's object by finding a file with the same sha256 in \
+                      the directories given with --objects (default /usr/share/xdpd/examples), \
+                      else writes object = \"sha256:HEX\" for you to fill in. Map contents and the \
+                      persist and snapshot options are not exported (the service does not show \
+                      them); add them by hand.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl export > chains.toml\n  xdpctl export eth0 --objects /usr/lib/myapp", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Export {
+        /// Only this network interface
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+        /// Find objects by their sha256 in DIR (repeatable; default /usr/share/xdpd/examples)
+        #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        objects: Vec<PathBuf>,
+    },
+
     /// Print a shell completion script
     #[command(
         hide = true,
@@ -297,8 +369,14 @@ pub enum ShellKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
+    /// The driver's hook (xdp-loader and ip: native, drv, xdpdrv)
+    #[value(aliases = ["drv", "xdpdrv"])]
     Native,
+    /// The generic hook in the network stack (xdp-loader: skb; ip: xdpgeneric)
+    #[value(aliases = ["skb", "xdpgeneric"])]
     Generic,
+    /// Offloaded to the NIC (xdp-loader: hw; ip: xdpoffload)
+    #[value(aliases = ["hw", "xdpoffload"])]
     Offload,
 }
 
@@ -315,41 +393,60 @@ impl Mode {
 /// The actions of a proceed-on set; "none" stands for the empty set.
 pub const ACTIONS: [&str; 6] = ["aborted", "drop", "pass", "tx", "redirect", "none"];
 
+/// One action of a proceed-on list, as given: "pass", "PASS" or "XDP_PASS"
+/// (libxdp's and the kernel's spelling) all mean pass.
+pub fn parse_action(text: &str) -> std::result::Result<String, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let action = lower.strip_prefix("xdp_").unwrap_or(&lower);
+    if ACTIONS.contains(&action) {
+        Ok(action.to_string())
+    } else {
+        Err(format!(
+            "'{text}' is not an action; use one of aborted, drop, pass, tx, redirect (or XDP_PASS etc.), or none"
+        ))
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ProgramOptions {
     /// Function name of the program in OBJECT (default: its only XDP program)
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'p', long, visible_alias = "prog-name", short_alias = 'n', value_name = "NAME")]
     pub program: Option<String>,
 
     /// Lower runs first (default: the object's metadata, else 50)
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(short = 'P', long, visible_alias = "prio", value_name = "N", allow_negative_numbers = true)]
     pub priority: Option<i32>,
 
     /// Actions on which the chain continues after this program
     #[arg(
         long,
+        visible_alias = "actions",
         value_name = "LIST",
         value_delimiter = ',',
-        value_parser = clap::builder::PossibleValuesParser::new(ACTIONS),
-        long_help = "Comma-separated actions (aborted, drop, pass, tx, redirect) on which the chain \
-                     continues after this program; any other result is the verdict. \"none\" \
-                     makes the program end the chain. Default: the object's metadata, else pass."
+        value_parser = parse_action,
+        long_help = "Comma-separated actions (aborted, drop, pass, tx, redirect; XDP_PASS and PASS \
+                     are accepted too) on which the chain continues after this program; any other \
+                     result is the verdict. \"none\" makes the program end the chain: every program \
+                     after it stops running, so xdpctl asks first (or needs --force). Default: the \
+                     object's metadata, else pass."
     )]
     pub proceed_on: Option<Vec<String>>,
 
     /// Attach mode, only for the first program of the interface
     #[arg(
+        short = 'm',
         long,
         value_enum,
+        ignore_case = true,
         value_name = "MODE",
-        long_help = "Attach mode of the chain: native, generic or offload. Only for the first \
-                     program of the interface (later ones must agree); default native, falling \
-                     back to generic. Needs org.xdp.manager1.manage."
+        long_help = "Attach mode of the chain: native (also drv), generic (also skb) or offload \
+                     (also hw). Only for the first program of the interface (later ones must agree); \
+                     default native, falling back to generic. Needs org.xdp.manager1.manage."
     )]
     pub mode: Option<Mode>,
 
     /// Your application's name for itself (replace finds your program by it)
-    #[arg(long, value_name = "T")]
+    #[arg(short = 't', long, value_name = "T")]
     pub tag: Option<String>,
 
     /// Keep the program across reboots
@@ -362,10 +459,11 @@ pub struct ProgramOptions {
 
     /// Take the interface over from a program attached by someone else
     #[arg(
+        short = 'f',
         long,
         long_help = "Take the interface over from an XDP program attached by someone else \
-                             (otherwise the request fails with exit status 6). Needs \
-                             org.xdp.manager1.manage."
+                     (otherwise the request fails with exit status 6), and confirm \
+                     --proceed-on none without asking. Needs org.xdp.manager1.manage."
     )]
     pub force: bool,
 

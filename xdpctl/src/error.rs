@@ -14,6 +14,8 @@ pub enum Exit {
     Invalid = 5,
     Conflict = 6,
     Unreachable = 7,
+    /// apply --dry-run: something would change (not an error).
+    WouldChange = 10,
 }
 
 #[derive(Debug)]
@@ -81,6 +83,20 @@ impl Doing<'_> {
         }
     }
 
+    /// The interface the request was about, if one.
+    fn iface(&self) -> Option<&str> {
+        match self {
+            Doing::Lookup(iface)
+            | Doing::ReadProgram { iface, .. }
+            | Doing::Add { iface, .. }
+            | Doing::Remove { iface, .. }
+            | Doing::Reclaim { iface }
+            | Doing::Counting { iface }
+            | Doing::GetMaps { iface, .. } => Some(iface),
+            _ => None,
+        }
+    }
+
     fn what(&self) -> String {
         match self {
             Doing::Connect(bus) => format!("cannot connect to {bus}"),
@@ -118,12 +134,45 @@ fn action_in(message: &str) -> Option<&str> {
     Some(rest[..end].trim_end_matches('.'))
 }
 
+/// The service's message in the command line's words: advice phrased for
+/// D-Bus callers ("pass force", "call again allowing interactive
+/// authorization", "call Reclaim") is dropped, as xdpctl's hint says it
+/// again in its own terms; "interface 11" becomes the interface's name.
+pub fn humanize(message: &str, iface: Option<&str>) -> String {
+    let mut text = message.to_string();
+    for clause in [
+        "; pass force to take the interface over",
+        "; call again allowing interactive authorization",
+        "; call Reclaim to take the interface back",
+    ] {
+        text = text.replace(clause, "");
+    }
+    let Some(iface) = iface else { return text };
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("interface ") {
+        let (before, after) = rest.split_at(at + "interface ".len());
+        out.push_str(before);
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let next = after[digits..].chars().next();
+        if digits > 0 && next.is_none_or(|c| !c.is_alphanumeric()) {
+            out.push_str(iface);
+            rest = &after[digits..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Maps a failed call to an exit status and a message with a hint.
 pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
     let what = doing.what();
     let Some((name, message)) = dbus_error(&e) else {
         return transport(&e, doing);
     };
+    let message = humanize(&message, doing.iface());
     // org.freedesktop.DBus.Error.Spawn.* name failed activations.
     let short = if name.contains(".Error.Spawn.") {
         "Spawn".to_string()
@@ -149,7 +198,7 @@ pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
         }
         "InteractiveAuthorizationRequired" => Failure::new(
             Exit::Denied,
-            format!("{what}: {message}; run it from a terminal without --no-ask-password to authenticate, or as root"),
+            format!("{what}: {message}; run it without --no-ask-password to authenticate, or as root"),
         ),
         "InvalidObject" => Failure::new(Exit::Invalid, format!("{what}: {message}; {}", invalid_object_hint(&message))),
         // The message carries the verifier's log: print it whole.
@@ -161,7 +210,10 @@ pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
             Failure::new(Exit::Invalid, format!("{what}: {message}; use a smaller object or remove programs first"))
         }
         "Conflict" => Failure::new(Exit::Conflict, format!("{what}: {message}; {}", conflict_hint(&message, doing))),
-        "Busy" => Failure::new(Exit::Conflict, format!("{what}: {message}; use --force to take the interface over")),
+        "Busy" => Failure::new(
+            Exit::Conflict,
+            format!("{what}: {message}; add --force to take the interface over (needs org.xdp.manager1.manage)"),
+        ),
         "InvalidArgs" => Failure::new(Exit::Usage, format!("{what}: {message}; see xdpctl help for the valid options")),
         "Kernel" => {
             Failure::new(Exit::Failure, format!("{what}: {message}; the service's log (journalctl -u xdpd) has more"))
@@ -236,6 +288,25 @@ mod tests {
         );
         assert_eq!(action_in("needs org.xdp.manager1.manage."), Some("org.xdp.manager1.manage"));
         assert_eq!(action_in("nothing"), None);
+    }
+
+    #[test]
+    fn messages_speak_the_command_line() {
+        assert_eq!(
+            humanize(
+                "interface 11 already runs XDP program 'x' (id 7) attached by someone else; pass force to take the interface over",
+                Some("eth0")
+            ),
+            "interface eth0 already runs XDP program 'x' (id 7) attached by someone else"
+        );
+        assert_eq!(
+            humanize(
+                "org.xdp.manager1.manage needs authentication; call again allowing interactive authorization",
+                None
+            ),
+            "org.xdp.manager1.manage needs authentication"
+        );
+        assert_eq!(humanize("interface 3x and interface 4", Some("u")), "interface 3x and interface u");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! module per command (`status`, `change`, `maps`, `watch`).
 
 mod agent;
+mod apply;
 mod bpf;
 mod bus;
 mod change;
 mod cli;
+mod docs;
 mod error;
 mod maps;
 mod output;
@@ -43,18 +45,19 @@ fn main() -> ExitCode {
 }
 
 fn report(failure: Failure) -> ExitCode {
-    eprintln!("{failure}");
+    // An empty message is a status without an error (apply --dry-run: changes pending).
+    if !failure.message.is_empty() {
+        eprintln!("{failure}");
+    }
     ExitCode::from(failure.exit as u8)
 }
 
 fn completions(shell: ShellKind) -> ExitCode {
-    let mut command = Cli::command();
-    let mut stdout = std::io::stdout();
-    match shell {
-        ShellKind::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut command, "xdpctl", &mut stdout),
-        ShellKind::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut command, "xdpctl", &mut stdout),
+    let script = docs::completion(&mut Cli::command(), shell);
+    match std::io::Write::write_all(&mut std::io::stdout(), script.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(Failure::new(Exit::Failure, format!("cannot write to standard output: {e}"))),
     }
-    ExitCode::SUCCESS
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -64,7 +67,22 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status { iface } => status::run(&client, &mut out, iface.as_deref()).await,
         Command::Add(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, a.replace).await,
         Command::Replace(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, true).await,
-        Command::Remove { iface, program } => change::remove(&client, &mut out, iface, program).await,
+        Command::Remove { args, tag } => {
+            let target = change::RemoveTarget::parse(args, tag.as_deref())?;
+            change::remove(&client, &mut out, &target).await
+        }
+        Command::Apply { file, dry_run, prune, only } => {
+            let options = apply::Options { dry_run: *dry_run, prune: *prune, only: only.clone() };
+            apply::apply(&client, &mut out, file, &options).await
+        }
+        Command::Export { iface, objects } => {
+            let search = if objects.is_empty() {
+                vec![std::path::PathBuf::from("/usr/share/xdpd/examples")]
+            } else {
+                objects.clone()
+            };
+            apply::export(&client, &mut out, iface.as_deref(), &search).await
+        }
         Command::Reclaim { iface } => change::reclaim(&client, &mut out, iface).await,
         Command::Counting { iface, state } => {
             change::counting(&client, &mut out, iface, *state == cli::OnOff::On).await

@@ -157,10 +157,25 @@ fn apply(fd: BorrowedFd<'_>, info: &MapInfo, edits: &Edits, map: &str) -> Result
         let hint = match e.raw_os_error() {
             Some(libc::EINVAL) if what == "delete" => " (array maps have no keys to delete: set the value to 0)",
             Some(libc::EPERM) => " (the map is read-only for programs' users, e.g. .rodata)",
-            Some(libc::E2BIG) => " (the map is full)",
+            Some(libc::E2BIG) => " (the map is full: delete entries first)",
             _ => "",
         };
         Failure::new(Exit::Failure, format!("cannot {what} key '{text}' of map '{map}': {e}{hint}"))
+    };
+    // An array's keys are the indexes 0..max_entries: say so rather than the kernel's E2BIG.
+    let in_range = |text: &str, key: &[u8]| {
+        let index = <[u8; 4]>::try_from(key).map(u32::from_ne_bytes);
+        match index {
+            Ok(i) if info.array() && i >= info.max_entries => Err(Failure::new(
+                Exit::Usage,
+                format!(
+                    "key {text} of map '{map}' is out of range: it is an array of {} entries (keys 0 to {})",
+                    info.max_entries,
+                    info.max_entries.saturating_sub(1)
+                ),
+            )),
+            _ => Ok(()),
+        }
     };
     for text in &edits.delete {
         if !bpf::delete(fd, &key(text)?).map_err(|e| failed("delete", text, e))? {
@@ -169,6 +184,7 @@ fn apply(fd: BorrowedFd<'_>, info: &MapInfo, edits: &Edits, map: &str) -> Result
     }
     for (k, v) in &edits.set {
         let key = key(k)?;
+        in_range(k, &key)?;
         let value = parse_bytes(v, value_size, false).map_err(|why| usage("value", v, why))?;
         let value = if info.per_cpu() {
             // One 8-byte aligned slot per possible CPU, each with the value.
@@ -182,6 +198,40 @@ fn apply(fd: BorrowedFd<'_>, info: &MapInfo, edits: &Edits, map: &str) -> Result
         bpf::update(fd, &key, &value).map_err(|e| failed("set", k, e))?;
     }
     Ok(())
+}
+
+/// For apply: whether `key` of the map `fd` holds other than `value` (both as
+/// `--set` takes them); when it does and `write`, sets it.
+pub fn set_entry(fd: BorrowedFd<'_>, map: &str, key_text: &str, value_text: &str, write: bool) -> Result<bool> {
+    let failed = |what: &str, e: std::io::Error| {
+        Failure::new(Exit::Failure, format!("cannot {what} key '{key_text}' of map '{map}': {e}"))
+    };
+    let info = bpf::map_info(fd).map_err(|e| failed("describe the map for", e))?;
+    let usage = |what: &str, text: &str, why: String| {
+        Failure::new(Exit::Usage, format!("cannot use '{text}' as a {what} of map '{map}': {why}"))
+    };
+    let key = parse_bytes(key_text, info.key_size as usize, info.lpm_trie()).map_err(|w| usage("key", key_text, w))?;
+    let value = parse_bytes(value_text, info.value_size as usize, false).map_err(|w| usage("value", value_text, w))?;
+    let value_size = info.value_size as usize;
+    let (cpus, slot) = if info.per_cpu() {
+        (bpf::possible_cpus().map_err(|e| failed("read", e))?, value_size.div_ceil(8) * 8)
+    } else {
+        (1, value_size)
+    };
+    let current = bpf::lookup(fd, &key, slot * cpus).map_err(|e| failed("read", e))?;
+    let same = current.is_some_and(|bytes| bytes.chunks(slot).all(|c| c.get(..value_size) == Some(&value[..])));
+    if same {
+        return Ok(false);
+    }
+    if write {
+        apply(
+            fd,
+            &info,
+            &Edits { set: vec![(key_text.to_string(), value_text.to_string())], delete: Vec::new() },
+            map,
+        )?;
+    }
+    Ok(true)
 }
 
 #[derive(Debug, Serialize)]

@@ -26,6 +26,8 @@ const PROGRAM_IFACE: &str = "org.xdp.Manager1.Program";
 #[derive(Debug, Serialize)]
 struct Event {
     event: &'static str,
+    /// When xdpctl received the signal: RFC 3339, UTC, milliseconds.
+    time: String,
     /// The object the event is about.
     path: String,
     /// The network interface's name, when known.
@@ -41,13 +43,13 @@ impl Event {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        Event { event, path: path.to_string(), interface, details }
+        Event { event, time: crate::output::utc_now(), path: path.to_string(), interface, details }
     }
 
     /// One line for people: the event, the interface, then key=value pairs
     /// (program paths shortened to their ids).
     fn text(&self) -> String {
-        let mut line = format!("{} {}", self.event, self.interface.as_deref().unwrap_or(&self.path));
+        let mut line = format!("{} {} {}", self.time, self.event, self.interface.as_deref().unwrap_or(&self.path));
         for (key, value) in &self.details {
             match (key.as_str(), value) {
                 ("changed", Value::Object(changed)) => {
@@ -70,7 +72,7 @@ impl Event {
 /// Program paths as ids, anything else as props::plain.
 fn short(key: &str, value: &Value) -> String {
     match (key, value) {
-        ("programs" | "Programs", Value::Array(paths)) => {
+        ("programs", Value::Array(paths)) => {
             let ids: Vec<String> = paths
                 .iter()
                 .map(|p| p.as_str().and_then(program_id).map_or_else(|| props::plain(p), |id| id.to_string()))
@@ -80,6 +82,22 @@ fn short(key: &str, value: &Value) -> String {
         (_, Value::String(s)) if s.is_empty() => "\"\"".into(),
         _ => props::plain(value),
     }
+}
+
+/// A D-Bus property name in the JSON style of every output: "KernelProgramId" -> "kernel_program_id".
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Names of the link objects, to say which interface an event is about.
@@ -147,8 +165,13 @@ fn decode(msg: &Message, names: &mut Names) -> zbus::Result<Option<Event>> {
             if !new_name.is_empty() {
                 names.0.insert(path.to_string(), new_name);
             }
-            let mut details = json!({ "changed": props::props_json(&changed) });
+            let changed: Map<String, Value> = match props::props_json(&changed) {
+                Value::Object(map) => map.into_iter().map(|(k, v)| (snake_case(&k), v)).collect(),
+                _ => Map::new(),
+            };
+            let mut details = json!({ "changed": changed });
             if !invalidated.is_empty() {
+                let invalidated: Vec<String> = invalidated.iter().map(|p| snake_case(p)).collect();
                 details["invalidated"] = json!(invalidated);
             }
             Event::new("link-changed", path, names.of_link(path), details)
@@ -231,11 +254,14 @@ mod tests {
             Some("eth0".into()),
             json!({ "generation": 2, "programs": ["/org/xdp/Manager1/link/2/program/1", "/org/xdp/Manager1/link/2/program/4"] }),
         );
-        assert_eq!(e.text(), "chain-changed eth0 generation=2 programs=[1,4]");
+        assert_eq!(e.text(), format!("{} chain-changed eth0 generation=2 programs=[1,4]", e.time));
         let line = serde_json::to_string(&e).unwrap_or_default();
-        assert!(
-            line.starts_with(r#"{"event":"chain-changed","path":"/org/xdp/Manager1/link/2","interface":"eth0""#),
-            "{line}"
+        let start = format!(
+            r#"{{"event":"chain-changed","time":"{}","path":"/org/xdp/Manager1/link/2","interface":"eth0""#,
+            e.time
         );
+        assert!(line.starts_with(&start), "{line}");
+        assert_eq!(snake_case("KernelProgramId"), "kernel_program_id");
+        assert_eq!(snake_case("Name"), "name");
     }
 }
