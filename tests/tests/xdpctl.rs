@@ -353,7 +353,7 @@ fn status_add_replace_remove_reclaim() {
 
     // remove by id (text) and by object path (JSON).
     let out = f.ok(&["remove", dev, &drop_id]);
-    assert_eq!(out.trim(), format!("removed program {drop_id} from {dev}"));
+    assert_eq!(out.trim(), format!("removed udp_drop (program {drop_id}) from {dev}"));
     let removed = f.json(&["remove", dev, &block_path_2]);
     assert_eq!(removed["removed"], block_path_2.as_str());
     let out = f.ok(&["status", dev]);
@@ -643,6 +643,10 @@ fn foreign_programs_busy_conflict_reclaim_and_watch() {
     let foreign = attach_foreign();
     let err = f.fails(6, &["add", dev, &udp, "--program", "udp_drop"]);
     assert!(err.contains("--force"), "{err}");
+    // In the command line's words: the interface's name, no D-Bus advice, nothing said twice.
+    assert!(err.contains(&format!("interface {dev} already runs")), "{err}");
+    assert!(!err.contains(&format!("interface {} ", f.ifindex)) && !err.contains("pass force"), "{err}");
+    assert_eq!(err.matches("take the interface over").count(), 1, "{err}");
     f.ok(&["add", dev, &udp, "--program", "udp_drop", "--force"]);
     let ours = kernel_program_id(&f);
     assert_ne!(ours, u64::from(foreign));
@@ -695,6 +699,15 @@ fn watch_reports_a_scripted_sequence_in_order() {
 
     let events: Vec<Value> = (0..9).map(|_| watch.next_json()).collect();
     assert_eq!(watch.wait(), 0, "watch exits by itself after --count events");
+    // One JSON style: snake_case member names everywhere, and a time on every event.
+    for e in &events {
+        let names = e.as_object().unwrap().keys().chain(e["changed"].as_object().into_iter().flat_map(|c| c.keys()));
+        for name in names {
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name} in {e}");
+        }
+        let time = e["time"].as_str().unwrap_or_default();
+        assert!(time.len() == 24 && time.ends_with('Z'), "{e}");
+    }
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -724,14 +737,22 @@ fn watch_reports_a_scripted_sequence_in_order() {
         assert_eq!(events[i]["generation"].as_u64(), Some(generation), "{:#}", events[i]);
         assert_eq!(events[i]["programs"], serde_json::json!(programs));
         assert_eq!(events[i - 1]["path"], link.as_str());
-        assert_eq!(events[i - 1]["changed"]["Generation"].as_u64(), Some(generation), "{:#}", events[i - 1]);
+        assert_eq!(events[i - 1]["changed"]["generation"].as_u64(), Some(generation), "{:#}", events[i - 1]);
     }
 
     // The same for people: a note on stderr once subscribed, then one line per event.
     let watch = Lines::spawn(f.command(None, &["watch", "--count", "3"]));
     assert!(watch.next_error().starts_with("watching org.xdp.Manager1"));
     let c = f.json(&["add", dev, &udp, "--program", "port_block", "--priority", "5"]);
-    let lines: Vec<String> = (0..3).map(|_| watch.next()).collect();
+    // Each line starts with the time it was received (RFC 3339, UTC), then the event.
+    let lines: Vec<String> = (0..3)
+        .map(|_| {
+            let line = watch.next();
+            let (time, rest) = line.split_once(' ').unwrap_or_default();
+            assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{line}");
+            rest.to_string()
+        })
+        .collect();
     assert_eq!(watch.wait(), 0);
     let c_id = c["id"].as_u64().unwrap();
     let b_id = b["id"].as_u64().unwrap();
@@ -740,7 +761,7 @@ fn watch_reports_a_scripted_sequence_in_order() {
         "{lines:?}"
     );
     assert!(lines[0].contains("name=port_block") && lines[0].contains("priority=5"), "{lines:?}");
-    assert!(lines[1].starts_with(&format!("link-changed {dev} ")) && lines[1].contains("Generation=4"), "{lines:?}");
+    assert!(lines[1].starts_with(&format!("link-changed {dev} ")) && lines[1].contains("generation=4"), "{lines:?}");
     assert_eq!(lines[2], format!("chain-changed {dev} generation=4 programs=[{c_id},{b_id}]"));
 }
 
@@ -754,7 +775,7 @@ fn help_and_completions() {
     let help = xdpctl(&["--help"]);
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("EXIT STATUS"), "{help}");
-    for code in 0..=7 {
+    for code in (0..=7).chain([10]) {
         assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{code}  "))), "exit {code}: {help}");
     }
     for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim"] {
@@ -794,4 +815,145 @@ fn counting_shows_verdicts_in_status() {
     assert_eq!(json["interfaces"][0]["programs"][0]["stats"]["drop"], 7);
     f.ok(&["counting", dev, "off"]);
     f.fails_as(Some(65534), 4, &["counting", dev, "on"]);
+}
+
+/// Display columns of `s` as a terminal shows it: CJK ideographs take two.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ff60}').contains(&c) { 2 } else { 1 })
+        .sum()
+}
+
+#[test]
+fn command_line_speaks_ip_and_xdp_loader() {
+    let f = Fixture::new("ctl-conventions");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let count = f.object("proto_count");
+
+    // xdp-loader's and ip's spellings: -p/--prog-name, -P/--prio, -m skb, XDP_PASS, -t, -j.
+    let a = f.json(&[
+        "add",
+        dev,
+        &udp,
+        "--prog-name",
+        "udp_count",
+        "--prio",
+        "10",
+        "-m",
+        "skb",
+        "--proceed-on",
+        "XDP_PASS,XDP_DROP",
+        "-t",
+        "防火墙",
+    ]);
+    let b = f.json(&["add", dev, &count, "-p", "proto_count", "-P", "90", "-t", "counter"]);
+    let link = f.json(&["-j", "show", dev]);
+    let link = &link["interfaces"][0];
+    assert_eq!(link["mode"], "generic", "skb is generic: {link}");
+    let mut proceed: Vec<&str> =
+        link["programs"][0]["proceed_on"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    proceed.sort_unstable();
+    assert_eq!(proceed, ["drop", "pass"]);
+    assert_eq!(f.ok(&["list", dev]), f.ok(&["status", dev]), "list is status");
+
+    // The table lines up with a wide (CJK) tag: every row's ID starts where the header's does.
+    let table = f.ok(&["status", dev]);
+    let column = |line: &str, cell: &str| line.rfind(cell).map(|at| display_width(&line[..at]));
+    let header = table.lines().next().unwrap();
+    let id_column = column(header, " ID").map(|c| c + 1);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for (row, id) in rows.iter().zip([&a["id"], &b["id"]]) {
+        assert_eq!(column(row, &format!(" {id}")).map(|c| c + 1), id_column, "misaligned:\n{table}");
+    }
+
+    // A map write out of an array's range says so, in the command line's words.
+    let b_id = b["id"].to_string();
+    let err = f.fails(2, &["maps", dev, &b_id, "packets", "--set", "99=1"]);
+    assert!(err.contains("out of range") && err.contains("10 entries") && err.contains("0 to 9"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // --proceed-on none ends the chain: refused without a terminal unless --force, naming what stops.
+    let before = f.status()["generation"].clone();
+    let err = f.fails(2, &["add", dev, &udp, "-p", "udp_drop", "-P", "5", "--proceed-on", "none"]);
+    assert!(err.contains("--force") && err.contains("proto_count") && err.contains("stop running"), "{err}");
+    assert_eq!(f.status()["generation"], before, "nothing changed");
+    f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "95", "--proceed-on", "none", "--force", "-t", "last"]);
+
+    // replace says what it replaced.
+    let out = f.ok(&["replace", dev, &udp, "-p", "port_block", "-t", "counter"]);
+    assert!(
+        out.starts_with(&format!("replaced proto_count (program {b_id}) on {dev} with port_block: program ")),
+        "{out}"
+    );
+    let replaced = f.json(&["replace", dev, &udp, "-p", "udp_count", "-t", "counter"]);
+    assert_eq!(replaced["replaced"]["name"], "port_block", "{replaced}");
+
+    // remove by id alone (ids are global), and by tag.
+    let a_id = a["id"].to_string();
+    let out = f.ok(&["rm", &a_id]);
+    assert_eq!(out.trim(), format!("removed udp_count (program {a_id}) from {dev}"));
+    f.fails(3, &["remove", &a_id]);
+    let removed = f.json(&["remove", "--tag", "counter"]);
+    assert_eq!(removed["removed"].as_array().map(Vec::len), Some(1), "{removed}");
+    f.fails(3, &["remove", dev, "--tag", "counter"]);
+    f.ok(&["remove", dev, "--tag", "last"]);
+    assert_eq!(f.status()["programs"].as_array().map(Vec::len), Some(0));
+}
+
+/// Help and error transcripts compared with tests/golden/xdpctl/ (UPDATE_GOLDEN=1 rewrites them).
+#[test]
+fn golden_transcripts() {
+    let cases: &[(&str, &[&str])] = &[
+        ("help", &["--help"]),
+        ("help-short", &["-h"]),
+        ("status-help", &["status", "--help"]),
+        ("add-help", &["add", "--help"]),
+        ("remove-help", &["remove", "--help"]),
+        ("apply-help", &["apply", "--help"]),
+        ("watch-help", &["watch", "--help"]),
+        ("error-no-args", &[]),
+        ("error-add-missing-object", &["add", "eth0"]),
+        ("error-proceed-on", &["add", "eth0", "x.o", "--proceed-on", "maybe"]),
+        ("error-mode", &["add", "eth0", "x.o", "--mode", "turbo"]),
+        ("error-remove-nothing", &["--address", "unix:path=/nonexistent/xdpctl-golden", "remove"]),
+        (
+            "error-remove-both",
+            &["--address", "unix:path=/nonexistent/xdpctl-golden", "remove", "eth0", "3", "--tag", "x"],
+        ),
+        ("error-no-bus", &["--address", "unix:path=/nonexistent/xdpctl-golden", "status"]),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/xdpctl");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut wrong = Vec::new();
+    for (name, args) in cases {
+        let mut c = Command::new(xdpctl_binary());
+        c.args(*args).env("COLUMNS", "100").env_remove("DBUS_SYSTEM_BUS_ADDRESS");
+        let r = run(c);
+        let transcript = format!("$ xdpctl {}\n{r}", args.join(" "));
+        let path = dir.join(format!("{name}.txt"));
+        if update {
+            std::fs::create_dir_all(&dir).expect("golden dir");
+            std::fs::write(&path, &transcript).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if expected != transcript {
+            wrong.push(format!("{name}:\n--- expected ---\n{expected}\n--- got ---\n{transcript}"));
+        }
+    }
+    assert!(wrong.is_empty(), "transcripts differ (UPDATE_GOLDEN=1 rewrites them):\n{}", wrong.join("\n"));
+    // No help text says the same thing twice in a row.
+    for entry in std::fs::read_dir(&dir).expect("golden dir") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for n in 3..=6 {
+                for w in words.windows(2 * n) {
+                    assert!(w[..n] != w[n..], "repeated words in: {line}");
+                }
+            }
+        }
+    }
 }

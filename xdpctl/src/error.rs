@@ -270,7 +270,13 @@ fn transport(e: &zbus::Error, doing: &Doing<'_>) -> Failure {
                 Doing::Connect(_) => "is D-Bus running? --address or DBUS_SYSTEM_BUS_ADDRESS choose another bus",
                 _ => "the connection to the bus was lost; try again",
             };
-            Failure::new(Exit::Unreachable, format!("{what}: {e}; {hint}"))
+            // zbus names the address again ("failed to connect to `ADDR`: why"): once is enough.
+            let text = e.to_string();
+            let why = match text.split_once("`: ") {
+                Some((head, why)) if head.starts_with("failed to connect to") => why.to_string(),
+                _ => text,
+            };
+            Failure::new(Exit::Unreachable, format!("{what}: {why}; {hint}"))
         }
         _ => Failure::new(Exit::Failure, format!("{what}: {e}")),
     }

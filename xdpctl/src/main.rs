@@ -61,16 +61,21 @@ fn completions(shell: ShellKind) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Usage errors before any connection.
+    let remove_target = match &cli.command {
+        Command::Remove { args, tag } => Some(change::RemoveTarget::parse(args, tag.as_deref())?),
+        _ => None,
+    };
     let client = bus::connect(&cli.global).await?;
     let mut out = Output::new(cli.global.json);
     match &cli.command {
         Command::Status { iface } => status::run(&client, &mut out, iface.as_deref()).await,
         Command::Add(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, a.replace).await,
         Command::Replace(a) => change::add(&client, &mut out, &a.iface, &a.object, &a.options, true).await,
-        Command::Remove { args, tag } => {
-            let target = change::RemoveTarget::parse(args, tag.as_deref())?;
-            change::remove(&client, &mut out, &target).await
-        }
+        Command::Remove { .. } => match &remove_target {
+            Some(target) => change::remove(&client, &mut out, target).await,
+            None => Ok(()),
+        },
         Command::Apply { file, dry_run, prune, only } => {
             let options = apply::Options { dry_run: *dry_run, prune: *prune, only: only.clone() };
             apply::apply(&client, &mut out, file, &options).await
