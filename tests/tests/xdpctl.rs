@@ -848,7 +848,7 @@ fn command_line_speaks_ip_and_xdp_loader() {
         "防火墙",
     ]);
     let b = f.json(&["add", dev, &count, "-p", "proto_count", "-P", "90", "-t", "counter"]);
-    let link = f.json(&["-j", "show", dev]);
+    let link: Value = serde_json::from_str(&f.ok(&["-j", "show", dev])).expect("-j prints JSON");
     let link = &link["interfaces"][0];
     assert_eq!(link["mode"], "generic", "skb is generic: {link}");
     let mut proceed: Vec<&str> =

@@ -301,9 +301,9 @@ async fn apply_interface(
         if claimed.contains(&e.id) {
             continue;
         }
-        if e.owner == me {
-            changes.push(Change::Remove { old: e.clone(), why: "yours, not declared" });
-        } else if opts.prune {
+        // Others' programs, and yours that the file does not name (several
+        // applications may run as the same user, root above all), stay unless --prune.
+        if opts.prune {
             changes.push(Change::Remove { old: e.clone(), why: "not declared (--prune)" });
         }
     }

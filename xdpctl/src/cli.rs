@@ -35,7 +35,7 @@ EXIT STATUS:
   6  Conflict or busy: the chain changed meanwhile, the request contradicts the chain (another
      mode, nothing to reclaim), or a program attached by someone else holds the interface.
   7  The service is unreachable: no connection to the bus, or org.xdp.Manager1 cannot be started.
-  10 apply --dry-run: the chains differ from the file (something would change).
+  10  apply --dry-run: the chains differ from the file (something would change).
 
 Errors are printed on standard error as one line starting with \"xdpctl: \" saying what went \
 wrong and what to do; a verifier rejection is followed by the verifier's log.
@@ -291,9 +291,11 @@ pub enum Command {
                       \"the same\" when its tag, its object's sha256 and its function name are; a \
                       declared program therefore needs a tag. Applying the same file again changes \
                       nothing (the chains keep their generation).\n\n\
-                      Programs on those interfaces that the file does not declare are left alone \
-                      unless --prune is given: then they are removed (others' programs need \
-                      org.xdp.manager1.manage). Every change of an interface carries the \
+                      Programs on those interfaces that the file does not declare (other \
+                      applications', also when they run as the same user) are left alone unless \
+                      --prune is given: then they are removed (others' programs need \
+                      org.xdp.manager1.manage). A fleet that removes a program from its file \
+                      therefore applies with --prune. Every change of an interface carries the \
                       generation read before the first one (expected-generation), so a concurrent \
                       change makes apply fail with exit status 6 instead of mixing both.\n\n\
                       --dry-run prints what would change, one line per change (+ add, ~ replace, \
