@@ -957,3 +957,87 @@ fn golden_transcripts() {
         }
     }
 }
+
+/// apply: add, re-apply (no change), edit, dry-run diff, apply, prune, export equals file.
+#[test]
+fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
+    let f = Fixture::new("ctl-apply");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let count = f.object("proto_count");
+    let file = f.objects.0.join("chains.toml");
+    let objects_dir = f.objects.0.display().to_string();
+    // The declaration, in exactly the format export writes; the map contents go after it.
+    let declaration = |count_priority: i32, udp_actions: &str| {
+        format!(
+            "[[interface]]\nname = \"{dev}\"\n\n\
+             [[interface.program]]\nobject = \"{udp}\"\nfunction = \"udp_count\"\ntag = \"udp\"\npriority = 10\nproceed_on = [{udp_actions}]\n\n\
+             [[interface.program]]\nobject = \"{count}\"\nfunction = \"proto_count\"\ntag = \"counter\"\npriority = {count_priority}\nproceed_on = [\"pass\"]\n"
+        )
+    };
+    let with_maps = |text: String| format!("{text}\n[interface.program.maps.packets]\n3 = \"5\"\n");
+    let file_arg = file.display().to_string();
+    let generation = || f.status()["generation"].as_u64().unwrap();
+
+    // Someone's program the file does not name: left alone unless --prune.
+    f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "99"]);
+    std::fs::write(&file, with_maps(declaration(90, "\"pass\""))).expect("write declaration");
+    let out = f.ok(&["apply", &file_arg]);
+    assert!(out.contains(&format!("+ {dev}: add udp_count")) && out.contains("+ ") && out.contains("= "), "{out}");
+    let names: Vec<String> =
+        f.status()["programs"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["udp_count", "proto_count", "udp_drop"]);
+    let counter_id = f.status()["programs"][1]["id"].to_string();
+    let dump = f.ok(&["maps", dev, &counter_id, "packets"]);
+    assert!(dump.lines().any(|l| l.starts_with("03000000 (3) =>") && l.contains("(5)")), "{dump}");
+
+    // Again: nothing to do, the generation stays; --dry-run agrees (exit 0).
+    let before = generation();
+    let out = f.ok(&["apply", &file_arg]);
+    assert_eq!(out.trim(), format!("{dev}: up to date (generation {before})"));
+    assert_eq!(generation(), before);
+    f.ok(&["apply", "--dry-run", &file_arg]);
+
+    // Edited: --dry-run prints the difference and exits 10, changing nothing.
+    std::fs::write(&file, with_maps(declaration(80, "\"drop\", \"pass\""))).expect("write declaration");
+    let r = f.run(&["apply", "--dry-run", &file_arg]);
+    assert_eq!(r.code, 10, "{r}");
+    assert!(r.stdout.contains("~ ") && r.stdout.contains("priority 80 instead of 90"), "{r}");
+    assert!(r.stdout.contains("proceed-on drop,pass instead of pass"), "{r}");
+    assert!(r.stdout.contains(&format!("= {dev}: set packets[3] = 5")), "the replaced program's maps are new: {r}");
+    assert!(!r.stdout.contains("- "), "undeclared programs stay without --prune: {r}");
+    assert_eq!(generation(), before);
+    let dry: Value = serde_json::from_str(&f.run(&["--json", "apply", "-n", &file_arg]).stdout).expect("JSON");
+    assert_eq!(dry["changed"], true, "{dry}");
+
+    // Applied: the chain matches, the map is written into the new program.
+    f.ok(&["apply", &file_arg]);
+    let link = f.status();
+    assert!(link["generation"].as_u64().unwrap() > before);
+    assert_eq!(link["programs"][1]["priority"], 80, "{link}");
+    let counter_id = link["programs"][1]["id"].to_string();
+    let dump = f.ok(&["maps", dev, &counter_id, "packets"]);
+    assert!(dump.lines().any(|l| l.starts_with("03000000 (3) =>") && l.contains("(5)")), "{dump}");
+    f.ok(&["apply", "--dry-run", &file_arg]);
+
+    // --prune removes what the file does not declare.
+    let r = f.run(&["apply", "--dry-run", "--prune", &file_arg]);
+    assert_eq!(r.code, 10, "{r}");
+    assert!(r.stdout.contains(&format!("- {dev}: remove udp_drop")), "{r}");
+    f.ok(&["apply", "--prune", &file_arg]);
+    assert_eq!(f.status()["programs"].as_array().map(Vec::len), Some(2));
+
+    // export writes the same declaration (map contents are not exported).
+    let exported = f.ok(&["export", dev, "--objects", &objects_dir]);
+    assert_eq!(exported, declaration(80, "\"drop\", \"pass\""));
+
+    // A declaration that cannot be: exit 2, nothing changed.
+    let g = generation();
+    std::fs::write(&file, format!("[[interface]]\nname = \"{dev}\"\n[[interface.program]]\nobject = \"{udp}\"\n"))
+        .unwrap();
+    let err = f.fails(2, &["apply", &file_arg]);
+    assert!(err.contains("tag"), "{err}");
+    std::fs::write(&file, "[[interface]]\nnaem = \"x\"\n").unwrap();
+    f.fails(2, &["apply", &file_arg]);
+    assert_eq!(generation(), g);
+}
