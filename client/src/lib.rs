@@ -1,11 +1,4 @@
-//! Typed proxies for the D-Bus interfaces of xdpd (`org.xdp.Manager1`).
-//!
-//! ```text
-//! let bus = zbus::Connection::system().await?;
-//! let manager = ManagerProxy::new(&bus).await?;
-//! let link = LinkProxy::builder(&bus).path(manager.get_link_by_name("eth0").await?)?.build().await?;
-//! let program = link.add_program(fd.into(), "", options).await?;
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::collections::HashMap;
 
@@ -123,6 +116,7 @@ pub trait Program {
     #[zbus(property)]
     fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
 
-    #[zbus(property)]
+    /// Verdict counts; never signalled (they change with every packet), so not cached.
+    #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> zbus::Result<HashMap<String, u64>>;
 }

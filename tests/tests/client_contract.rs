@@ -428,3 +428,88 @@ fn rust_types_become_dbus_signatures() {
     assert_eq!(pascal("kernel_program_id"), "KernelProgramId");
     assert_eq!(pascal("sha256"), "Sha256");
 }
+
+/// Each property's EmitsChangedSignal annotation in the contract ("true" when absent).
+fn emits_changed(xml: &str) -> BTreeMap<(String, String), String> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = BTreeMap::new();
+    let (mut interface, mut property) = (String::new(), None::<String>);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.name().as_ref() {
+                b"interface" => interface = attr(&e, "name").unwrap_or_default(),
+                b"property" => {
+                    let name = attr(&e, "name").unwrap_or_default();
+                    out.insert((interface.clone(), name.clone()), "true".to_string());
+                    property = Some(name);
+                }
+                b"annotation"
+                    if attr(&e, "name").as_deref() == Some("org.freedesktop.DBus.Property.EmitsChangedSignal") =>
+                {
+                    if let Some(p) = &property {
+                        out.insert((interface.clone(), p.clone()), attr(&e, "value").unwrap_or_default());
+                    }
+                }
+                _ => {}
+            },
+            Ok(Event::End(e)) if e.name().as_ref() == b"property" => property = None,
+            Ok(Event::Eof) => break,
+            Err(e) => panic!("bad XML: {e}"),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Each property item's emits_changed_signal in the proxies ("true" when not given).
+fn proxy_emits_changed(source: &str) -> BTreeMap<(String, String), String> {
+    let text = strip_comments(source);
+    let mut out = BTreeMap::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("#[zbus(property") {
+        let start = from + at;
+        let interface = text[..start]
+            .rfind("#[proxy(")
+            .and_then(|p| text[p..].split("interface").nth(1))
+            .and_then(|r| r.split('"').nth(1))
+            .unwrap_or_default()
+            .to_string();
+        let end = start + text[start..].find(")]").expect("attribute end");
+        let attr = &text[start..end];
+        let value = attr.split("emits_changed_signal").nth(1).and_then(|r| r.split('"').nth(1)).unwrap_or("true");
+        let fn_at = end + text[end..].find("fn ").expect("a property fn");
+        let name: String = text[fn_at + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        out.insert((interface, pascal(&name)), value.to_string());
+        from = fn_at;
+    }
+    out
+}
+
+/// A property the service never signals must not be cached by the proxies
+/// (their default): the proxy says emits_changed_signal = "false" too.
+#[test]
+fn properties_that_are_never_signalled_are_not_cached() {
+    let mut contract = BTreeMap::new();
+    for entry in std::fs::read_dir(repo_file("dbus-interfaces")).expect("read dbus-interfaces/") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "xml") {
+            contract.extend(emits_changed(&std::fs::read_to_string(&path).expect("read XML")));
+        }
+    }
+    let proxies = proxy_emits_changed(&client_source());
+    let uncached: Vec<_> = contract.iter().filter(|(_, v)| *v == "false" || *v == "invalidates").collect();
+    assert!(!uncached.is_empty(), "the contract has properties that are not signalled (Stats)");
+    for ((interface, name), value) in uncached {
+        assert_eq!(
+            proxies.get(&(interface.clone(), name.clone())).map(String::as_str),
+            Some(value.as_str()),
+            "{interface}.{name} is not signalled: its proxy item needs #[zbus(property(emits_changed_signal = \"{value}\"))]"
+        );
+    }
+    // And the check sees a proxy that forgot it.
+    let forgot = client_source().replace("#[zbus(property(emits_changed_signal = \"false\"))]", "#[zbus(property)]");
+    assert_eq!(
+        proxy_emits_changed(&forgot).get(&("org.xdp.Manager1.Program".into(), "Stats".into())).map(String::as_str),
+        Some("true")
+    );
+}
