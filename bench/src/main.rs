@@ -9,37 +9,56 @@ mod dataplane;
 mod live;
 mod table;
 
+use clap::{Parser, ValueEnum};
+
+/// xdpd benchmarks: data plane (inline vs call vs tail calls), verdict counting,
+/// verification, live traffic and the control plane. Prints tables and writes
+/// them as CSV. Needs root (BPF, network namespaces). See BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(name = "xdpd-bench", version, max_term_width = 100)]
+struct Args {
+    /// Sections to run (default: all)
+    #[arg(value_enum, value_name = "SECTION")]
+    sections: Vec<Section>,
+
+    /// Directory for the CSV files
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    csv: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Dataplane,
+    Counting,
+    Verify,
+    Live,
+    Control,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let csv_dir = args
-        .iter()
-        .position(|a| a == "--csv")
-        .and_then(|i| args.get(i + 1))
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("target/bench"));
-    let sections: Vec<&str> =
-        args.iter().map(String::as_str).filter(|a| !a.starts_with("--") && Some(*a) != csv_dir.to_str()).collect();
-    let all = sections.is_empty();
-    let wants = |name: &str| all || sections.contains(&name);
+    // --help and --version print and exit here, before anything runs.
+    let args = Args::parse();
+    let csv_dir = args.csv;
+    let wants = |s: Section| args.sections.is_empty() || args.sections.contains(&s);
     if let Err(e) = std::fs::create_dir_all(&csv_dir) {
         eprintln!("cannot create {}: {e}", csv_dir.display());
     }
     xdpd_tests::require_root();
-    if wants("dataplane") {
+    if wants(Section::Dataplane) {
         for t in dataplane::run() {
             t.print_and_save(&csv_dir);
         }
     }
-    if wants("counting") {
+    if wants(Section::Counting) {
         dataplane::counting().print_and_save(&csv_dir);
     }
-    if wants("verify") {
+    if wants(Section::Verify) {
         dataplane::verification().print_and_save(&csv_dir);
     }
-    if wants("live") {
+    if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);
     }
-    if wants("control") {
+    if wants(Section::Control) {
         for t in control::run() {
             t.print_and_save(&csv_dir);
         }
