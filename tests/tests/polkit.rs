@@ -22,6 +22,11 @@ polkit.addRule(function(action, subject) {
     if (subject.user == "xdpd-bob" && action.lookup("interface") == "veth-b" &&
         (action.id == "org.xdp.manager1.add-program" || action.id == "org.xdp.manager1.remove-program"))
         return polkit.Result.YES;
+    // dave may add (only add) programs tagged "imply": removing and replacing
+    // his own follow from org.freedesktop.policykit.imply in the .policy file.
+    if (subject.user == "xdpd-dave" && action.id == "org.xdp.manager1.add-program" &&
+        action.lookup("tag") == "imply")
+        return polkit.Result.YES;
     return polkit.Result.NOT_HANDLED;
 });
 "#;
@@ -139,6 +144,41 @@ fn users_without_a_rule_need_interaction_and_refused_users_are_denied() {
     ];
     assert_needs_interaction(f.call(Some("xdpd-alice"), false, &args), "mode needs manage");
     assert_eq!(f.chain(), before, "denied calls changed the chain");
+}
+
+/// Replacing is adding and removing one's own: whoever may add may replace,
+/// asked once (add-program implies remove-program in the .policy file).
+#[test]
+fn adding_implies_removing_ones_own_so_replace_asks_once() {
+    let f = Fixture::new("pk-imply");
+    let object = xdpd_bpf::object_path("basic").display().to_string();
+    let dave = Some("xdpd-dave");
+    let add = |replace: &str| {
+        let args = [
+            &f.link as &str,
+            "org.xdp.Manager1.Link",
+            "AddProgramFromPath",
+            "ssa{sv}",
+            &object,
+            "xdp_pass",
+            "2",
+            "tag",
+            "s",
+            "imply",
+            "replace",
+            "b",
+            replace,
+        ];
+        f.call(dave, false, &args).map(|out| out.trim().trim_start_matches("o ").trim_matches('"').to_string())
+    };
+    let first = add("false").expect("dave may add with the tag imply");
+    let second = add("true").expect("and replace it: removing his own is implied");
+    assert_ne!(first, second);
+    assert_eq!(f.chain().1, format!("ao 1 \"{second}\""));
+    f.remove(dave, &second).expect("removing his own is implied");
+    // Someone else's program still needs manage, which adding does not imply.
+    let roots = f.add(None, "xdp_pass").expect("root always may");
+    assert_needs_interaction(f.remove(dave, &roots), "dave removing root's program needs manage");
 }
 
 #[test]
