@@ -210,3 +210,69 @@ pub async fn run(client: &Client, out: &mut Output, iface: Option<&str>) -> Resu
         out.text(&render(&links))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(position: usize, id: u64, name: &str, priority: i32, proceed_on: &[&str], tag: &str) -> ProgramStatus {
+        ProgramStatus {
+            position,
+            id,
+            path: format!("/org/xdp/Manager1/link/2/program/{id}"),
+            name: name.into(),
+            priority,
+            proceed_on: proceed_on.iter().map(|s| s.to_string()).collect(),
+            linked: position < 3,
+            owner: if id == 12 { 1000 } else { 0 },
+            owner_name: if id == 12 { None } else { Some("root".into()) },
+            tag: tag.into(),
+            sha256: String::new(),
+            loaded_at: 0,
+            stats: Default::default(),
+        }
+    }
+
+    /// The table as people read it: a golden transcript, with a wide (CJK) tag,
+    /// an owner without a name, an unlinked program and an interface without programs.
+    #[test]
+    fn the_table_reads_as_written_here() {
+        let links = vec![
+            LinkStatus {
+                name: "lo".into(),
+                index: 1,
+                path: "/org/xdp/Manager1/link/1".into(),
+                mode: String::new(),
+                generation: 0,
+                kernel_program_id: 0,
+                foreign_program_id: 0,
+                counting: false,
+                programs: vec![],
+            },
+            LinkStatus {
+                name: "eth0".into(),
+                index: 2,
+                path: "/org/xdp/Manager1/link/2".into(),
+                mode: "native".into(),
+                generation: 5,
+                kernel_program_id: 731,
+                foreign_program_id: 0,
+                counting: false,
+                programs: vec![
+                    program(1, 3, "ip_blocklist", 10, &["pass"], "防火墙"),
+                    program(2, 12, "port_block", 20, &[], "edge"),
+                    program(3, 4, "proto_count", 90, &["pass", "drop"], ""),
+                ],
+            },
+        ];
+        let expected = "\
+INTERFACE  MODE    CHAIN  POS  PRIO  PROGRAM       PROCEED-ON  OWNER  TAG     ID
+lo         -       -      no programs
+eth0       native  731    1    10    ip_blocklist  pass        root   防火墙  3
+eth0       native  731    2    20    port_block    none        1000   edge    12
+eth0       native  731    3*   90    proto_count   pass,drop   root   -       4
+* not linked: an earlier program ends the chain (its proceed-on is none)
+";
+        assert_eq!(render(&links), expected);
+    }
+}
