@@ -174,3 +174,29 @@ fn networkmanager_dispatcher_puts_the_declared_chain_in_place() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid declaration"), "{}", text(&out));
     assert_eq!(status(&bus, dev)["generation"], generation);
 }
+
+/// The Rust client's default proxies (with their property cache) read Stats
+/// fresh: it is never signalled, so a cached value would stay stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_default_proxies_read_fresh_stats() {
+    use std::collections::HashMap;
+    use std::os::fd::AsFd;
+    use xdpd_client::{LinkProxy, ManagerProxy, ProgramProxy};
+
+    let pair = VethPair::new();
+    let bus = TestBus::start("client-stats", &pair.ns_b, 0);
+    let conn = bus.connect().await;
+    let manager = ManagerProxy::new(&conn).await.expect("manager proxy");
+    let link = manager.get_link_by_name(&pair.dev_b).await.expect("link");
+    let link = LinkProxy::builder(&conn).path(link).build().await.expect("link proxy");
+    let object = std::fs::File::open(xdpd_bpf::object_path("udp")).expect("udp.o");
+    let path = link.add_program(object.as_fd().into(), "udp_drop", HashMap::new()).await.expect("add");
+    link.set_counting(true).await.expect("counting on");
+    let program = ProgramProxy::builder(&conn).path(path).build().await.expect("program proxy");
+    let before = program.stats().await.expect("stats").get("drop").copied().unwrap_or(0);
+    let tx = VethPair::run_in(&pair.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").expect("bind"));
+    xdpd_tests::netns::send_paced(&tx, std::net::SocketAddrV4::new(pair.addr_b, 9999), 5);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let after = program.stats().await.expect("stats").get("drop").copied().unwrap_or(0);
+    assert_eq!(after, before + 5, "the second read must not come from the proxy's cache");
+}
