@@ -233,6 +233,19 @@ pub async fn apply(client: &Client, out: &mut Output, file: &Path, opts: &Option
                     ),
                 ));
             }
+            if decl.object.starts_with("sha256:") {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    format!(
+                        "{}: the object of tag '{}' on {} is only known by its {} (export found no file with it): \
+                         give its path (xdpctl export --objects DIR finds it in DIR)",
+                        file.display(),
+                        decl.tag,
+                        iface.name,
+                        decl.object
+                    ),
+                ));
+            }
             let path = base.join(&decl.object);
             let bytes = std::fs::read(&path).map_err(|e| {
                 Failure::new(
