@@ -92,7 +92,8 @@ async fn confirm_chain_end(client: &Client, link: &str, iface: &str, opts: &Prog
     let following: Vec<String> = programs(client, Some(link))
         .await?
         .into_iter()
-        .filter(|p| opts.priority.is_none_or(|prio| p.priority >= prio))
+        // Equal priorities run in the order of addition: those already there run first.
+        .filter(|p| opts.priority.is_none_or(|prio| p.priority > prio))
         .filter(|p| opts.tag.as_ref().is_none_or(|t| *t != p.tag))
         .map(|p| format!("{} (program {}, priority {})", p.name, p.id, p.priority))
         .collect();
