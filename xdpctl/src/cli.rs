@@ -48,7 +48,9 @@ EXAMPLES:
   xdpctl add eth0 /usr/lib/myapp/filter.o --program drop_bad --priority 10 --tag myapp
   xdpctl replace eth0 /usr/lib/myapp/filter.o --program drop_bad --tag myapp
   xdpctl maps eth0 3 counters
-  xdpctl remove eth0 3
+  xdpctl remove 3
+  xdpctl remove --tag myapp
+  xdpctl apply --dry-run /etc/xdpd/chains.toml
   xdpctl watch --json";
 
 #[derive(Debug, Parser)]
