@@ -551,7 +551,7 @@ fn exit_statuses_tell_the_error_classes_apart() {
     // 5: the object is refused.
     let err = f.fails(5, &["add", dev, "/bin/true"]);
     one_line(&err);
-    assert!(err.contains("XDP ELF object"), "{err}");
+    assert!(err.contains("clang -target bpf"), "says how to build one: {err}");
     let err = f.fails(5, &["add", dev, "/nonexistent/prog.o"]);
     assert!(err.contains("cannot open"), "{err}");
     f.fails(5, &["add", dev, &udp, "--program", "nope"]);
@@ -1040,4 +1040,52 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     std::fs::write(&file, "[[interface]]\nnaem = \"x\"\n").unwrap();
     f.fails(2, &["apply", &file_arg]);
     assert_eq!(generation(), g);
+}
+
+/// Error transcripts from a live service, compared with tests/golden/xdpctl/
+/// (UPDATE_GOLDEN=1 rewrites them): what people read when something is refused.
+#[test]
+fn golden_service_error_transcripts() {
+    let f = Fixture::new("ctl-golden");
+    let dev = f.pair.dev_b.as_str();
+    let udp = f.object("udp");
+    let count = f.object("proto_count");
+    let counter = f.json(&["add", dev, &count, "-p", "proto_count", "-t", "counter"]);
+    let counter_id = counter["id"].to_string();
+    let objects = f.objects.0.display().to_string();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("service-no-such-interface", vec!["status", "nope0"]),
+        ("service-no-such-program", vec!["remove", "999999"]),
+        ("service-not-an-object", vec!["add", dev, "/bin/true"]),
+        ("service-no-such-function", vec!["add", dev, &udp, "-p", "nope"]),
+        ("service-map-out-of-range", vec!["maps", dev, &counter_id, "packets", "--set", "99=1"]),
+        ("service-no-such-map", vec!["maps", dev, &counter_id, "nope"]),
+        ("service-proceed-on-none", vec!["add", dev, &udp, "-p", "udp_drop", "-P", "5", "--proceed-on", "none"]),
+        ("service-nothing-to-reclaim", vec!["reclaim", "lo"]),
+        ("service-denied", vec!["--no-ask-password", "remove", &counter_id]),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/xdpctl");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut wrong = Vec::new();
+    for (name, args) in &cases {
+        let uid = if *name == "service-denied" { Some(65534) } else { None };
+        let mut cmd = f.command(uid, args);
+        cmd.env("COLUMNS", "100");
+        let r = run(cmd);
+        // What differs from run to run: the objects' directory and the interface's index.
+        let link = format!("/org/xdp/Manager1/link/{}", f.ifindex);
+        let transcript = format!("$ xdpctl {}\n{r}", args.join(" "))
+            .replace(&objects, "$OBJECTS")
+            .replace(&link, "/org/xdp/Manager1/link/$IFINDEX");
+        let path = dir.join(format!("{name}.txt"));
+        if update {
+            std::fs::write(&path, &transcript).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if expected != transcript {
+            wrong.push(format!("{name}:\n--- expected ---\n{expected}\n--- got ---\n{transcript}"));
+        }
+    }
+    assert!(wrong.is_empty(), "transcripts differ (UPDATE_GOLDEN=1 rewrites them):\n{}", wrong.join("\n"));
 }

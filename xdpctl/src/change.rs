@@ -227,7 +227,7 @@ pub async fn remove(client: &Client, out: &mut Output, target: &RemoveTarget) ->
                 }
             };
             let Some(found) = found else {
-                let place = iface.map_or_else(|| "no interface has".to_string(), |i| format!("{i} has"));
+                let place = iface.map_or_else(|| "there is".to_string(), |i| format!("{i} has"));
                 return Err(Failure::new(
                     Exit::NotFound,
                     format!(

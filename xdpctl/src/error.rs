@@ -140,6 +140,10 @@ fn action_in(message: &str) -> Option<&str> {
 /// again in its own terms; "interface 11" becomes the interface's name.
 pub fn humanize(message: &str, iface: Option<&str>) -> String {
     let mut text = message.to_string();
+    // The error's name already says it is a conflict.
+    if let Some(rest) = text.strip_prefix("conflict: ") {
+        text = rest.to_string();
+    }
     for clause in [
         "; pass force to take the interface over",
         "; call again allowing interactive authorization",
@@ -190,17 +194,24 @@ pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
             Failure::new(Exit::NotFound, format!("{what}: no such program; xdpctl status lists the programs"))
         }
         "AccessDenied" | "AuthFailed" => {
-            let action = action_in(&message).unwrap_or(doing.action());
-            Failure::new(
-                Exit::Denied,
-                format!("{what}: {message}; run as root or ask an administrator for the {action} authorization"),
-            )
+            let hint = if message.contains("cannot be reached") {
+                "start polkitd (systemctl status polkit), or run as root".to_string()
+            } else if action_in(&message).is_some() {
+                // The message names the action already.
+                "run as root or ask an administrator for that authorization".to_string()
+            } else {
+                format!("run as root or ask an administrator for the {} authorization", doing.action())
+            };
+            Failure::new(Exit::Denied, format!("{what}: {message}; {hint}"))
         }
         "InteractiveAuthorizationRequired" => Failure::new(
             Exit::Denied,
             format!("{what}: {message}; run it without --no-ask-password to authenticate, or as root"),
         ),
-        "InvalidObject" => Failure::new(Exit::Invalid, format!("{what}: {message}; {}", invalid_object_hint(&message))),
+        "InvalidObject" => match invalid_object_hint(&message) {
+            Some(hint) => Failure::new(Exit::Invalid, format!("{what}: {message}; {hint}")),
+            None => Failure::new(Exit::Invalid, format!("{what}: {message}")),
+        },
         // The message carries the verifier's log: print it whole.
         "VerifierRejected" => Failure::new(
             Exit::Invalid,
@@ -230,12 +241,14 @@ pub fn classify(e: zbus::Error, doing: &Doing<'_>) -> Failure {
     }
 }
 
-/// What to do about an object the service refused.
-fn invalid_object_hint(message: &str) -> &'static str {
-    if message.contains("name the one") || message.contains("no program named") {
-        "--program NAME picks one of the object's XDP programs"
+/// What to do about an object the service refused, unless its message says it already.
+fn invalid_object_hint(message: &str) -> Option<&'static str> {
+    if message.contains("the object has") || message.contains("clang") {
+        None
+    } else if message.contains("name the one") || message.contains("no program named") {
+        Some("--program NAME picks one of the object's XDP programs")
     } else {
-        "give an XDP ELF object (clang -target bpf -c prog.c) and, if it has several programs, --program NAME"
+        Some("give an XDP ELF object (clang -target bpf -c prog.c) and, if it has several programs, --program NAME")
     }
 }
 
@@ -250,7 +263,7 @@ fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
     } else if message.contains("generation") {
         format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")
     } else if message.contains("no chain") {
-        format!("there is nothing to reclaim on {iface}: xdpctl add attaches a chain")
+        "xdpctl add attaches a chain".to_string()
     } else if message.contains("behind") || message.contains("eclaim") || message.contains("foreign") {
         format!("xdpctl reclaim {iface} takes the interface back first")
     } else {
@@ -313,6 +326,10 @@ mod tests {
             "org.xdp.manager1.manage needs authentication"
         );
         assert_eq!(humanize("interface 3x and interface 4", Some("u")), "interface 3x and interface u");
+        assert_eq!(
+            humanize("conflict: interface 2 has no chain attached", Some("lo")),
+            "interface lo has no chain attached"
+        );
     }
 
     #[test]
