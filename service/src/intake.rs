@@ -92,9 +92,15 @@ impl Intake {
         let opener = caller.clone();
         let (fd, size) = blocking(move || open(source, &opener)).await?;
         let max = self.max_object_size;
-        // An object over the limit is refused by the read without being read: reserve nothing for it.
-        let cap = if size > max { max } else { size };
-        let reserve = if size > max { 1 } else { size + 1 };
+        let (cap, reserve) = match size {
+            // Not a regular file: the read refuses it without reading.
+            None => (0, 1),
+            // A regular file that does not tell its size (procfs): up to the limit.
+            Some(0) => (max, max + 1),
+            // Over the limit: refused by the read without reading.
+            Some(size) if size > max => (max, 1),
+            Some(size) => (size, size + 1),
+        };
         let budget = self
             .budget
             .clone()
@@ -119,17 +125,17 @@ impl Intake {
     }
 }
 
-/// Opens the source (a path as the caller) and tells its size (0 for what is
-/// not a regular file: the read refuses it with the precise reason).
-fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, usize), ServiceError> {
+/// Opens the source (a path as the caller) and tells its size (`None` for
+/// what is not a regular file: the read refuses it with the precise reason).
+fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>), ServiceError> {
     let fd = match source {
         Source::Fd(fd) => fd,
         Source::Path(path) => open_as(caller, Path::new(&path))
             .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", caller.uid)))?,
     };
     let meta = fd.try_clone().map(File::from).and_then(|f| f.metadata());
-    let size = meta.ok().filter(|m| m.file_type().is_file()).map_or(0, |m| m.len());
-    Ok((fd, usize::try_from(size).unwrap_or(usize::MAX)))
+    let size = meta.ok().filter(|m| m.file_type().is_file()).map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    Ok((fd, size))
 }
 
 /// Reads at most `cap` bytes (the size reserved for); `max` is the service's limit.
