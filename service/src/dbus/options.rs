@@ -106,3 +106,24 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     }
     Ok(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_one(name: &str, value: Variant<'_>) -> Result<AddRequest, ServiceError> {
+        let value = OwnedVariant::try_from(value).map_err(|e| ServiceError::Failed(e.to_string()))?;
+        parse(&HashMap::from([(name.to_string(), value)]))
+    }
+
+    #[test]
+    fn sha256_is_64_hex_digits_kept_in_lowercase() {
+        let upper = "AB".repeat(32);
+        assert_eq!(parse_one("sha256", Variant::from(upper.as_str())).map(|r| r.sha256), Ok(Some("ab".repeat(32))));
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
+            assert!(matches!(parse_one("sha256", Variant::from(bad)), Err(ServiceError::InvalidArgs(_))), "{bad}");
+        }
+        assert!(matches!(parse_one("sha256", Variant::from(7u32)), Err(ServiceError::InvalidArgs(_))));
+        assert_eq!(parse(&HashMap::new()).map(|r| r.sha256), Ok(None));
+    }
+}

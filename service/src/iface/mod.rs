@@ -11,6 +11,7 @@ pub mod owner;
 pub mod publish;
 pub mod registry;
 pub mod restore;
+pub mod view;
 pub mod watch;
 
 pub use command::AddRequest;

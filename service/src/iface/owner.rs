@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::command::{AddRequest, Command};
 use super::handle::Handle;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
+use super::view::Observed;
 use crate::caller::Caller;
 use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
@@ -56,7 +57,8 @@ fn no_such_program(id: MemberId) -> ServiceError {
 }
 
 impl Owner {
-    /// The owner of interface `ifindex` with a restored `chain`, and a handle on it.
+    /// The owner of interface `ifindex` with a restored `chain`, a handle on
+    /// it, and its queue (its view is empty until [`Owner::refresh_view`]).
     pub fn new(
         cx: Context,
         ifindex: u32,
@@ -77,7 +79,6 @@ impl Owner {
             programs,
             view,
         };
-        owner.refresh_view();
         (handle, owner, rx)
     }
 
@@ -95,7 +96,7 @@ impl Owner {
                     let _ = reply.send(self.remove(id, caller).await);
                 }
                 Command::GetMaps { id, caller, reply } => {
-                    let _ = reply.send(self.get_maps(id, &caller));
+                    let _ = reply.send(self.get_maps(id, &caller).await);
                 }
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
@@ -104,7 +105,7 @@ impl Owner {
                     let _ = reply.send(self.set_counting(on, caller).await);
                 }
                 Command::SaveSnapshots { reply } => {
-                    self.save_snapshots();
+                    self.save_snapshots().await;
                     let _ = reply.send(Ok(()));
                 }
                 Command::CheckForeign => self.check_foreign().await,
@@ -137,24 +138,17 @@ impl Owner {
         .map_err(|e| ServiceError::Failed(format!("chain task failed: {e}")))?
     }
 
-    /// Brings the view and the shared counters in line with the chain and the kernel.
-    fn refresh_view(&self) {
-        let Ok(chain) = self.chain.lock() else { return };
-        let hook = chain.hook();
-        let kernel_program_id = hook.and_then(|h| h.attached_prog_id()).unwrap_or(0);
-        let foreign_program_id = hook.and_then(|h| h.foreign().ok().flatten()).map_or(0, |f| f.prog_id);
-        let mode = hook.and_then(|h| h.mode()).map_or("", |m| m.name()).to_string();
+    /// Brings the view and the shared counters in line with the chain and the
+    /// kernel (whose queries run on the blocking pool).
+    pub(super) async fn refresh_view(&self) {
+        let observed = match self.with_chain(|chain| Observed::of(chain)).await {
+            Ok(observed) => observed,
+            Err(e) => return tracing::error!(ifindex = self.ifindex, "cannot read the chain's state: {e}"),
+        };
         if let Ok(mut counters) = self.handle.counters.write() {
-            *counters = chain.members().iter().filter_map(|m| Some((m.id, m.counters()?))).collect();
+            counters.clone_from(&observed.counters);
         }
-        self.view.send_modify(|v| {
-            v.generation = chain.generation();
-            v.programs = chain.members().iter().map(|m| m.id).collect();
-            v.kernel_program_id = kernel_program_id;
-            v.foreign_program_id = foreign_program_id;
-            v.mode = mode;
-            v.counting = chain.counting();
-        });
+        self.view.send_modify(|v| observed.apply(v));
     }
 
     async fn add(
@@ -248,29 +242,36 @@ impl Owner {
         Ok(())
     }
 
-    fn get_maps(&self, id: MemberId, caller: &Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+    async fn get_maps(&self, id: MemberId, caller: &Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
         tracing::debug!(%caller, interface = %self.ifname(), id, "map descriptors handed out");
-        let chain = self.chain.lock().map_err(|_| ServiceError::Failed("the chain's lock is poisoned".into()))?;
-        let member = chain.member(id).ok_or_else(|| no_such_program(id))?;
-        member
-            .program
-            .maps
-            .iter()
-            .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
-            .collect()
+        self.with_chain(move |chain| {
+            let member = chain.member(id).ok_or_else(|| no_such_program(id))?;
+            member
+                .program
+                .maps
+                .iter()
+                .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
+                .collect()
+        })
+        .await?
     }
 
-    fn save_snapshots(&self) {
-        let Ok(chain) = self.chain.lock() else { return };
-        for p in self.programs.values().filter(|p| p.spec.snapshot) {
-            let Some(member) = chain.member(p.id) else { continue };
-            let maps = member.program.maps.iter().map(|m| (m.name.as_str(), std::os::fd::AsFd::as_fd(&m.fd)));
-            let saved = snapshot::take(maps);
-            match self.cx.store.save_snapshot(p.id, &saved) {
-                Ok(()) => tracing::info!(ifindex = self.ifindex, id = p.id, maps = saved.len(), "map snapshot saved"),
-                Err(e) => tracing::error!(ifindex = self.ifindex, id = p.id, "cannot save a map snapshot: {e}"),
-            }
-        }
+    /// Saves the maps of members that asked for a snapshot (map reads and file writes: blocking).
+    async fn save_snapshots(&self) {
+        let (ifindex, store) = (self.ifindex, self.cx.store.clone());
+        let ids: Vec<MemberId> = self.programs.values().filter(|p| p.spec.snapshot).map(|p| p.id).collect();
+        let _ = self
+            .with_chain(move |chain| {
+                for (id, member) in ids.into_iter().filter_map(|id| Some((id, chain.member(id)?))) {
+                    let maps = member.program.maps.iter().map(|m| (m.name.as_str(), std::os::fd::AsFd::as_fd(&m.fd)));
+                    let saved = snapshot::take(maps);
+                    match store.save_snapshot(id, &saved) {
+                        Ok(()) => tracing::info!(ifindex, id, maps = saved.len(), "map snapshot saved"),
+                        Err(e) => tracing::error!(ifindex, id, "cannot save a map snapshot: {e}"),
+                    }
+                }
+            })
+            .await;
     }
 
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
@@ -306,7 +307,10 @@ impl Owner {
     }
 
     pub fn save_record(&self) {
-        let record = self.record();
+        self.write_record(self.record());
+    }
+
+    fn write_record(&self, record: IfaceRecord) {
         let result = if record.members.is_empty() {
             self.cx.store.remove_link(self.ifindex);
             Ok(())
@@ -325,9 +329,9 @@ impl Owner {
     /// names are cleaned up at the next start.
     async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
         if let Some(view) = &added {
-            let dir = self.maps_root.join(view.id.to_string());
-            let pinned = self.chain.lock().ok().and_then(|c| c.member(view.id).map(|m| m.program.pin_maps(&dir)));
-            if let Some(Err(e)) = pinned {
+            let (id, dir) = (view.id, self.maps_root.join(view.id.to_string()));
+            let pinned = self.with_chain(move |c| c.member(id).map(|m| m.program.pin_maps(&dir))).await;
+            if let Ok(Some(Err(e))) = pinned {
                 tracing::error!(ifindex = self.ifindex, id = view.id, "cannot pin the program's maps: {e}");
             }
             self.programs.insert(view.id, view.clone());
@@ -335,7 +339,7 @@ impl Owner {
         if let Some(id) = removed {
             self.programs.remove(&id);
         }
-        self.refresh_view();
+        self.refresh_view().await;
         self.save_record();
         if let Some(id) = removed {
             let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
@@ -347,44 +351,30 @@ impl Owner {
         self.cx.publish.chain_changed(&self.view()).await;
     }
 
+    /// Records the new name before showing it: whoever sees it finds it recorded.
     async fn renamed(&mut self, name: String) {
-        let mut changed = false;
-        self.view.send_if_modified(|v| {
-            changed = v.name != name;
-            v.name.clone_from(&name);
-            changed
-        });
-        if changed {
-            tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
-            if !self.programs.is_empty() {
-                self.save_record();
-            }
-            self.cx.publish.properties_changed(&self.view(), &[IfaceProperty::Name]).await;
+        if self.view.borrow().name == name {
+            return;
         }
+        tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
+        if !self.programs.is_empty() {
+            self.write_record(IfaceRecord { name: name.clone(), ..self.record() });
+        }
+        self.view.send_modify(|v| v.name = name);
+        self.cx.publish.properties_changed(&self.view(), &[IfaceProperty::Name]).await;
     }
 
     /// Notices a chain detached or replaced behind our back: says so loudly
     /// (log, ForeignProgramId, ForeignProgramDetected) and does not fight.
     async fn check_foreign(&mut self) {
         let before = self.view();
-        self.refresh_view();
+        self.refresh_view().await;
         let now = self.view();
         if (now.kernel_program_id, now.foreign_program_id) == (before.kernel_program_id, before.foreign_program_id) {
             return;
         }
         let has_chain = !now.programs.is_empty();
-        if has_chain && now.kernel_program_id == 0 {
-            match now.foreign_program_id {
-                0 => {
-                    tracing::warn!(ifindex = self.ifindex, interface = %now.name, "the chain was detached behind xdpd's back; Reclaim takes the interface back")
-                }
-                id => {
-                    tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back")
-                }
-            }
-        } else if now.foreign_program_id != 0 {
-            tracing::warn!(ifindex = self.ifindex, interface = %now.name, foreign = now.foreign_program_id, "a foreign XDP program is attached");
-        }
+        now.log_foreign();
         let props = [IfaceProperty::KernelProgramId, IfaceProperty::ForeignProgramId, IfaceProperty::Mode];
         self.cx.publish.properties_changed(&now, &props).await;
         if has_chain || now.foreign_program_id != 0 {

@@ -1,40 +1,13 @@
-//! The publishing port: what an owner reports after a change, and the views
-//! it reports. `dbus::Publisher` implements it (exports objects, emits
+//! The publishing port: what an owner reports after a change, with the views
+//! of `view`. `dbus::Publisher` implements it (exports objects, emits
 //! signals); the owner never knows about object paths or the bus.
 
-use std::collections::HashMap;
-
 use super::handle::Handle;
+pub use super::view::{IfaceView, ProgramView};
 use crate::engine::MemberId;
-use crate::program::ProgramSpec;
 
 /// A boxed future, so the port can be a trait object.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// What an interface shows; replaced after every change.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IfaceView {
-    pub index: u32,
-    pub name: String,
-    /// Attach mode name ("native", "generic", "offload"); "" when nothing is attached.
-    pub mode: String,
-    pub generation: u64,
-    /// Member ids in run order.
-    pub programs: Vec<MemberId>,
-    pub kernel_program_id: u32,
-    pub foreign_program_id: u32,
-    pub counting: bool,
-}
-
-/// What a program shows; fixed for the program's life.
-#[derive(Debug, Clone)]
-pub struct ProgramView {
-    pub ifindex: u32,
-    pub id: MemberId,
-    pub spec: ProgramSpec,
-    /// Map name → kernel map id.
-    pub map_ids: HashMap<String, u32>,
-}
 
 /// The properties of an interface that change, named once for the compiler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

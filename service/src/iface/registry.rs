@@ -66,6 +66,7 @@ impl Registry {
                 });
         let chain = chain.with_max_members(self.config.max_programs_per_link);
         let (handle, owner, rx) = Owner::new(self.cx.clone(), ifindex, name.clone(), chain, programs);
+        owner.refresh_view().await;
         if let Ok(mut handles) = self.handles.lock() {
             handles.insert(ifindex, handle.clone());
         }
