@@ -14,7 +14,7 @@ use zbus::Connection;
 use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
 use crate::caller::Caller;
-use crate::dbus::error::ServiceError;
+use crate::error::ServiceError;
 
 /// The polkit actions of the contract (polkit/org.xdp.manager1.policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,23 +40,37 @@ impl Action {
 }
 
 /// What the request is about, shown in polkit's messages and usable in rules
-/// (`action.lookup("interface")`).
+/// (`action.lookup("interface")`). The service vouches for `interface`,
+/// `ifindex` and `caller_uid`, and for `sha256`/`object_sha256` (an object
+/// whose hash differs from the announced one is refused after reading);
+/// `program` and `tag` are whatever the caller chose: rules must not trust them.
 #[derive(Debug, Clone, Default)]
 pub struct Details {
     pub interface: String,
+    pub ifindex: u32,
+    pub caller_uid: u32,
+    /// The program's function name (caller-chosen).
     pub program: String,
+    /// The program's tag (caller-chosen).
     pub tag: String,
-    pub sha256: String,
+    /// The object's SHA-256, when known before reading (announced, or recorded).
+    pub sha256: Option<String>,
 }
 
 impl Details {
-    fn as_map(&self) -> HashMap<&str, &str> {
-        HashMap::from([
-            ("interface", self.interface.as_str()),
-            ("program", self.program.as_str()),
-            ("tag", self.tag.as_str()),
-            ("sha256", self.sha256.as_str()),
-        ])
+    fn as_map(&self) -> HashMap<&'static str, String> {
+        let mut map = HashMap::from([
+            ("interface", self.interface.clone()),
+            ("ifindex", self.ifindex.to_string()),
+            ("caller_uid", self.caller_uid.to_string()),
+            ("program", self.program.clone()),
+            ("tag", self.tag.clone()),
+        ]);
+        if let Some(sha256) = &self.sha256 {
+            map.insert("sha256", sha256.clone());
+            map.insert("object_sha256", sha256.clone());
+        }
+        map
     }
 }
 
@@ -83,7 +97,9 @@ pub async fn authorize(
         // No property cache: it would cost a GetAll round trip per check.
         let authority =
             AuthorityProxy::builder(connection).cache_properties(zbus::proxy::CacheProperties::No).build().await?;
-        authority.check_authorization(&subject, action.id(), &details.as_map(), flags, "").await
+        let details = details.as_map();
+        let details: HashMap<&str, &str> = details.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        authority.check_authorization(&subject, action.id(), &details, flags, "").await
     }
     .await;
     let result = match result {

@@ -1,14 +1,7 @@
-//! Who is calling: the caller's identity as the bus reports it, and opening
-//! a path with the caller's own file-system identity.
+//! Who is calling: the identity the bus vouched for (learned by `request`),
+//! and what it implies. No I/O here.
 
-use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
-
-use zbus::message::Header;
-use zbus::Connection;
-
-use crate::dbus::error::ServiceError;
+use crate::engine::object::Privilege;
 
 /// The process on the other end of a method call.
 #[derive(Debug, Clone)]
@@ -19,32 +12,23 @@ pub struct Caller {
     pub pid: Option<u32>,
 }
 
-impl Caller {
-    /// Asks the bus for the credentials of the sender of `header`.
-    pub async fn of(connection: &Connection, header: &Header<'_>) -> Result<Caller, ServiceError> {
-        let sender = header.sender().ok_or_else(|| ServiceError::AccessDenied("the call has no sender".into()))?;
-        let dbus = zbus::fdo::DBusProxy::builder(connection)
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| ServiceError::Failed(e.to_string()))?;
-        let creds = dbus
-            .get_connection_credentials(sender.clone().into())
-            .await
-            .map_err(|e| ServiceError::AccessDenied(format!("cannot learn who is calling: {e}")))?;
-        let uid = creds
-            .unix_user_id()
-            .ok_or_else(|| ServiceError::AccessDenied("the bus did not say who is calling".into()))?;
-        Ok(Caller {
-            unique_name: sender.to_string(),
-            uid,
-            gids: creds.unix_group_ids().cloned().unwrap_or_default(),
-            pid: creds.process_id(),
-        })
+/// How the programs of `uid` are verified: root's with the service's own
+/// privileges, everyone else's as an unprivileged loader's would be.
+pub fn privilege_of(uid: u32) -> Privilege {
+    if uid == 0 {
+        Privilege::Full
+    } else {
+        Privilege::User
     }
+}
 
+impl Caller {
     pub fn is_root(&self) -> bool {
         self.uid == 0
+    }
+
+    pub fn privilege(&self) -> Privilege {
+        privilege_of(self.uid)
     }
 }
 
@@ -56,38 +40,4 @@ impl std::fmt::Display for Caller {
         }
         write!(f, ")")
     }
-}
-
-/// Opens `path` read-only as the caller would: with its uid, gid and groups
-/// as the file-system identity, so the service never reads a file the caller
-/// could not. Runs on a short-lived thread, because the file-system identity
-/// (setfsuid, setfsgid, and setgroups as a raw syscall) is per thread.
-/// Opening never blocks: O_NONBLOCK keeps a FIFO from hanging the service.
-pub fn open_as(caller: &Caller, path: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    let (uid, gids) = (caller.uid, caller.gids.clone());
-    // Without group information, "nogroup": never more access than the caller has.
-    let primary = gids.first().copied().unwrap_or(65534);
-    std::thread::spawn(move || -> std::io::Result<OwnedFd> {
-        // SAFETY: these syscalls change only this thread's credentials; the thread ends right after.
-        unsafe {
-            if libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setfsgid(primary);
-            libc::setfsuid(uid);
-            if libc::setfsuid(u32::MAX) as u32 != uid || libc::setfsgid(u32::MAX) as u32 != primary {
-                return Err(std::io::Error::other("cannot take the caller's file-system identity"));
-            }
-            let fd = libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(OwnedFd::from_raw_fd(fd))
-        }
-    })
-    .join()
-    .unwrap_or_else(|_| Err(std::io::Error::other("the thread opening the file panicked")))
 }

@@ -4,7 +4,19 @@
 //! programs of an interface into one BPF program in userspace and swaps it in
 //! atomically through [`kernel`]'s pinned `bpf_link`. The daemon puts the
 //! engine behind the D-Bus contract `org.xdp.Manager1` ([`dbus`]), with one
-//! owner task per interface ([`links`]).
+//! owner task per interface ([`iface`]).
+//!
+//! The dependency rule (an arrow: "may import"; never the other way):
+//!
+//! ```text
+//! main → service → dbus → {request, intake, iface} → {state, engine} → kernel
+//! ```
+//!
+//! `error`, `caller`, `config`, `program` are leaves everyone may use;
+//! `auth`, `limits`, `activity` serve `request`; `kernel/` imports nothing
+//! from the crate. Nothing below `dbus` imports `dbus`; nothing in `iface`,
+//! `state`, `engine` or `kernel` imports zbus. Check with
+//! `grep -rn 'zbus\|crate::dbus' service/src/{iface,state,engine,kernel}`.
 
 pub mod activity;
 pub mod auth;
@@ -12,9 +24,12 @@ pub mod caller;
 pub mod config;
 pub mod dbus;
 pub mod engine;
-pub mod interfaces;
+pub mod error;
+pub mod iface;
+pub mod intake;
 pub mod kernel;
 pub mod limits;
-pub mod links;
+pub mod program;
+pub mod request;
 pub mod service;
 pub mod state;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::dbus::error::ServiceError;
+use crate::error::ServiceError;
 
 pub struct Limits {
     max_programs_per_uid: usize,

@@ -10,9 +10,12 @@ use zbus::fdo::ObjectManager;
 use crate::activity::Activity;
 use crate::config::Config;
 use crate::dbus::manager::Manager;
+use crate::dbus::publisher::Publisher;
 use crate::dbus::{BUS_NAME, MANAGER_PATH};
-use crate::interfaces;
-use crate::links::Links;
+use crate::iface::{watch, Registry};
+use crate::intake::Intake;
+use crate::limits::Limits;
+use crate::request::Front;
 use crate::state::Store;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -47,14 +50,17 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     store.collect_garbage();
     let connection = bus(&config)?.build().await?;
     let activity = Activity::new();
-    let links = Links::new(config.clone(), connection.clone(), activity.clone(), store.clone());
+    let limits = Limits::new(config.max_programs_per_uid, config.max_requests_per_client);
+    let front = Front::new(activity.clone(), limits.clone());
+    let publisher = Publisher::new(connection.clone(), front.clone(), Intake::new(config.max_object_size));
+    let links = Registry::new(config.clone(), store.clone(), limits, publisher);
     // Objects first, name last: a call that activated us finds everything in place.
     connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
     connection
         .object_server()
-        .at(MANAGER_PATH, Manager { links: links.clone(), activity: activity.clone(), features: features() })
+        .at(MANAGER_PATH, Manager { registry: links.clone(), front, features: features() })
         .await?;
-    let watcher = interfaces::watch(links.clone()).await?;
+    let watcher = watch::watch(links.clone()).await?;
     connection.request_name(BUS_NAME).await?;
     tracing::info!(
         bpffs = %config.bpffs_root.display(),

@@ -462,10 +462,10 @@ fn paths_are_opened_with_the_callers_file_system_identity() {
 
     let nobody = xdpd::caller::Caller { unique_name: ":1.0".into(), uid: 65534, gids: vec![65534], pid: None };
     let root = xdpd::caller::Caller { uid: 0, gids: vec![0], ..nobody.clone() };
-    let err = xdpd::caller::open_as(&nobody, &private).unwrap_err();
+    let err = xdpd::intake::open_as(&nobody, &private).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
-    assert!(xdpd::caller::open_as(&nobody, &public).is_ok());
-    assert!(xdpd::caller::open_as(&root, &private).is_ok());
+    assert!(xdpd::intake::open_as(&nobody, &public).is_ok());
+    assert!(xdpd::intake::open_as(&root, &private).is_ok());
     // The service's own thread keeps its identity.
     assert!(std::fs::File::open(&private).is_ok());
     let _ = std::fs::remove_dir_all(&dir);

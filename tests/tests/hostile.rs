@@ -790,7 +790,72 @@ fn catalogue(
             path_as(Who::Carol, &scratch.path("public.o"), "xdp_pass", vec![]),
         ),
         case("carol removes bob's program", ACCESS_DENIED, Call::Remove { who: Who::Carol, program: bobs.clone() }),
+        case(
+            "carol (refused) adds a FIFO: refused before anything is read",
+            ACCESS_DENIED,
+            path_as(Who::Carol, &scratch.path("fifo"), "", vec![]),
+        ),
+        case("sha256 option not 64 hex digits", INVALID_ARGS, with(vec![("sha256", Variant::from("abc"))])),
+        case("sha256 option of the wrong type", INVALID_ARGS, with(vec![("sha256", Variant::from(1u32))])),
+        Case {
+            says: Some("option 'sha256' says"),
+            ..case(
+                "sha256 option differs from the object's",
+                INVALID_ARGS,
+                with(vec![("sha256", Variant::from("0".repeat(64)))]),
+            )
+        },
     ]
+}
+
+/// VmHWM (peak resident set) of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number of kB")
+}
+
+/// A caller polkit refuses never gets its object read (issue #11, item 4):
+/// authorization comes first, so a FIFO is AccessDenied (not InvalidObject),
+/// and 64 memfds of the largest allowed size, 16 at a time, leave the
+/// service's peak RSS where it was (before, each was read and hashed first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_caller_never_gets_its_object_read() {
+    let f = Fixture::new("refused").await;
+    let scratch = Scratch::new("refused");
+    let carol = f.link(Who::Carol).await;
+    assert!(f.link(Who::Root).await.generation().await.is_ok());
+    let pid = f.bus.service_pid().expect("the service runs");
+    let before = peak_rss_kib(pid);
+
+    let err = carol.add_program(zbus::Fd::from(fifo_fd(&scratch).as_fd()), "", HashMap::new()).await.unwrap_err();
+    assert_eq!(error_name(&err), ACCESS_DENIED, "{err}");
+
+    let big = memfd_with(b"");
+    // SAFETY: growing our own memfd (sparse) to the 16 MiB cap.
+    assert_eq!(unsafe { libc::ftruncate(big.as_raw_fd(), 16 << 20) }, 0);
+    let started = Instant::now();
+    for _ in 0..4 {
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (carol, fd) = (carol.clone(), big.try_clone().unwrap());
+            calls.spawn(async move { carol.add_program(zbus::Fd::from(fd.as_fd()), "", HashMap::new()).await });
+        }
+        while let Some(result) = calls.join_next().await {
+            let err = result.unwrap().expect_err("carol is refused");
+            assert_eq!(error_name(&err), ACCESS_DENIED, "{err}");
+        }
+    }
+    let took = started.elapsed();
+    let after = peak_rss_kib(pid);
+    assert_eq!(f.bus.service_pid(), Some(pid), "the service kept running");
+    assert!(
+        after < before + 32 * 1024,
+        "the service's peak RSS grew from {before} KiB to {after} KiB for refused requests ({took:?})"
+    );
+    eprintln!("64 refused 16 MiB requests in {took:?}; peak RSS {before} -> {after} KiB");
+    drop(scratch);
+    let _ = (&f.pair, &f.polkit);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

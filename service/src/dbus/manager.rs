@@ -5,13 +5,13 @@ use std::sync::Arc;
 use zbus::interface;
 use zbus::OwnedObjectPath;
 
-use super::error::ServiceError;
-use crate::activity::Activity;
-use crate::links::Links;
+use crate::error::ServiceError;
+use crate::iface::Registry;
+use crate::request::Front;
 
 pub struct Manager {
-    pub links: Arc<Links>,
-    pub activity: Activity,
+    pub registry: Arc<Registry>,
+    pub front: Arc<Front>,
     pub features: Vec<String>,
 }
 
@@ -20,8 +20,8 @@ impl Manager {
     /// The link object of the interface called `name`.
     #[zbus(out_args("link"))]
     async fn get_link_by_name(&self, name: String) -> Result<OwnedObjectPath, ServiceError> {
-        let _busy = self.activity.begin();
-        self.links
+        let _busy = self.front.busy();
+        self.registry
             .by_name(&name)
             .map(|h| super::link_path(h.ifindex))
             .ok_or_else(|| ServiceError::NoSuchLink(format!("no interface called '{name}'")))
@@ -30,10 +30,10 @@ impl Manager {
     /// The link object of the interface with index `index`.
     #[zbus(out_args("link"))]
     async fn get_link_by_index(&self, index: i32) -> Result<OwnedObjectPath, ServiceError> {
-        let _busy = self.activity.begin();
+        let _busy = self.front.busy();
         u32::try_from(index)
             .ok()
-            .and_then(|i| self.links.get(i))
+            .and_then(|i| self.registry.get(i))
             .map(|h| super::link_path(h.ifindex))
             .ok_or_else(|| ServiceError::NoSuchLink(format!("no interface with index {index}")))
     }
@@ -44,8 +44,8 @@ impl Manager {
         env!("CARGO_PKG_VERSION").to_string()
     }
 
-    /// What this kernel and service allow: `bpf-link` (the chain is held by a
-    /// pinned bpf_link), `frags` (XDP multi-buffer), `freplace` (BPF_PROG_TYPE_EXT).
+    /// What this service reports about the kernel: `bpf-link` (the chain is
+    /// held by a pinned bpf_link), `frags` (XDP multi-buffer).
     #[zbus(property(emits_changed_signal = "const"))]
     fn features(&self) -> Vec<String> {
         self.features.clone()

@@ -1,12 +1,16 @@
 //! The D-Bus face of the service: object paths, the three interfaces of the
-//! contract, its errors and its options. Handlers here stay thin: they check
-//! arguments, learn who is calling, and hand the work to the link's owner.
+//! contract, its errors and options, and the [`publisher::Publisher`] that
+//! shows what the owners report. Every mutating method keeps one order:
+//! decode → admit (`request::Front::begin`) → authorize → read the object
+//! (`intake`) → hand the change to the interface's owner, which mutates,
+//! persists and publishes → reply.
 
 pub mod error;
 pub mod link;
 pub mod manager;
 pub mod options;
 pub mod program;
+pub mod publisher;
 
 use zbus::OwnedObjectPath;
 
@@ -18,10 +22,12 @@ fn path(p: String) -> OwnedObjectPath {
     OwnedObjectPath::try_from(p).unwrap_or_else(|_| OwnedObjectPath::try_from(MANAGER_PATH).expect("static path"))
 }
 
+/// The object of interface `ifindex` (the only place paths are built).
 pub fn link_path(ifindex: u32) -> OwnedObjectPath {
     path(format!("{MANAGER_PATH}/link/{ifindex}"))
 }
 
+/// The object of program `id` on interface `ifindex`.
 pub fn program_path(ifindex: u32, id: u64) -> OwnedObjectPath {
     path(format!("{MANAGER_PATH}/link/{ifindex}/program/{id}"))
 }

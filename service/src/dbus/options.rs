@@ -5,22 +5,11 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
-use super::error::ServiceError;
-use crate::engine::{ActionSet, AttachMode};
+use crate::engine::ActionSet;
+use crate::error::ServiceError;
+use crate::kernel::hook::AttachMode;
 
-/// What a caller asked for, decoded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AddRequest {
-    pub priority: Option<i32>,
-    pub proceed_on: Option<ActionSet>,
-    pub mode: Option<AttachMode>,
-    pub tag: String,
-    pub replace: bool,
-    pub expected_generation: Option<u64>,
-    pub persist: bool,
-    pub snapshot: bool,
-    pub force: bool,
-}
+pub use crate::iface::command::AddRequest;
 
 /// Every option the contract knows, with its D-Bus type.
 pub const OPTIONS: &[(&str, &str)] = &[
@@ -33,6 +22,7 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("persist", "b"),
     ("snapshot", "b"),
     ("force", "b"),
+    ("sha256", "s"),
 ];
 
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
@@ -48,6 +38,14 @@ fn unwrap_variant<'a>(value: &'a Variant<'a>) -> &'a Variant<'a> {
         Variant::Variant(inner) => inner,
         other => other,
     }
+}
+
+/// An announced object hash: 64 hex digits, compared in lowercase.
+fn sha256(text: &str) -> Result<String, ServiceError> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ServiceError::InvalidArgs("option 'sha256' must be 64 hexadecimal digits".into()));
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, ServiceError> {
@@ -89,6 +87,7 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("persist", Variant::Bool(b)) => req.persist = *b,
             ("snapshot", Variant::Bool(b)) => req.snapshot = *b,
             ("force", Variant::Bool(b)) => req.force = *b,
+            ("sha256", Variant::Str(s)) => req.sha256 = Some(sha256(s.as_str())?),
             (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
                 let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
@@ -106,4 +105,25 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
         return Err(ServiceError::InvalidArgs("option 'replace' needs a 'tag' naming the program to replace".into()));
     }
     Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_one(name: &str, value: Variant<'_>) -> Result<AddRequest, ServiceError> {
+        let value = OwnedVariant::try_from(value).map_err(|e| ServiceError::Failed(e.to_string()))?;
+        parse(&HashMap::from([(name.to_string(), value)]))
+    }
+
+    #[test]
+    fn sha256_is_64_hex_digits_kept_in_lowercase() {
+        let upper = "AB".repeat(32);
+        assert_eq!(parse_one("sha256", Variant::from(upper.as_str())).map(|r| r.sha256), Ok(Some("ab".repeat(32))));
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
+            assert!(matches!(parse_one("sha256", Variant::from(bad)), Err(ServiceError::InvalidArgs(_))), "{bad}");
+        }
+        assert!(matches!(parse_one("sha256", Variant::from(7u32)), Err(ServiceError::InvalidArgs(_))));
+        assert_eq!(parse(&HashMap::new()).map(|r| r.sha256), Ok(None));
+    }
 }

@@ -1,32 +1,35 @@
 //! `org.xdp.Manager1.Program`: one object per program in a chain.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::OwnedObjectPath;
 use zbus::{interface, Connection};
 
-use super::error::ServiceError;
-use crate::auth::{self, Action};
-use crate::caller::Caller;
-use crate::links::{LinkHandle, ProgramInfo};
+use crate::auth::{Action, Details};
+use crate::error::ServiceError;
+use crate::iface::{Handle, ProgramView};
+use crate::request::{Front, Request};
 
+/// The bus face of one program: its view, its interface's handle, the front door.
 pub struct ProgramIface {
-    info: ProgramInfo,
-    link: LinkHandle,
+    pub(super) view: ProgramView,
+    pub(super) handle: Handle,
+    pub(super) front: Arc<Front>,
 }
 
 impl ProgramIface {
-    pub fn new(info: ProgramInfo, link: LinkHandle) -> ProgramIface {
-        ProgramIface { info, link }
-    }
-
-    fn details(&self) -> auth::Details {
-        auth::Details {
-            interface: self.link.snapshot().name,
-            program: self.info.name.clone(),
-            tag: self.info.tag.clone(),
-            sha256: self.info.sha256.clone(),
+    /// What polkit is told: the service knows this program, so every detail is vouched for
+    /// (but `program` and `tag` were chosen by the program's owner).
+    fn details(&self, admitted: &Request<'_, '_>) -> Details {
+        Details {
+            interface: self.handle.view().name,
+            ifindex: self.handle.ifindex,
+            caller_uid: admitted.caller().uid,
+            program: self.view.spec.function.clone(),
+            tag: self.view.spec.tag.clone(),
+            sha256: Some(self.view.spec.sha256.clone()),
         }
     }
 }
@@ -40,12 +43,11 @@ impl ProgramIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(), ServiceError> {
-        let _busy = self.link.activity.begin();
-        let caller = Caller::of(connection, &header).await?;
-        let _request = self.link.limits.begin_request(&caller.unique_name)?;
-        let action = if caller.uid == self.info.owner { Action::RemoveProgram } else { Action::Manage };
-        auth::authorize(connection, &header, &caller, action, &self.details()).await?;
-        self.link.remove(self.info.id, caller).await
+        let admitted = self.front.begin(connection, &header).await?;
+        let own = admitted.caller().uid == self.view.spec.owner_uid;
+        let action = if own { Action::RemoveProgram } else { Action::Manage };
+        admitted.authorize(action, &self.details(&admitted)).await?;
+        self.handle.remove(self.view.id, admitted.caller().clone()).await
     }
 
     /// Descriptors of the program's maps by name, for its owner (anyone else
@@ -56,94 +58,82 @@ impl ProgramIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
-        let _busy = self.link.activity.begin();
-        let caller = Caller::of(connection, &header).await?;
-        let _request = self.link.limits.begin_request(&caller.unique_name)?;
-        if caller.uid != self.info.owner {
-            auth::authorize(connection, &header, &caller, Action::Manage, &self.details()).await?;
+        let admitted = self.front.begin(connection, &header).await?;
+        if admitted.caller().uid != self.view.spec.owner_uid {
+            admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
         }
-        let maps = self.link.get_maps(self.info.id, caller).await?;
+        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone()).await?;
         Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
     }
 
     /// The program's id, also the last element of its object path.
     #[zbus(property(emits_changed_signal = "const"))]
     fn id(&self) -> u64 {
-        self.info.id
+        self.view.id
     }
 
     /// Function name of the program in its object.
     #[zbus(property(emits_changed_signal = "const"))]
     fn name(&self) -> String {
-        self.info.name.clone()
+        self.view.spec.function.clone()
     }
 
     /// The link object of the interface whose chain holds this program.
     #[zbus(property(emits_changed_signal = "const"))]
     fn link(&self) -> OwnedObjectPath {
-        self.info.link.clone()
+        super::link_path(self.view.ifindex)
     }
 
     /// Lower runs first; equal priorities run in the order they were added.
     #[zbus(property(emits_changed_signal = "const"))]
     fn priority(&self) -> i32 {
-        self.info.priority
+        self.view.spec.priority
     }
 
     /// Actions on which the chain proceeds to the next program.
     #[zbus(property(emits_changed_signal = "const"))]
     fn proceed_on(&self) -> Vec<String> {
-        self.info.proceed_on.clone()
+        self.view.spec.proceed_on.clone()
     }
 
     /// The application's name for itself.
     #[zbus(property(emits_changed_signal = "const"))]
     fn tag(&self) -> String {
-        self.info.tag.clone()
+        self.view.spec.tag.clone()
     }
 
     /// Uid of the caller who added the program.
     #[zbus(property(emits_changed_signal = "const"))]
     fn owner(&self) -> u32 {
-        self.info.owner
+        self.view.spec.owner_uid
     }
 
     /// SHA-256 of the object the program came from, hex.
     #[zbus(property(emits_changed_signal = "const"))]
     fn sha256(&self) -> String {
-        self.info.sha256.clone()
+        self.view.spec.sha256.clone()
     }
 
     /// When the program was added, in microseconds since the epoch.
     #[zbus(property(emits_changed_signal = "const"))]
     fn loaded_at(&self) -> u64 {
-        self.info.loaded_at
+        self.view.spec.loaded_at
     }
 
     /// Map name → kernel map id.
     #[zbus(property(emits_changed_signal = "const"))]
     fn map_ids(&self) -> HashMap<String, u32> {
-        self.info.map_ids.clone()
+        self.view.map_ids.clone()
     }
 
     /// Verdict counts: aborted, drop, pass, tx, redirect, other (results of 5 and more);
     /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> HashMap<String, u64> {
-        let stats = self.link.stats(self.info.id).unwrap_or_default();
-        if !self.link.snapshot().counting && stats == Default::default() {
+        let stats = self.handle.stats(self.view.id).unwrap_or_default();
+        if !self.handle.view().counting && stats == Default::default() {
             return HashMap::new();
         }
         stats.named().map(|(name, count)| (name.to_string(), count)).collect()
     }
-}
-
-pub async fn export(connection: &Connection, ifindex: u32, id: u64, iface: ProgramIface) {
-    if let Err(e) = connection.object_server().at(super::program_path(ifindex, id), iface).await {
-        tracing::error!(ifindex, id, "cannot export the program object: {e}");
-    }
-}
-
-pub async fn unexport(connection: &Connection, ifindex: u32, id: u64) {
-    let _ = connection.object_server().remove::<ProgramIface, _>(super::program_path(ifindex, id)).await;
 }

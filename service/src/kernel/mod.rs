@@ -2,8 +2,10 @@
 
 pub mod bpf;
 pub mod caps;
+pub mod files;
 pub mod hook;
 pub mod libbpf_log;
+pub mod netlink;
 
 use std::io;
 

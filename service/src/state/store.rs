@@ -1,47 +1,17 @@
-//! The service's durable record: per interface, its members (function,
-//! object hash, priority, proceed-on, tag, owner, ...) and generation; the
-//! objects themselves, stored once by content. Every write is atomic (write a
+//! The files of the service's durable state: per interface its record (see
+//! [`super::record`]); the objects themselves, stored once by content; map
+//! snapshots. Every write is atomic (write a
 //! temporary file, fsync, rename, fsync the directory), so a crash leaves
 //! either the old or the new record.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use super::record::IfaceRecord;
+use super::snapshot::MapSnapshot;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberRecord {
-    pub id: u64,
-    pub function: String,
-    pub sha256: String,
-    pub priority: i32,
-    pub proceed_on: Vec<String>,
-    pub tag: String,
-    pub owner: u32,
-    pub loaded_at: u64,
-    pub persist: bool,
-    /// Restore the maps from the snapshot saved when the service last stopped.
-    #[serde(default)]
-    pub snapshot: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkRecord {
-    pub ifindex: u32,
-    pub name: String,
-    pub generation: u64,
-    /// The chain program the kernel runs for this record (0: none).
-    pub kernel_program_id: u32,
-    /// Whether per-program verdict counting is on.
-    #[serde(default)]
-    pub counting: bool,
-    /// In run order.
-    pub members: Vec<MemberRecord>,
-}
-
-/// A program's map contents: map name → (key, value) pairs, hex-encoded.
-pub type MapSnapshot = std::collections::BTreeMap<String, Vec<(String, String)>>;
-
+/// The state directory: `objects/<sha256>.o`, `links/<ifindex>.json`,
+/// `snapshots/<member id>.json`.
 pub struct Store {
     dir: PathBuf,
 }
@@ -98,12 +68,12 @@ impl Store {
         std::fs::read(self.object_path(sha256))
     }
 
-    pub fn save_link(&self, record: &LinkRecord) -> std::io::Result<()> {
+    pub fn save_link(&self, record: &IfaceRecord) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
         write_atomic(&self.link_path(record.ifindex), &json)
     }
 
-    pub fn link(&self, ifindex: u32) -> Option<LinkRecord> {
+    pub fn link(&self, ifindex: u32) -> Option<IfaceRecord> {
         let bytes = std::fs::read(self.link_path(ifindex)).ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(record) => Some(record),
@@ -118,7 +88,7 @@ impl Store {
         let _ = std::fs::remove_file(self.link_path(ifindex));
     }
 
-    pub fn links(&self) -> Vec<LinkRecord> {
+    pub fn links(&self) -> Vec<IfaceRecord> {
         let Ok(entries) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
         entries
             .filter_map(Result::ok)
@@ -154,7 +124,7 @@ impl Store {
             }
         }
         let used: std::collections::HashSet<String> =
-            records.into_iter().flat_map(|l| l.members.into_iter().map(|m| m.sha256)).collect();
+            records.into_iter().flat_map(|l| l.members.into_iter().map(|m| m.spec.sha256)).collect();
         let Ok(entries) = std::fs::read_dir(self.dir.join("objects")) else { return };
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();

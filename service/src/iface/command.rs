@@ -1,0 +1,74 @@
+//! The requests an owner serves, one variant each, with their reply channel.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::caller::Caller;
+use crate::engine::{ActionSet, LoadedProgram, MemberId};
+use crate::error::ServiceError;
+use crate::kernel::hook::AttachMode;
+
+/// What a caller asked for when adding a program, decoded from its options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddRequest {
+    pub priority: Option<i32>,
+    pub proceed_on: Option<ActionSet>,
+    pub mode: Option<AttachMode>,
+    pub tag: String,
+    pub replace: bool,
+    pub expected_generation: Option<u64>,
+    pub persist: bool,
+    pub snapshot: bool,
+    pub force: bool,
+    /// The object's SHA-256 as the caller announces it (lowercase hex), checked after reading.
+    pub sha256: Option<String>,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
+
+pub enum Command {
+    /// Add a verified program (replacing the caller's program of the same tag
+    /// with `replace`); `object` is its file, kept once it is in the chain.
+    Add {
+        program: Box<LoadedProgram>,
+        object: Arc<Vec<u8>>,
+        request: AddRequest,
+        caller: Caller,
+        reply: Reply<MemberId>,
+    },
+    /// Remove a member.
+    Remove { id: MemberId, caller: Caller, reply: Reply<()> },
+    /// Duplicates of a member's map descriptors, by map name.
+    GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
+    /// Take the interface back from a foreign program.
+    Reclaim { caller: Caller, reply: Reply<()> },
+    /// Switch verdict counting on or off (a relink).
+    SetCounting { on: bool, caller: Caller, reply: Reply<()> },
+    /// Save the maps of members that asked for a snapshot (at exit).
+    SaveSnapshots { reply: Reply<()> },
+    /// Compare the kernel's XDP state with the owner's (no reply: a poll).
+    CheckForeign,
+    /// The interface got a new name.
+    Renamed(String),
+    /// The interface is gone: drop everything and end the task.
+    Gone,
+}
+
+impl Command {
+    /// For logs of a slow owner.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Add { .. } => "Add",
+            Command::Remove { .. } => "Remove",
+            Command::GetMaps { .. } => "GetMaps",
+            Command::Reclaim { .. } => "Reclaim",
+            Command::SetCounting { .. } => "SetCounting",
+            Command::SaveSnapshots { .. } => "SaveSnapshots",
+            Command::CheckForeign => "CheckForeign",
+            Command::Renamed(_) => "Renamed",
+            Command::Gone => "Gone",
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Every interface of the service's network namespace, by index: starts an
+//! owner when one appears (after restoring its record), and forwards
+//! renames, disappearance and the periodic foreign-program check.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::command::Command;
+use super::handle::Handle;
+use super::owner::{Context, Owner};
+use super::publish::Publish;
+use super::restore::restore;
+use crate::config::Config;
+use crate::engine::Chain;
+use crate::limits::Limits;
+use crate::state::Store;
+
+pub struct Registry {
+    config: Arc<Config>,
+    cx: Context,
+    handles: Mutex<HashMap<u32, Handle>>,
+}
+
+impl Registry {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        limits: Arc<Limits>,
+        publish: Arc<dyn Publish>,
+    ) -> Arc<Registry> {
+        let cx = Context { store, limits, publish, bpffs_root: config.bpffs_root.clone() };
+        Arc::new(Registry { config, cx, handles: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn get(&self, ifindex: u32) -> Option<Handle> {
+        self.handles.lock().ok()?.get(&ifindex).cloned()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<Handle> {
+        let handles = self.handles.lock().ok()?;
+        handles.values().find(|h| h.view.borrow().name == name).cloned()
+    }
+
+    pub fn indexes(&self) -> Vec<u32> {
+        self.handles.lock().map(|l| l.keys().copied().collect()).unwrap_or_default()
+    }
+
+    fn all(&self) -> Vec<Handle> {
+        self.handles.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// An interface appeared: restore its recorded chain, start its owner and
+    /// publish it. `present` are the interfaces present now.
+    pub async fn appeared(&self, ifindex: u32, name: String, present: &HashMap<u32, String>) {
+        if self.get(ifindex).is_some() {
+            return;
+        }
+        let (config, store, ifname, present) =
+            (self.config.clone(), self.cx.store.clone(), name.clone(), present.clone());
+        let (chain, programs) =
+            tokio::task::spawn_blocking(move || restore(&config, &store, ifindex, &ifname, &present))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(ifindex, "restoring the chain failed: {e}");
+                    (Chain::for_interface(ifindex, &self.config.bpffs_root), Default::default())
+                });
+        let chain = chain.with_max_members(self.config.max_programs_per_link);
+        let (handle, owner, rx) = Owner::new(self.cx.clone(), ifindex, name.clone(), chain, programs);
+        owner.refresh_view().await;
+        if let Ok(mut handles) = self.handles.lock() {
+            handles.insert(ifindex, handle.clone());
+        }
+        self.cx.publish.interface_added(&handle).await;
+        for view in owner.programs() {
+            self.cx.limits.count_program(view.spec.owner_uid);
+            self.cx.publish.program_added(&handle, view.clone()).await;
+        }
+        let count = owner.programs().count();
+        if count > 0 {
+            let view = owner.view();
+            tracing::info!(ifindex, interface = %name, programs = count, kernel_id = view.kernel_program_id, "chain restored");
+            if view.kernel_program_id == 0 {
+                tracing::warn!(ifindex, interface = %name, foreign = view.foreign_program_id, "the recorded chain is not attached: it was detached or replaced behind xdpd's back; Reclaim takes the interface back");
+            }
+            owner.save_record();
+        } else {
+            // Nothing came back (e.g. no persistent programs after a reboot).
+            self.cx.store.remove_link(ifindex);
+        }
+        tracing::debug!(ifindex, interface = %name, "interface appeared");
+        tokio::spawn(owner.run(rx));
+    }
+
+    pub async fn renamed(&self, ifindex: u32, name: String) {
+        if let Some(h) = self.get(ifindex) {
+            let _ = h.tx.send(Command::Renamed(name)).await;
+        }
+    }
+
+    pub async fn disappeared(&self, ifindex: u32) {
+        let handle = self.handles.lock().ok().and_then(|mut l| l.remove(&ifindex));
+        if let Some(h) = handle {
+            let _ = h.tx.send(Command::Gone).await;
+        }
+    }
+
+    /// Saves the maps of persistent programs that asked for a snapshot (at exit).
+    pub async fn save_snapshots(&self) {
+        for h in self.all() {
+            let _ = h.ask(|reply| Command::SaveSnapshots { reply }).await;
+        }
+    }
+
+    /// Asks every owner to compare the kernel's XDP state with its own.
+    pub fn check_foreign(&self) {
+        for h in self.all() {
+            let _ = h.tx.try_send(Command::CheckForeign);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Intake of a caller's object, once the caller is authorized: open it (a
+//! path is opened as the caller), reserve memory for it under the service's
+//! in-flight budget, read it, verify its program standalone (which hashes it,
+//! once), and check the hash the caller announced. All of it runs on the
+//! blocking pool, never on the async workers.
+//!
+//! The budget bounds the bytes of objects held by requests in flight, across
+//! all clients: [`IN_FLIGHT_OBJECTS`] objects of the largest allowed size. A
+//! request that cannot get its share waits for it (in order of arrival); the
+//! per-client request limit bounds how many may wait.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::caller::Caller;
+use crate::engine::object::{self, LoadedProgram};
+use crate::error::ServiceError;
+
+/// How many objects of the largest allowed size may be in flight at once.
+pub const IN_FLIGHT_OBJECTS: usize = 4;
+/// The budget counts in units of this many bytes (tokio counts permits in u32).
+const UNIT: usize = 4096;
+
+/// Where a caller's object comes from.
+pub enum Source {
+    /// A descriptor the caller passed (a regular file or a memfd).
+    Fd(OwnedFd),
+    /// An absolute path, opened with the caller's own file-system identity.
+    Path(String),
+}
+
+impl Source {
+    /// Checks a path argument before anything is opened.
+    pub fn path(path: String) -> Result<Source, ServiceError> {
+        if !path.starts_with('/') {
+            return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
+        }
+        Ok(Source::Path(path))
+    }
+}
+
+/// A verified program, its object's bytes, and the memory reserved for them.
+pub struct Verified {
+    pub program: LoadedProgram,
+    pub object: Arc<Vec<u8>>,
+    /// Released when dropped: keep it until the object is no longer needed.
+    pub budget: OwnedSemaphorePermit,
+}
+
+pub struct Intake {
+    max_object_size: usize,
+    budget: Arc<Semaphore>,
+}
+
+/// Opens `path` read-only as `caller` would: the service never reads a file
+/// the caller could not (uid, gid, groups; O_NONBLOCK so a FIFO cannot hang it).
+pub fn open_as(caller: &Caller, path: &Path) -> std::io::Result<OwnedFd> {
+    crate::kernel::files::open_as(caller.uid, &caller.gids, path)
+}
+
+fn units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX)
+}
+
+/// Runs blocking work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::Failed(format!("worker task failed: {e}")))?
+}
+
+impl Intake {
+    pub fn new(max_object_size: usize) -> Arc<Intake> {
+        let total = units(max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
+        Arc::new(Intake { max_object_size, budget: Arc::new(Semaphore::new(total as usize)) })
+    }
+
+    /// Reads the object of `source`, verifies its program `function` ("" for
+    /// the only XDP program) with the caller's privilege, and checks the
+    /// announced `sha256`. The caller must be authorized already.
+    pub async fn take(
+        &self,
+        source: Source,
+        caller: &Caller,
+        function: &str,
+        sha256: Option<&str>,
+    ) -> Result<Verified, ServiceError> {
+        let opener = caller.clone();
+        let (fd, size) = blocking(move || open(source, &opener)).await?;
+        let max = self.max_object_size;
+        let (cap, reserve) = match size {
+            // Not a regular file: the read refuses it without reading.
+            None => (0, 1),
+            // A regular file that does not tell its size (procfs): up to the limit.
+            Some(0) => (max, max + 1),
+            // Over the limit: refused by the read without reading.
+            Some(size) if size > max => (max, 1),
+            Some(size) => (size, size + 1),
+        };
+        let budget = self
+            .budget
+            .clone()
+            .acquire_many_owned(units(reserve))
+            .await
+            .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))?;
+        let (function, privilege) = (function.to_string(), caller.privilege());
+        let (program, object) = blocking(move || {
+            let bytes = read(fd, cap, max)?;
+            let function = Some(function.as_str()).filter(|f| !f.is_empty());
+            let program = object::load_with(&bytes, function, max, None, privilege)?;
+            Ok((program, Arc::new(bytes)))
+        })
+        .await?;
+        if let Some(expected) = sha256.filter(|s| *s != program.sha256) {
+            return Err(ServiceError::InvalidArgs(format!(
+                "the object's SHA-256 is {}, not {expected} as option 'sha256' says",
+                program.sha256
+            )));
+        }
+        Ok(Verified { program, object, budget })
+    }
+}
+
+/// Opens the source (a path as the caller) and tells its size (`None` for
+/// what is not a regular file: the read refuses it with the precise reason).
+fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>), ServiceError> {
+    let fd = match source {
+        Source::Fd(fd) => fd,
+        Source::Path(path) => open_as(caller, Path::new(&path))
+            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", caller.uid)))?,
+    };
+    let meta = fd.try_clone().map(File::from).and_then(|f| f.metadata());
+    let size = meta.ok().filter(|m| m.file_type().is_file()).map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    Ok((fd, size))
+}
+
+/// Reads at most `cap` bytes (the size reserved for); `max` is the service's limit.
+fn read(fd: OwnedFd, cap: usize, max: usize) -> Result<Vec<u8>, ServiceError> {
+    match object::read_fd(fd.as_fd(), cap) {
+        Err(crate::engine::Error::LimitExceeded(_)) if cap < max => Err(ServiceError::LimitExceeded(format!(
+            "the object grew past {cap} bytes while it was read (the service reserves memory for the size it had)"
+        ))),
+        other => other.map_err(ServiceError::from),
+    }
+}

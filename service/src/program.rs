@@ -1,0 +1,29 @@
+//! The one description of a program in a chain, from which the durable
+//! record (`state::record`) and the D-Bus views (`iface::publish`) derive.
+
+use serde::{Deserialize, Serialize};
+
+/// What a program is and how it joined its chain: fixed for the program's life.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramSpec {
+    /// Function name of the program in its object.
+    pub function: String,
+    /// SHA-256 of the object the program came from, hex.
+    pub sha256: String,
+    /// Lower runs first.
+    pub priority: i32,
+    /// Actions on which the chain proceeds to the next program.
+    pub proceed_on: Vec<String>,
+    /// The application's name for itself.
+    pub tag: String,
+    /// Uid of the caller who added the program (`owner` in the record).
+    #[serde(rename = "owner")]
+    pub owner_uid: u32,
+    /// When the program was added, in microseconds since the epoch.
+    pub loaded_at: u64,
+    /// Comes back after a reboot.
+    pub persist: bool,
+    /// Restore the maps from the snapshot saved when the service last stopped.
+    #[serde(default)]
+    pub snapshot: bool,
+}

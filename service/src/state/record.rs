@@ -1,0 +1,36 @@
+//! What the record of an interface says: its members, in run order, each
+//! with its [`ProgramSpec`], and the chain's generation. Stored as JSON by
+//! [`super::Store`]; the member fields are the spec's, flattened.
+
+use serde::{Deserialize, Serialize};
+
+use crate::program::ProgramSpec;
+
+/// One member of a recorded chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: u64,
+    #[serde(flatten)]
+    pub spec: ProgramSpec,
+}
+
+/// The record of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceRecord {
+    pub ifindex: u32,
+    pub name: String,
+    pub generation: u64,
+    /// The chain program the kernel runs for this record (0: none).
+    pub kernel_program_id: u32,
+    /// Whether per-program verdict counting is on.
+    #[serde(default)]
+    pub counting: bool,
+    /// In run order.
+    pub members: Vec<MemberRecord>,
+}
+
+impl MemberRecord {
+    pub fn new(id: u64, spec: &ProgramSpec) -> MemberRecord {
+        MemberRecord { id, spec: spec.clone() }
+    }
+}
