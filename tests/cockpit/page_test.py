@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""Drives xdpd's Cockpit page in headless Chromium (Selenium).
+
+Run by tests/tests/cockpit.rs, which starts the private bus, the service,
+the veth pair and cockpit-ws, and passes everything in the environment:
+
+  XDPD_URL          the page (served by cockpit-ws)
+  XDPD_ADDRESS      the private system bus (for xdpctl)
+  XDPCTL            the built xdpctl
+  XDPD_IFACE        the test interface (in the service's namespace)
+  XDPD_SENDER_NS    the namespace to send traffic from
+  XDPD_TARGET       the address of XDPD_IFACE
+  XDPD_OBJECTS      directory holding proto_count.o and port_block.o
+  XDPD_PROFILE      a fresh, empty directory for Chromium's profile
+  XDPD_SCREENSHOT   where to write the screenshot
+  XDPD_MODE         "admin" (the default) or "readonly"
+
+Prints one line per step; exits non-zero with the reason on the first failure.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+ENV = os.environ
+IFACE = ENV["XDPD_IFACE"]
+LIVE = 2.0  # seconds within which a change must show, without reload
+
+
+def step(text):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def fail(text):
+    raise AssertionError(text)
+
+
+def xdpctl(*args, stdin=None):
+    cmd = [ENV["XDPCTL"], "--address", ENV["XDPD_ADDRESS"], "--no-ask-password", "--json", *args]
+    out = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
+    if out.returncode != 0:
+        fail(f"xdpctl {' '.join(args)}: exit {out.returncode}: {out.stderr.decode()}")
+    return json.loads(out.stdout.decode())
+
+
+def chain():
+    """The test interface's programs, as xdpctl sees them."""
+    return xdpctl("status", IFACE)["interfaces"][0]["programs"]
+
+
+def send_udp(count, port=9000):
+    """Datagrams to the test interface from the other namespace."""
+    code = (
+        "import socket,time\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        f"for i in range({count}):\n"
+        f"    s.sendto(b'xdpd', ('{ENV['XDPD_TARGET']}', {port}))\n"
+        "    time.sleep(0.002)\n"
+    )
+    subprocess.run(["ip", "netns", "exec", ENV["XDPD_SENDER_NS"], sys.executable, "-c", code], check=True, timeout=60)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        f"--user-data-dir={ENV['XDPD_PROFILE']}",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path="/usr/bin/chromedriver", log_path=os.devnull)
+    return webdriver.Chrome(service=service, options=options)
+
+
+class Page:
+    def __init__(self, driver):
+        self.d = driver
+
+    def wait(self, what, predicate, timeout):
+        try:
+            return WebDriverWait(self.d, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=[StaleElementReferenceException]).until(lambda d: predicate())
+        except TimeoutException:
+            fail(f"{what}: not within {timeout} s\n--- page ---\n{self.text()}")
+
+    def text(self):
+        try:
+            return self.d.find_element(By.TAG_NAME, "body").text
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            return f"(no page text: {e})"
+
+    def link(self, name):
+        found = self.d.find_elements(By.CSS_SELECTOR, f'section.xdp-link[data-name="{name}"]')
+        return found[0] if found else None
+
+    def rows(self, name=IFACE):
+        link = self.link(name)
+        return link.find_elements(By.CSS_SELECTOR, "tbody tr") if link else []
+
+    def row(self, program_name, name=IFACE):
+        for row in self.rows(name):
+            if row.get_attribute("data-name") == program_name:
+                return row
+        return None
+
+    def count(self, program_name, verdict):
+        row = self.row(program_name)
+        if row is None:
+            return None
+        cells = row.find_elements(By.CSS_SELECTOR, f'[data-verdict="{verdict}"]')
+        return int(cells[0].get_attribute("data-count")) if cells else None
+
+    def click(self, css, within=None):
+        (within or self.d).find_element(By.CSS_SELECTOR, css).click()
+
+    def dialog_open(self):
+        return not self.d.find_element(By.ID, "dialog-backdrop").get_attribute("hidden")
+
+
+def severe_console_entries(driver):
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def admin_run(page, driver):
+    objects = ENV["XDPD_OBJECTS"]
+
+    step("the page lists the test interfaces")
+    page.wait("the test interface on the page", lambda: page.link(IFACE) is not None, 60)
+    page.wait("lo on the page", lambda: page.link("lo") is not None, 5)
+    if page.rows():
+        fail(f"{IFACE} should start without programs:\n{page.text()}")
+    if page.d.find_elements(By.ID, "readonly-notice"):
+        fail("the administrator's page says it is read-only")
+
+    step("a program added with xdpctl appears without reload")
+    added = xdpctl("add", IFACE, f"{objects}/proto_count.o", "--tag", "demo-counter", "--priority", "90")
+    start = time.monotonic()
+    page.wait("the program added with xdpctl", lambda: page.row("proto_count") is not None, LIVE)
+    step(f"  shown after {time.monotonic() - start:.2f} s")
+    row = page.row("proto_count")
+    for expected in ["demo-counter", "90", "root", "pass", "linked", str(added["id"])]:
+        if expected not in row.text:
+            fail(f"the row of proto_count lacks {expected!r}: {row.text}")
+    mode = page.link(IFACE).find_element(By.CSS_SELECTOR, ".xdp-mode").text
+    if mode not in ("native", "generic"):
+        fail(f"the mode shown is {mode!r}")
+
+    step("adding a program from the page (file upload)")
+    page.click(".xdp-add", page.link(IFACE))
+    page.wait("the add dialog", page.dialog_open, 5)
+    driver.find_element(By.ID, "add-file").send_keys(f"{objects}/port_block.o")
+    driver.find_element(By.ID, "add-priority").send_keys("20")
+    driver.find_element(By.ID, "add-tag").send_keys("firewall")
+    page.click("#dialog-submit")
+    page.wait("port_block added from the page", lambda: page.row("port_block") is not None, 30)
+    page.wait("the add dialog closed", lambda: not page.dialog_open(), 5)
+    programs = chain()
+    if [p["name"] for p in programs] != ["port_block", "proto_count"] or programs[0]["tag"] != "firewall":
+        fail(f"the service's chain after adding from the page: {programs}")
+    positions = [r.get_attribute("data-name") for r in page.rows()]
+    if positions != ["port_block", "proto_count"]:
+        fail(f"the page's run order is {positions}")
+
+    step("errors show the service's message")
+    bogus = os.path.join(ENV["XDPD_PROFILE"], "not-an-object.o")
+    with open(bogus, "w") as f:
+        f.write("this is not an ELF object\n")
+    page.click(".xdp-add", page.link(IFACE))
+    page.wait("the add dialog", page.dialog_open, 5)
+    driver.find_element(By.ID, "add-file").send_keys(bogus)
+    page.click("#dialog-submit")
+    error = driver.find_element(By.ID, "dialog-error")
+    page.wait("the service's error in the dialog", lambda: error.is_displayed() and "ELF" in error.text, 30)
+    step(f"  shown: {error.text.splitlines()[0]}")
+    page.click("#dialog-cancel")
+    page.wait("the dialog closed", lambda: not page.dialog_open(), 5)
+
+    step("counting on from the page; traffic makes a counter rise")
+    page.click(".xdp-switch", page.link(IFACE))
+    page.wait("Counting on at the service", lambda: xdpctl("status", IFACE)["interfaces"][0]["counting"], 10)
+    send_udp(50)
+    page.wait("a pass counter of proto_count", lambda: (page.count("proto_count", "pass") or 0) >= 50, 10)
+    first = page.count("proto_count", "pass")
+    send_udp(200)
+    page.wait("the pass counter rising", lambda: (page.count("proto_count", "pass") or 0) >= first + 200, 10)
+    step(f"  proto_count pass: {first} -> {page.count('proto_count', 'pass')}")
+    # A rate shows next to the count while traffic flows.
+    send_udp(300)
+    rate = page.row("proto_count").find_element(By.CSS_SELECTOR, '[data-verdict="pass"] .xdp-verdict-rate').text
+    if not rate.endswith("/s"):
+        fail(f"no rate next to the counter: {rate!r}")
+
+    screenshot = ENV["XDPD_SCREENSHOT"]
+    driver.save_screenshot(screenshot)
+    step(f"screenshot: {screenshot}")
+
+    step("removing a program from the page")
+    page.click(".xdp-remove", page.row("port_block"))
+    page.wait("the remove dialog", page.dialog_open, 5)
+    page.click("#dialog-submit")
+    page.wait("port_block gone from the page", lambda: page.row("port_block") is None, 30)
+    if [p["name"] for p in chain()] != ["proto_count"]:
+        fail(f"the service's chain after removing from the page: {chain()}")
+
+    step("a program removed with xdpctl disappears without reload")
+    xdpctl("remove", IFACE, str(added["id"]))
+    start = time.monotonic()
+    page.wait("proto_count gone", lambda: page.row("proto_count") is None, LIVE)
+    step(f"  gone after {time.monotonic() - start:.2f} s")
+    page.wait("the interface shown without programs", lambda: "No programs." in page.link(IFACE).text, LIVE)
+
+
+def readonly_run(page, driver):
+    objects = ENV["XDPD_OBJECTS"]
+    step("read-only: the page says why actions are unavailable")
+    page.wait("the test interface on the page", lambda: page.link(IFACE) is not None, 60)
+    page.wait("the read-only notice", lambda: bool(driver.find_elements(By.ID, "readonly-notice")), 10)
+    notice = driver.find_element(By.ID, "readonly-notice").text
+    if "administrative access" not in notice:
+        fail(f"the read-only notice does not say why: {notice}")
+    xdpctl("add", IFACE, f"{objects}/proto_count.o", "--tag", "demo-counter")
+    page.wait("the program added with xdpctl", lambda: page.row("proto_count") is not None, LIVE)
+    buttons = page.link(IFACE).find_elements(By.CSS_SELECTOR, "button, input")
+    enabled = [b.get_attribute("class") for b in buttons if b.is_enabled()]
+    if enabled:
+        fail(f"actions enabled without administrative access: {enabled}")
+
+
+def main():
+    mode = ENV.get("XDPD_MODE", "admin")
+    driver = browser()
+    try:
+        page = Page(driver)
+        driver.get(ENV["XDPD_URL"])
+        (readonly_run if mode == "readonly" else admin_run)(page, driver)
+        severe = severe_console_entries(driver)
+        if severe:
+            fail("the browser console shows errors:\n" + "\n".join(e["message"] for e in severe))
+        step("the browser console shows no errors")
+    except Exception:
+        try:
+            driver.save_screenshot(ENV["XDPD_SCREENSHOT"].replace(".png", "-failure.png"))
+            for e in driver.get_log("browser"):
+                print(f"console {e['level']}: {e['message']}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            print(f"(no diagnostics: {e})", file=sys.stderr)
+        raise
+    finally:
+        driver.quit()
+    step(f"{mode}: ok")
+
+
+if __name__ == "__main__":
+    main()
