@@ -93,6 +93,7 @@ function formatCount(n) {
 }
 
 function formatRate(r) {
+    if (r === 0) return "0/s";
     if (r >= 1e6) return (r / 1e6).toFixed(1) + " M/s";
     if (r >= 1e3) return (r / 1e3).toFixed(1) + " k/s";
     return (r >= 10 ? r.toFixed(0) : r.toFixed(1)) + "/s";
@@ -117,10 +118,11 @@ function renderAlerts() {
     const children = [];
     if (!permission.allowed) {
         children.push(h("div", { class: "xdp-alert xdp-alert-info", id: "readonly-notice", role: "status" },
-                        h("strong", null, "Read-only: you do not have administrative access. "),
-                        "Adding, changing and removing programs, verdict counting and reclaiming an interface " +
-                        "are authorized by polkit for administrators. Turn on administrative access " +
-                        "(\"Limited access\" in Cockpit's top bar) to use them."));
+                        h("span", { class: "xdp-alert-text" },
+                          h("strong", null, "Read-only: you do not have administrative access. "),
+                          "Adding, changing and removing programs, verdict counting and reclaiming an interface " +
+                          "are authorized by polkit for administrators. Turn on administrative access " +
+                          "(\"Limited access\" in Cockpit's top bar) to use them.")));
     }
     state.alerts.forEach((alert, i) => {
         children.push(h("div", { class: "xdp-alert xdp-alert-" + alert.kind, role: "alert" },
@@ -162,7 +164,7 @@ function renderProgramRow(link, entry, position, linked) {
     const proceed = (p.ProceedOn || []).length ? p.ProceedOn.join(", ") : "none (ends the chain)";
     const admin = permission.allowed;
     const why = admin ? null : "Needs administrative access";
-    return h("tr", { class: linked ? "" : "xdp-unlinked", dataset: { programId: programId(entry.path), name: p.Name, tag: p.Tag } },
+    return h("tr", { class: linked ? "" : "xdp-unlinked", dataset: { path: entry.path, programId: programId(entry.path), name: p.Name, tag: p.Tag } },
              h("td", { "data-label": "Position" }, String(position)),
              h("td", { "data-label": "Priority" }, String(p.Priority)),
              h("td", { "data-label": "Program" },
@@ -491,9 +493,21 @@ function pollStats() {
         }
     }
     Promise.all(reads).then(() => {
-        if (reads.length) render();
+        if (reads.length) updateVerdicts();
         window.setTimeout(pollStats, STATS_INTERVAL_MS);
     });
+}
+
+/* New counts replace only the verdict cells: rows and buttons stay as they are under the pointer. */
+function updateVerdicts() {
+    for (const row of document.querySelectorAll("tr[data-path]")) {
+        const path = row.dataset.path;
+        const program = programs[path];
+        const link = program && links[program.Link];
+        const cell = row.querySelector("td.xdp-verdicts");
+        if (link && cell)
+            cell.replaceWith(verdictCell(path, link.Counting));
+    }
 }
 
 function loadUsers() {

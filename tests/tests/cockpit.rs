@@ -146,6 +146,7 @@ fn browser_run(name: &str, readonly: bool) {
     require_prerequisites();
     let pair = VethPair::new();
     let bus = TestBus::start(name, &pair.ns_b, 0);
+    let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
     let scratch = Scratch::new(name);
     let data = scratch.0.join("share");
     install_package(&data);
@@ -218,6 +219,7 @@ fn browser_run(name: &str, readonly: bool) {
             .env("XDPD_SENDER_NS", &pair.ns_a)
             .env("XDPD_TARGET", pair.addr_b.to_string())
             .env("XDPD_OBJECTS", &objects)
+            .env("XDPD_LINK_PIN", bus.pins.0.join("xdpd").join(ifindex.to_string()).join("link"))
             .env("XDPD_PROFILE", &profile)
             .env("XDPD_SCREENSHOT", &screenshot)
             .env("XDPD_MODE", if readonly { "readonly" } else { "admin" })
@@ -234,10 +236,8 @@ fn browser_run(name: &str, readonly: bool) {
         Some(s) => panic!("the browser test failed ({s}):\n{output}\n--- cockpit-ws ---\n{}", ws_log()),
         None => panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}:\n{output}\n--- cockpit-ws ---\n{}", ws_log()),
     }
-    if !readonly {
-        assert!(screenshot.is_file(), "no screenshot at {}", screenshot.display());
-        eprintln!("screenshot: {}", screenshot.display());
-    }
+    assert!(screenshot.is_file(), "no screenshot at {}", screenshot.display());
+    eprintln!("screenshot: {}", screenshot.display());
     // Stop the browser side before the bus and the namespaces go (fields drop in reverse).
     drop(script);
     drop(ws);
