@@ -19,6 +19,7 @@ DOCDIR ?= $(DATADIR)/doc/xdpd
 EXAMPLEDIR ?= $(DATADIR)/xdpd/examples
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+COCKPITDIR ?= $(DATADIR)/cockpit/xdpd
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 DBUSDIR ?= /usr/share/dbus-1
 POLKITACTIONDIR ?= /usr/share/polkit-1/actions
@@ -28,6 +29,8 @@ RELEASE := target/release
 # and build copies the objects here (install must not need cargo: it runs as root).
 EXAMPLES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 EXAMPLE_OBJECTS := $(RELEASE)/bpf-examples
+# The Cockpit page: plain files, no build step.
+COCKPIT_FILES := manifest.json index.html xdpd.js xdpd.css
 
 .PHONY: all build test install uninstall clean
 
@@ -70,11 +73,14 @@ install:
 	$(RELEASE)/xdpctl completions bash >$(DESTDIR)$(BASHCOMPDIR)/xdpctl
 	$(RELEASE)/xdpctl completions zsh >$(DESTDIR)$(ZSHCOMPDIR)/_xdpctl
 	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/xdpctl $(DESTDIR)$(ZSHCOMPDIR)/_xdpctl
+	install -d $(DESTDIR)$(COCKPITDIR)
+	install -m 0644 $(foreach f,$(COCKPIT_FILES),cockpit/$(f)) $(DESTDIR)$(COCKPITDIR)/
 	@echo
 	@echo "xdpd is installed. Let systemd and the system bus see it:"
 	@echo "    systemctl daemon-reload"
 	@echo "    systemctl reload dbus"
 	@echo "then try: xdpctl status"
+	@echo "With Cockpit installed, the page is at https://HOST:9090/xdpd"
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/xdpd $(DESTDIR)$(BINDIR)/xdpctl
@@ -84,6 +90,8 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/50-xdpd-example.rules $(DESTDIR)$(DOCDIR)/README.md
 	rm -f $(DESTDIR)$(EXAMPLEDIR)/README.md $(foreach e,$(EXAMPLES),$(DESTDIR)$(EXAMPLEDIR)/$(e).o)
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/xdpctl $(DESTDIR)$(ZSHCOMPDIR)/_xdpctl
+	rm -f $(foreach f,$(COCKPIT_FILES),$(DESTDIR)$(COCKPITDIR)/$(f))
+	rmdir $(DESTDIR)$(COCKPITDIR) $(DESTDIR)$(DATADIR)/cockpit 2>/dev/null || true
 	rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(DATADIR)/xdpd 2>/dev/null || true
 	@echo
 	@echo "xdpd is uninstalled. Now run:"
