@@ -234,7 +234,10 @@ fn browser_run(name: &str, readonly: bool) {
     match status {
         Some(s) if s.success() => {}
         Some(s) => panic!("the browser test failed ({s}):\n{output}\n--- cockpit-ws ---\n{}", ws_log()),
-        None => panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}:\n{output}\n--- cockpit-ws ---\n{}", ws_log()),
+        None => panic!(
+            "the browser test did not finish within {BROWSER_TIMEOUT:?}:\n{output}\n--- cockpit-ws ---\n{}",
+            ws_log()
+        ),
     }
     assert!(screenshot.is_file(), "no screenshot at {}", screenshot.display());
     eprintln!("screenshot: {}", screenshot.display());
