@@ -14,6 +14,7 @@ the veth pair and cockpit-ws, and passes everything in the environment:
   XDPD_OBJECTS      directory holding proto_count.o and port_block.o
   XDPD_PROFILE      a fresh, empty directory for Chromium's profile
   XDPD_SCREENSHOT   where to write the screenshot
+  XDPD_IDLE_TIMEOUT the service's --idle-timeout
   XDPD_MODE         "admin" (the default) or "readonly"
 
 Prints one line per step; exits non-zero with the reason on the first failure.
@@ -67,6 +68,22 @@ def send_udp(count, port):
         "    time.sleep(0.002)\n"
     )
     subprocess.run(["ip", "netns", "exec", ENV["XDPD_SENDER_NS"], sys.executable, "-c", code], check=True, timeout=60)
+
+
+def service_running():
+    out = subprocess.run(["busctl", f"--address={ENV['XDPD_ADDRESS']}", "call", "org.freedesktop.DBus",
+                          "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", "org.xdp.Manager1"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.strip() == "b true"
+
+
+def wait_service_gone():
+    """The test's service exits after XDPD_IDLE_TIMEOUT seconds without calls."""
+    deadline = time.monotonic() + int(ENV["XDPD_IDLE_TIMEOUT"]) + 20
+    while service_running():
+        if time.monotonic() > deadline:
+            fail("the service did not exit when idle")
+        time.sleep(0.2)
 
 
 def browser():
@@ -150,6 +167,10 @@ def admin_run(page, driver):
         fail(f"{IFACE} should start without programs:\n{page.text()}")
     if page.d.find_elements(By.ID, "readonly-notice"):
         fail("the administrator's page says it is read-only")
+
+    step("the service exits when idle; the page keeps its view and follows the next instance")
+    wait_service_gone()
+    page.wait("the interfaces still listed", lambda: page.link(IFACE) is not None and page.link("lo") is not None, 1)
 
     step("a program added with xdpctl appears without reload")
     added = xdpctl("add", IFACE, f"{objects}/proto_count.o", "--tag", "demo-counter", "--priority", "90")

@@ -22,7 +22,9 @@ use xdpd_tests::netns::VethPair;
 
 const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
 const PYTHON: &str = "/usr/bin/python3";
-/// The whole browser run: a first call activates the service, Chromium starts slowly on 2 CPUs.
+/// The service's --idle-timeout, in seconds.
+const IDLE_TIMEOUT: u64 = 3;
+/// The whole browser run; a first call activates the service, Chromium starts slowly on 2 CPUs.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn repo() -> PathBuf {
@@ -145,7 +147,8 @@ fn browser_run(name: &str, readonly: bool) {
     xdpd_tests::require_root();
     require_prerequisites();
     let pair = VethPair::new();
-    let bus = TestBus::start(name, &pair.ns_b, 0);
+    // The service exits when idle, as installed (there after 60 s): the page must cope.
+    let bus = TestBus::start(name, &pair.ns_b, IDLE_TIMEOUT);
     let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
     let scratch = Scratch::new(name);
     let data = scratch.0.join("share");
@@ -222,6 +225,7 @@ fn browser_run(name: &str, readonly: bool) {
             .env("XDPD_LINK_PIN", bus.pins.0.join("xdpd").join(ifindex.to_string()).join("link"))
             .env("XDPD_PROFILE", &profile)
             .env("XDPD_SCREENSHOT", &screenshot)
+            .env("XDPD_IDLE_TIMEOUT", IDLE_TIMEOUT.to_string())
             .env("XDPD_MODE", if readonly { "readonly" } else { "admin" })
             .env("HOME", &scratch.0)
             .stdin(Stdio::null())
