@@ -468,7 +468,12 @@ function removeDialog(link, entry) {
 
 /* ---- live data ---- */
 
-/* Stats is not signalled (see the top of this file): read it for the links that count. */
+/* Stats is not signalled (see the top of this file): read it for the links that count.
+ *
+ * Property reads do not count as activity for the service's idle exit, and its
+ * counts start again from zero when it restarts: while the page shows counts it
+ * also makes one cheap method call per reading (GetLinkByIndex), so the service
+ * stays up and the counts keep counting as long as someone watches them. */
 function pollStats() {
     const now = Date.now();
     const reads = [];
@@ -476,13 +481,16 @@ function pollStats() {
         const link = links[path];
         if (!link.Counting)
             continue;
+        if (reads.length === 0)
+            reads.push(client.call(ROOT, BUS_NAME, "GetLinkByIndex", [link.Index]).catch(() => {}));
         for (const entry of programsOf(link)) {
             reads.push(client.call(entry.path, "org.freedesktop.DBus.Properties", "Get", [PROGRAM, "Stats"])
                     .then(([variant]) => {
                         const stats = variant.v || {};
                         const prev = state.stats[entry.path];
                         let rates = null;
-                        if (prev && now > prev.at) {
+                        const restarted = prev && VERDICTS.some(v => (stats[v] || 0) < (prev.stats[v] || 0));
+                        if (prev && now > prev.at && !restarted) {
                             rates = {};
                             for (const v of VERDICTS)
                                 rates[v] = Math.max(0, ((stats[v] || 0) - (prev.stats[v] || 0)) * 1000 / (now - prev.at));

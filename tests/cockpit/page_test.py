@@ -234,8 +234,14 @@ def admin_run(page, driver):
     rate = lambda: page.row("proto_count").find_element(By.CSS_SELECTOR, '[data-verdict="pass"] .xdp-verdict-rate').text
     page.wait("a rate next to the counter", lambda: rate().endswith("/s") and rate() not in ("0/s", "0.0/s"), 10)
 
+    # The page keeps the service up while it shows counts (they restart from zero with it).
+    before = page.count("proto_count", "pass")
+    time.sleep(int(ENV["XDPD_IDLE_TIMEOUT"]) + 2)
+    if not service_running() or (page.count("proto_count", "pass") or 0) < before:
+        fail(f"the service exited while the page showed counts: pass {before} -> {page.count('proto_count', 'pass')}")
+
     screenshot = ENV["XDPD_SCREENSHOT"]
-    driver.save_screenshot(screenshot)
+    driver.find_element(By.ID, "app").screenshot(screenshot)  # the page, without the empty window below it
     step(f"screenshot: {screenshot}")
 
     step("changing a program's priority from the page (an atomic replace)")
@@ -299,7 +305,7 @@ def readonly_run(page, driver):
     enabled = [b.get_attribute("class") for b in buttons if b.is_enabled()]
     if len(buttons) < 4 or enabled:
         fail(f"actions enabled without administrative access: {enabled} (of {len(buttons)})")
-    driver.save_screenshot(ENV["XDPD_SCREENSHOT"])
+    driver.find_element(By.ID, "app").screenshot(ENV["XDPD_SCREENSHOT"])
     step(f"screenshot: {ENV['XDPD_SCREENSHOT']}")
 
 
