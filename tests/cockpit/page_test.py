@@ -240,6 +240,10 @@ def admin_run(page, driver):
     if not service_running() or (page.count("proto_count", "pass") or 0) < before:
         fail(f"the service exited while the page showed counts: pass {before} -> {page.count('proto_count', 'pass')}")
 
+    # Traffic while the screenshot is taken: rates next to the counts.
+    send_udp(200, port=7000)
+    send_udp(20, port=9000)
+    page.wait("a rate for the screenshot", lambda: rate() not in ("0/s", "0.0/s") and (page.count("port_block", "drop") or 0) >= 60, 10)
     screenshot = ENV["XDPD_SCREENSHOT"]
     driver.find_element(By.ID, "app").screenshot(screenshot)  # the page, without the empty window below it
     step(f"screenshot: {screenshot}")
