@@ -443,8 +443,8 @@ function changeDialog(link, entry) {
                    field("Priority", h("input", { type: "text", id: "change-priority", class: "xdp-input", inputmode: "numeric", value: String(p.Priority) })),
                    proceedOnField("change", p.ProceedOn || []),
                    field("Tag", h("input", { type: "text", id: "change-tag", class: "xdp-input", value: p.Tag || "" }),
-                         "With the same tag, a program you own as administrator (uid 0) is replaced atomically; otherwise the new " +
-                         "program is added first and this one removed after it."));
+                         "With the same tag, a program root owns is replaced atomically; otherwise the new program (owned by root, " +
+                         "as the administrator adds it) is added first and this one removed after it."));
     openDialog("Change " + p.Name + " (program " + programId(entry.path) + ") on " + link.Name, "Apply", body, () => {
         const options = optionArgs("change");
         const tag = document.getElementById("change-tag").value.trim();
@@ -552,6 +552,10 @@ function start() {
         render();
     });
     permission.addEventListener("changed", render);
+    client.addEventListener("close", (ev, options) => {
+        addAlert("danger", "The connection to xdpd (" + BUS_NAME + ") was closed: " +
+                 ((options && options.problem) || "unknown problem") + ". Is xdpd installed? Reload the page to retry.");
+    });
 
     const version = client.call(ROOT, "org.freedesktop.DBus.Properties", "Get", [BUS_NAME, "Version"])
             .then(([variant]) => { state.version = variant.v });
