@@ -46,6 +46,11 @@ const state = {
     version: "",
 };
 
+/* A D-Bus call as a native promise (a throw in a handler becomes a rejection). */
+function call(path, iface, method, args) {
+    return new Promise((resolve, reject) => client.call(path, iface, method, args).then(resolve, reject));
+}
+
 /* ---- small DOM helpers ---- */
 
 function h(tag, attrs, ...children) {
@@ -207,7 +212,7 @@ function foreignNotice(link) {
                      class: "xdp-btn xdp-btn-warning xdp-reclaim",
                      disabled: !admin,
                      title: admin ? null : "Needs administrative access",
-                     onclick: () => act(client.call(link.path, LINK, "Reclaim", []).then(() => { delete state.foreign[link.path] })),
+                     onclick: () => act(call(link.path, LINK, "Reclaim", []).then(() => { delete state.foreign[link.path] })),
                  })
                  : null);
 }
@@ -231,7 +236,7 @@ function renderLink(link) {
                            disabled: !admin || members.length === 0,
                            onchange: ev => {
                                const on = ev.target.checked;
-                               act(client.call(link.path, LINK, "SetCounting", [on]), () => { ev.target.checked = !on });
+                               act(call(link.path, LINK, "SetCounting", [on]), () => { ev.target.checked = !on });
                            },
                        }),
                        h("span", { class: "xdp-switch-toggle", "aria-hidden": "true" }),
@@ -297,18 +302,25 @@ function act(promise, undo) {
     });
 }
 
-/* Runs xdpctl with the object's bytes on its standard input; resolves with its output. */
-function xdpctl(args, bytes) {
+/* Runs xdpctl with the object's bytes on its standard input; resolves with its
+ * output, or fails with its message (which carries the service's), naming the file. */
+function xdpctl(args, file) {
     const proc = cockpit.spawn(["xdpctl", "--no-ask-password"].concat(args),
                                { superuser: "try", err: "message", binary: true });
-    proc.input(bytes);
-    return proc.then(out => new TextDecoder().decode(out));
+    proc.input(file.bytes);
+    /* A native promise: cockpit's own does not turn a throw in a handler into a rejection. */
+    return new Promise((resolve, reject) => {
+        proc.then(out => resolve(new TextDecoder().decode(out)), ex => {
+            const message = errorText(ex).replace(/^xdpctl: /, "").replace(/^cannot (add|replace) - /, "cannot $1 " + file.name + " ");
+            reject(new Error(message));
+        });
+    });
 }
 
 function readFile(file) {
     return new Promise((resolve, reject) => {
         const reader = new FileReader();
-        reader.onload = () => resolve(new Uint8Array(reader.result));
+        reader.onload = () => resolve({ name: file.name, bytes: new Uint8Array(reader.result) });
         reader.onerror = () => reject(new Error("cannot read " + file.name + ": " + reader.error));
         reader.readAsArrayBuffer(file);
     });
@@ -427,7 +439,7 @@ function addDialog(link) {
         if (document.getElementById("add-persist").checked) args.push("--persist");
         const force = document.getElementById("add-force");
         if (force && force.checked) args.push("--force");
-        return chosenFile("add").then(bytes => xdpctl(args, bytes));
+        return chosenFile("add").then(file => xdpctl(args, file));
     });
 }
 
@@ -449,11 +461,11 @@ function changeDialog(link, entry) {
         const options = optionArgs("change");
         const tag = document.getElementById("change-tag").value.trim();
         const atomic = tag !== "" && tag === p.Tag && p.Owner === 0;
-        return chosenFile("change").then(bytes => {
+        return chosenFile("change").then(file => {
             if (atomic)
-                return xdpctl(["replace", link.Name, "-"].concat(options), bytes);
-            return xdpctl(["add", link.Name, "-"].concat(options), bytes)
-                    .then(() => client.call(entry.path, PROGRAM, "Remove", []));
+                return xdpctl(["replace", link.Name, "-"].concat(options), file);
+            return xdpctl(["add", link.Name, "-"].concat(options), file)
+                    .then(() => call(entry.path, PROGRAM, "Remove", []));
         });
     });
 }
@@ -463,7 +475,7 @@ function removeDialog(link, entry) {
     const body = h("p", null, "Remove " + p.Name + " (program " + programId(entry.path) + (p.Tag ? ", tag " + p.Tag : "") +
                    ", owner " + owner(p.Owner) + ") from the chain of " + link.Name + "?" +
                    ((link.Programs || []).length === 1 ? " It is the last program: the chain is detached." : ""));
-    openDialog("Remove program", "Remove", body, () => client.call(entry.path, PROGRAM, "Remove", []), true);
+    openDialog("Remove program", "Remove", body, () => call(entry.path, PROGRAM, "Remove", []), true);
 }
 
 /* ---- live data ---- */
@@ -482,9 +494,9 @@ function pollStats() {
         if (!link.Counting)
             continue;
         if (reads.length === 0)
-            reads.push(client.call(ROOT, BUS_NAME, "GetLinkByIndex", [link.Index]).catch(() => {}));
+            reads.push(call(ROOT, BUS_NAME, "GetLinkByIndex", [link.Index]).catch(() => {}));
         for (const entry of programsOf(link)) {
-            reads.push(client.call(entry.path, "org.freedesktop.DBus.Properties", "Get", [PROGRAM, "Stats"])
+            reads.push(call(entry.path, "org.freedesktop.DBus.Properties", "Get", [PROGRAM, "Stats"])
                     .then(([variant]) => {
                         const stats = variant.v || {};
                         const prev = state.stats[entry.path];
@@ -557,7 +569,7 @@ function start() {
                  ((options && options.problem) || "unknown problem") + ". Is xdpd installed? Reload the page to retry.");
     });
 
-    const version = client.call(ROOT, "org.freedesktop.DBus.Properties", "Get", [BUS_NAME, "Version"])
+    const version = call(ROOT, "org.freedesktop.DBus.Properties", "Get", [BUS_NAME, "Version"])
             .then(([variant]) => { state.version = variant.v });
     Promise.all([links.wait(), programs.wait(), loadUsers(), version])
             .catch(ex => addAlert("danger", "Cannot reach xdpd (" + BUS_NAME + "): " + errorText(ex)))

@@ -211,7 +211,10 @@ def admin_run(page, driver):
     page.click("#dialog-submit")
     error = driver.find_element(By.ID, "dialog-error")
     page.wait("the service's error in the dialog", lambda: error.is_displayed() and "ELF" in error.text, 30)
+    if not error.text.startswith("cannot add not-an-object.o to "):
+        fail(f"the error does not name the file: {error.text}")
     step(f"  shown: {error.text.splitlines()[0]}")
+    driver.save_screenshot(ENV["XDPD_SCREENSHOT"].replace(".png", "-error.png"))
     page.click("#dialog-cancel")
     page.wait("the dialog closed", lambda: not page.dialog_open(), 5)
 

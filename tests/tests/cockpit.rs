@@ -219,7 +219,9 @@ fn browser_run(name: &str, readonly: bool) {
     }
 
     let screenshot = artifacts().join(format!("{name}.png"));
-    let _ = std::fs::remove_file(&screenshot);
+    for suffix in ["", "-error", "-failure"] {
+        let _ = std::fs::remove_file(artifacts().join(format!("{name}{suffix}.png")));
+    }
     let script_log = scratch.0.join("page_test.log");
     let out = std::fs::File::create(&script_log).expect("script log");
     let mut script = Group::spawn(
