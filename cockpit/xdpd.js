@@ -1,11 +1,11 @@
 /* xdpd's Cockpit page.
  *
- * Everything shown comes from org.xdp.Manager1 on the system bus:
- *  - the link and program objects from the ObjectManager at /org/xdp/Manager1
- *    (cockpit.dbus proxies: the bridge follows InterfacesAdded/InterfacesRemoved
- *    and PropertiesChanged for us);
- *  - ChainChanged and ForeignProgramDetected, subscribed to explicitly.
- * The chain is never polled. Only the programs' Stats property is read
+ * Everything shown comes from org.xdp.Manager1 on the system bus: the link
+ * and program objects of the ObjectManager at /org/xdp/Manager1 (one
+ * GetManagedObjects, again whenever the service starts anew: it exits when
+ * idle and is activated again), kept current by its InterfacesAdded and
+ * InterfacesRemoved, the objects' PropertiesChanged, and the links'
+ * ChainChanged and ForeignProgramDetected. The chain is never polled. Only the programs' Stats property is read
  * periodically while a link counts: the service does not signal it (its
  * EmitsChangedSignal is false, a packet counter changes all the time), and
  * rates need two readings anyway.
@@ -28,16 +28,15 @@ const VERDICTS = ["aborted", "drop", "pass", "tx", "redirect", "other"];
 const STATS_INTERVAL_MS = 1000;
 
 const client = cockpit.dbus(BUS_NAME, { bus: "system", superuser: "try" });
-const links = client.proxies(LINK, ROOT);
-const programs = client.proxies(PROGRAM, ROOT);
+/* The service's objects, path -> properties (plus .path): kept by sync() and the signals. */
+const links = {};
+const programs = {};
 const permission = cockpit.permission({ admin: true });
 
 const state = {
     ready: false,
     /* link path -> { id, at } of the last ForeignProgramDetected */
     foreign: {},
-    /* link path -> generation of the last ChainChanged */
-    generation: {},
     /* program path -> { at, stats, rates } */
     stats: {},
     /* uid -> user name */
@@ -145,7 +144,7 @@ function renderAlerts() {
 /* ---- the page ---- */
 
 function programsOf(link) {
-    return (link.Programs || []).map(path => ({ path, p: programs[path] })).filter(x => x.p && x.p.valid !== false);
+    return (link.Programs || []).map(path => ({ path, p: programs[path] })).filter(x => x.p);
 }
 
 function verdictCell(path, counting) {
@@ -284,7 +283,7 @@ function render() {
 function renderNow() {
     if (!state.ready)
         return;
-    const list = Object.keys(links).map(path => links[path]).filter(l => l.valid !== false && l.Name !== undefined);
+    const list = Object.keys(links).map(path => links[path]);
     list.sort((a, b) => a.Index - b.Index);
     const box = document.getElementById("links");
     box.replaceChildren(...(list.length ? list.map(renderLink) : [h("p", { class: "xdp-empty" }, "No network interfaces.")]));
@@ -541,28 +540,104 @@ function loadUsers() {
             .catch(() => { /* uids are shown instead */ });
 }
 
+/* ---- the model: GetManagedObjects, then the signals ---- */
+
+function unwrap(props) {
+    const out = {};
+    for (const [name, variant] of Object.entries(props || {}))
+        out[name] = variant && typeof variant === "object" && "v" in variant ? variant.v : variant;
+    return out;
+}
+
+function addObject(path, interfaces) {
+    if (interfaces[LINK])
+        links[path] = Object.assign(links[path] || { path }, unwrap(interfaces[LINK]));
+    if (interfaces[PROGRAM])
+        programs[path] = Object.assign(programs[path] || { path }, unwrap(interfaces[PROGRAM]));
+}
+
+function removeObject(path, interfaces) {
+    if (interfaces.includes(LINK)) {
+        delete links[path];
+        delete state.foreign[path];
+    }
+    if (interfaces.includes(PROGRAM)) {
+        delete programs[path];
+        delete state.stats[path];
+    }
+}
+
+let syncing = null;
+
+/* Everything again from the service; signals that arrive meanwhile are older than its reply. */
+function sync() {
+    if (!syncing) {
+        syncing = call(ROOT, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", [])
+                .then(([objects]) => {
+                    for (const path of Object.keys(links)) delete links[path];
+                    for (const path of Object.keys(programs)) delete programs[path];
+                    for (const [path, interfaces] of Object.entries(objects || {}))
+                        addObject(path, interfaces);
+                })
+                .finally(() => { syncing = null; render() });
+    }
+    return syncing;
+}
+
+function subscribe() {
+    const om = "org.freedesktop.DBus.ObjectManager";
+    client.subscribe({ interface: om, member: "InterfacesAdded", path: ROOT }, (path, iface, signal, [object, interfaces]) => {
+        addObject(object, interfaces);
+        render();
+    });
+    client.subscribe({ interface: om, member: "InterfacesRemoved", path: ROOT }, (path, iface, signal, [object, interfaces]) => {
+        removeObject(object, interfaces);
+        render();
+    });
+    client.subscribe({ interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged", path_namespace: ROOT },
+                     (path, iface, signal, [changedIface, changed, invalidated]) => {
+                         const target = changedIface === LINK ? links[path] : changedIface === PROGRAM ? programs[path] : null;
+                         if (!target)
+                             return;
+                         Object.assign(target, unwrap(changed));
+                         for (const name of invalidated || [])
+                             call(path, "org.freedesktop.DBus.Properties", "Get", [changedIface, name])
+                                     .then(([variant]) => { target[name] = variant.v; render() })
+                                     .catch(() => {});
+                         render();
+                     });
+    client.subscribe({ interface: LINK, member: "ChainChanged", path_namespace: ROOT }, (path, iface, signal, [generation, order]) => {
+        /* The PropertiesChanged of the same change came first; this is the run order to show. */
+        if (links[path]) {
+            links[path].Generation = generation;
+            links[path].Programs = order;
+        }
+        render();
+    });
+    client.subscribe({ interface: LINK, member: "ForeignProgramDetected", path_namespace: ROOT }, (path, iface, signal, [id]) => {
+        state.foreign[path] = { id, at: Date.now() };
+        const link = links[path];
+        addAlert("warning", (link ? link.Name : path) + ": " +
+                 (id ? "a program attached by someone else (kernel id " + id + ") replaced the chain."
+                     : "the chain was detached behind xdpd's back."));
+        render();
+    });
+    /* A new instance of the service (after an idle exit) may see other interfaces: read everything again. */
+    let owner;
+    client.addEventListener("owner", (ev, current) => {
+        if (current && owner !== undefined && current !== owner)
+            sync();
+        if (current)
+            owner = current;
+    });
+}
+
 function start() {
     document.getElementById("dialog-submit").addEventListener("click", submitDialog);
     document.getElementById("dialog-cancel").addEventListener("click", closeDialog);
     document.addEventListener("keydown", ev => { if (ev.key === "Escape") closeDialog() });
 
-    for (const collection of [links, programs]) {
-        collection.addEventListener("added", render);
-        collection.addEventListener("changed", render);
-        collection.addEventListener("removed", (ev, proxy) => { delete state.stats[proxy.path]; render() });
-    }
-    client.subscribe({ interface: LINK, member: "ChainChanged", path_namespace: ROOT }, (path, iface, signal, args) => {
-        state.generation[path] = args[0];
-        render();
-    });
-    client.subscribe({ interface: LINK, member: "ForeignProgramDetected", path_namespace: ROOT }, (path, iface, signal, args) => {
-        state.foreign[path] = { id: args[0], at: Date.now() };
-        const link = links[path];
-        addAlert("warning", (link ? link.Name : path) + ": " +
-                 (args[0] ? "a program attached by someone else (kernel id " + args[0] + ") replaced the chain."
-                     : "the chain was detached behind xdpd's back."));
-        render();
-    });
+    subscribe();
     permission.addEventListener("changed", render);
     client.addEventListener("close", (ev, options) => {
         addAlert("danger", "The connection to xdpd (" + BUS_NAME + ") was closed: " +
@@ -571,7 +646,7 @@ function start() {
 
     const version = call(ROOT, "org.freedesktop.DBus.Properties", "Get", [BUS_NAME, "Version"])
             .then(([variant]) => { state.version = variant.v });
-    Promise.all([links.wait(), programs.wait(), loadUsers(), version])
+    Promise.all([sync(), loadUsers(), version])
             .catch(ex => addAlert("danger", "Cannot reach xdpd (" + BUS_NAME + "): " + errorText(ex)))
             .then(() => {
                 state.ready = true;

@@ -8,6 +8,7 @@ the veth pair and cockpit-ws, and passes everything in the environment:
   XDPD_ADDRESS      the private system bus (for xdpctl)
   XDPCTL            the built xdpctl
   XDPD_IFACE        the test interface (in the service's namespace)
+  XDPD_SERVICE_NS   the service's network namespace (where XDPD_IFACE lives)
   XDPD_SENDER_NS    the namespace to send traffic from
   XDPD_TARGET       the address of XDPD_IFACE
   XDPD_LINK_PIN     the pinned bpf_link of XDPD_IFACE's chain (detached to play a foreign tool)
@@ -171,6 +172,19 @@ def admin_run(page, driver):
     step("the service exits when idle; the page keeps its view and follows the next instance")
     wait_service_gone()
     page.wait("the interfaces still listed", lambda: page.link(IFACE) is not None and page.link("lo") is not None, 1)
+
+    step("interfaces appearing while the service is down show once it runs again; renamed and deleted ones at once")
+    ns = ENV["XDPD_SERVICE_NS"]
+    ip = lambda *args: subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True, timeout=30)
+    ip("link", "add", "xdpd-new0", "type", "veth", "peer", "name", "xdpd-new1")
+    if service_running():
+        fail("the service should still be down (idle exit)")
+    xdpctl("status")  # any call starts it again; the page must read everything from the new instance
+    page.wait("the new interfaces", lambda: page.link("xdpd-new0") is not None and page.link("xdpd-new1") is not None, LIVE)
+    ip("link", "set", "xdpd-new0", "name", "xdpd-renamed")
+    page.wait("the renamed interface", lambda: page.link("xdpd-renamed") is not None and page.link("xdpd-new0") is None, LIVE)
+    ip("link", "del", "xdpd-renamed")
+    page.wait("the deleted interfaces gone", lambda: page.link("xdpd-renamed") is None and page.link("xdpd-new1") is None, LIVE)
 
     step("a program added with xdpctl appears without reload")
     added = xdpctl("add", IFACE, f"{objects}/proto_count.o", "--tag", "demo-counter", "--priority", "90")

@@ -23,7 +23,7 @@ use xdpd_tests::netns::VethPair;
 const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
 const PYTHON: &str = "/usr/bin/python3";
 /// The service's --idle-timeout, in seconds.
-const IDLE_TIMEOUT: u64 = 3;
+const IDLE_TIMEOUT: u64 = 4;
 /// The whole browser run; a first call activates the service, Chromium starts slowly on 2 CPUs.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -233,6 +233,7 @@ fn browser_run(name: &str, readonly: bool) {
             .env("XDPCTL", &xdpctl)
             .env("XDPD_IFACE", &pair.dev_b)
             .env("XDPD_SENDER_NS", &pair.ns_a)
+            .env("XDPD_SERVICE_NS", &pair.ns_b)
             .env("XDPD_TARGET", pair.addr_b.to_string())
             .env("XDPD_OBJECTS", &objects)
             .env("XDPD_LINK_PIN", bus.pins.0.join("xdpd").join(ifindex.to_string()).join("link"))
