@@ -5,10 +5,10 @@
  * GetManagedObjects, again whenever the service starts anew: it exits when
  * idle and is activated again), kept current by its InterfacesAdded and
  * InterfacesRemoved, the objects' PropertiesChanged, and the links'
- * ChainChanged and ForeignProgramDetected. The chain is never polled. Only the programs' Stats property is read
- * periodically while a link counts: the service does not signal it (its
- * EmitsChangedSignal is false, a packet counter changes all the time), and
- * rates need two readings anyway.
+ * ChainChanged and ForeignProgramDetected. The chain is never polled. Only
+ * the programs' Stats property is read periodically while a link counts: the
+ * service does not signal it (its EmitsChangedSignal is false, a packet
+ * counter changes all the time), and rates need two readings anyway.
  *
  * Changes go through D-Bus with Cockpit's administrative access
  * (superuser: "try"), so polkit authorizes them as for any other client.
@@ -274,10 +274,11 @@ function render() {
     if (renderQueued)
         return;
     renderQueued = true;
-    window.requestAnimationFrame(() => {
+    /* One rendering for a burst of signals (a change emits several); a timer, as frames stop in hidden tabs. */
+    window.setTimeout(() => {
         renderQueued = false;
         renderNow();
-    });
+    }, 0);
 }
 
 function renderNow() {
@@ -611,6 +612,9 @@ function subscribe() {
         if (links[path]) {
             links[path].Generation = generation;
             links[path].Programs = order;
+            /* A chain attached again (by anyone) ends a detachment seen before. */
+            if (!links[path].ForeignProgramId && links[path].KernelProgramId)
+                delete state.foreign[path];
         }
         render();
     });
