@@ -154,8 +154,19 @@ class Page:
         return not self.d.find_element(By.ID, "dialog-backdrop").get_attribute("hidden")
 
 
-def severe_console_entries(driver):
-    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+CONSOLE_ERRORS = []
+
+
+def collect_console(driver, only_ours=False):
+    """Keeps the console's errors (SEVERE) since the last call; with only_ours,
+    those of other pages (Cockpit's shell, its system pages) are shown, not kept."""
+    for entry in driver.get_log("browser"):
+        if entry.get("level") != "SEVERE":
+            continue
+        if only_ours and "/xdpd/" not in entry["message"]:
+            print(f"  (console, not this page: {entry['message'][:200]})", flush=True)
+            continue
+        CONSOLE_ERRORS.append(entry["message"])
 
 
 def admin_run(page, driver):
@@ -257,13 +268,27 @@ def admin_run(page, driver):
     if not service_running() or (page.count("proto_count", "pass") or 0) < before:
         fail(f"the service exited while the page showed counts: pass {before} -> {page.count('proto_count', 'pass')}")
 
+    step("the page in Cockpit's shell: its menu entry and frame (the screenshot)")
+    collect_console(driver)
+    driver.get(ENV["XDPD_URL"].replace("/cockpit/@localhost/xdpd/index.html", "/xdpd"))
+    frame = page.wait("the page's frame in Cockpit's shell",
+                      lambda: (driver.find_elements(By.CSS_SELECTOR, 'iframe[name$="/xdpd"]') or [None])[0], 30)
+    menu = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav a, #host-apps a")]
+    if "XDP chains" not in menu:
+        fail(f"no \"XDP chains\" in the shell's menu: {menu}")
+    driver.switch_to.frame(frame)
+    page.wait("the chain in the shell's frame", lambda: page.row("proto_count") is not None, 30)
     # Traffic while the screenshot is taken: rates next to the counts.
     send_udp(200, port=7000)
     send_udp(20, port=9000)
     page.wait("a rate for the screenshot", lambda: rate() not in ("0/s", "0.0/s") and (page.count("port_block", "drop") or 0) >= 60, 10)
+    driver.switch_to.default_content()
     screenshot = ENV["XDPD_SCREENSHOT"]
-    driver.find_element(By.ID, "app").screenshot(screenshot)  # the page, without the empty window below it
+    driver.save_screenshot(screenshot)
     step(f"screenshot: {screenshot}")
+    collect_console(driver, only_ours=True)
+    driver.get(ENV["XDPD_URL"])
+    page.wait("the page again", lambda: page.row("port_block") is not None, 30)
 
     step("changing a program's priority from the page (an atomic replace)")
     old_id = page.row("port_block").get_attribute("data-program-id")
@@ -337,9 +362,9 @@ def main():
         page = Page(driver)
         driver.get(ENV["XDPD_URL"])
         (readonly_run if mode == "readonly" else admin_run)(page, driver)
-        severe = severe_console_entries(driver)
-        if severe:
-            fail("the browser console shows errors:\n" + "\n".join(e["message"] for e in severe))
+        collect_console(driver)
+        if CONSOLE_ERRORS:
+            fail("the browser console shows errors:\n" + "\n".join(CONSOLE_ERRORS))
         step("the browser console shows no errors")
     except Exception:
         try:

@@ -8,7 +8,8 @@
 //! `target/cockpit-artifacts/`.
 //!
 //! Needs (and fails with a clear message without): cockpit-ws, cockpit-bridge,
-//! chromium, chromium-driver and python3-selenium.
+//! cockpit-system (the shell around the page), chromium, chromium-driver and
+//! python3-selenium.
 
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -37,6 +38,7 @@ fn require_prerequisites() {
     for (path, package) in [
         (COCKPIT_WS, "cockpit-ws"),
         ("/usr/bin/cockpit-bridge", "cockpit-bridge"),
+        ("/usr/share/cockpit/shell/manifest.json", "cockpit-system"),
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
         (PYTHON, "python3"),
@@ -51,7 +53,7 @@ fn require_prerequisites() {
     }
     assert!(
         missing.is_empty(),
-        "the Cockpit page test needs {}: apt-get install cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium (.ci/run does)",
+        "the Cockpit page test needs {}: apt-get install cockpit-ws cockpit-bridge cockpit-system chromium chromium-driver python3-selenium (.ci/run does)",
         missing.join(", ")
     );
 }
