@@ -12,7 +12,7 @@ the veth pair and cockpit-ws, and passes everything in the environment:
   XDPD_SENDER_NS    the namespace to send traffic from
   XDPD_TARGET       the address of XDPD_IFACE
   XDPD_LINK_PIN     the pinned bpf_link of XDPD_IFACE's chain (detached to play a foreign tool)
-  XDPD_OBJECTS      directory holding proto_count.o and port_block.o
+  XDPD_OBJECTS      directory holding proto_count.o, port_block.o and basic.o
   XDPD_PROFILE      a fresh, empty directory for Chromium's profile
   XDPD_SCREENSHOT   where to write the screenshot
   XDPD_IDLE_TIMEOUT the service's --idle-timeout
@@ -321,6 +321,11 @@ def admin_run(page, driver):
     for close in driver.find_elements(By.CSS_SELECTOR, "#alerts .xdp-alert-close"):
         close.click()
 
+    step("counting off from the page")
+    page.click(".xdp-switch", page.link(IFACE))
+    page.wait("Counting off at the service", lambda: not xdpctl("status", IFACE)["interfaces"][0]["counting"], 10)
+    page.wait("the switch off", lambda: not page.link(IFACE).find_element(By.CSS_SELECTOR, ".xdp-counting").is_selected(), LIVE)
+
     step("removing a program from the page")
     page.click(".xdp-remove", page.row("port_block"))
     page.wait("the remove dialog", page.dialog_open, 5)
@@ -335,6 +340,25 @@ def admin_run(page, driver):
     page.wait("proto_count gone", lambda: page.row("proto_count") is None, LIVE)
     step(f"  gone after {time.monotonic() - start:.2f} s")
     page.wait("the interface shown without programs", lambda: "No programs." in page.link(IFACE).text, LIVE)
+
+    step("a program attached by someone else: the page says what to do; adding with Take over evicts it")
+    subprocess.run(["ip", "-n", ENV["XDPD_SERVICE_NS"], "link", "set", "dev", "lo", "xdpgeneric",
+                    "obj", f"{objects}/basic.o", "program", "xdp_pass"], check=True, capture_output=True, timeout=30)
+    lo = lambda: page.link("lo")
+    page.wait("the foreign program on lo", lambda: bool(lo().find_elements(By.CSS_SELECTOR, ".xdp-foreign")), 10)
+    notice = lo().find_element(By.CSS_SELECTOR, ".xdp-foreign").text
+    if "Take over" not in notice or "bpftool prog show id" not in notice:
+        fail(f"the notice does not say what to do: {notice}")
+    page.click(".xdp-add", lo())
+    page.wait("the add dialog", page.dialog_open, 5)
+    driver.find_element(By.ID, "add-file").send_keys(f"{objects}/proto_count.o")
+    driver.find_element(By.ID, "add-force").click()
+    page.click("#dialog-submit")
+    page.wait("proto_count on lo, the foreign program gone",
+              lambda: page.row("proto_count", "lo") is not None and not lo().find_elements(By.CSS_SELECTOR, ".xdp-foreign"), 30)
+    status = xdpctl("status", "lo")["interfaces"][0]
+    if status["foreign_program_id"] or [p["name"] for p in status["programs"]] != ["proto_count"]:
+        fail(f"not taken over at the service: {status}")
 
 
 def readonly_run(page, driver):

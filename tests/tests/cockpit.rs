@@ -168,8 +168,8 @@ fn browser_run(name: &str, readonly: bool) {
     install_package(&data);
     let objects = scratch.0.join("objects");
     std::fs::create_dir_all(&objects).expect("objects dir");
-    for object in ["proto_count", "port_block"] {
-        std::fs::copy(xdpd_bpf::object_path(object), objects.join(format!("{object}.o"))).expect("copy example");
+    for object in ["proto_count", "port_block", "basic"] {
+        std::fs::copy(xdpd_bpf::object_path(object), objects.join(format!("{object}.o"))).expect("copy object");
     }
     let profile = scratch.0.join("chromium");
     std::fs::create_dir_all(&profile).expect("profile dir");
