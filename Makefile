@@ -20,6 +20,7 @@ EXAMPLEDIR ?= $(DATADIR)/xdpd/examples
 MANDIR ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/vendor-completions
+COCKPITDIR ?= $(DATADIR)/cockpit/xdpd
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 DBUSDIR ?= /usr/share/dbus-1
 POLKITACTIONDIR ?= /usr/share/polkit-1/actions
@@ -35,6 +36,8 @@ EXAMPLE_HEADERS := $(wildcard bpf/include/*.h)
 # and build copies the objects here (install must not need cargo: it runs as root).
 EXAMPLES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 EXAMPLE_OBJECTS := $(RELEASE)/bpf-examples
+# The Cockpit page: plain files, no build step.
+COCKPIT_FILES := manifest.json index.html xdpd.js xdpd.css
 
 .PHONY: all build test install uninstall clean
 
@@ -90,11 +93,14 @@ install:
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 0644 $(GENERATED)/completions/xdpctl.bash $(DESTDIR)$(BASHCOMPDIR)/xdpctl
 	install -m 0644 $(GENERATED)/completions/_xdpctl $(DESTDIR)$(ZSHCOMPDIR)/_xdpctl
+	install -d $(DESTDIR)$(COCKPITDIR)
+	install -m 0644 $(foreach f,$(COCKPIT_FILES),cockpit/$(f)) $(DESTDIR)$(COCKPITDIR)/
 	@echo
 	@echo "xdpd is installed. Let systemd and the system bus see it:"
 	@echo "    systemctl daemon-reload"
 	@echo "    systemctl reload dbus"
 	@echo "then try: xdpctl status"
+	@echo "With Cockpit installed, the page is at https://HOST:9090/xdpd"
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/xdpd $(DESTDIR)$(BINDIR)/xdpctl
@@ -110,6 +116,8 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/xdpd.8 $(DESTDIR)$(MANDIR)/man8/xdpctl.8 $(DESTDIR)$(MANDIR)/man8/xdpctl-*.8
 	rm -f $(DESTDIR)$(MANDIR)/man5/org.xdp.Manager1.5
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/xdpctl $(DESTDIR)$(ZSHCOMPDIR)/_xdpctl
+	rm -f $(foreach f,$(COCKPIT_FILES),$(DESTDIR)$(COCKPITDIR)/$(f))
+	rmdir $(DESTDIR)$(COCKPITDIR) $(DESTDIR)$(DATADIR)/cockpit 2>/dev/null || true
 	rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(DATADIR)/xdpd 2>/dev/null || true
 	@echo
 	@echo "xdpd is uninstalled. Now run:"

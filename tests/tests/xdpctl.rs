@@ -1089,3 +1089,83 @@ fn golden_service_error_transcripts() {
     }
     assert!(wrong.is_empty(), "transcripts differ (UPDATE_GOLDEN=1 rewrites them):\n{}", wrong.join("\n"));
 }
+
+/// Runs xdpctl with `input` on its standard input (written by a thread, so a
+/// large input cannot block against a full stdout pipe).
+fn run_with_stdin(f: &Fixture, args: &[&str], input: Vec<u8>) -> Run {
+    use std::io::Write;
+    let mut child = f
+        .command(None, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xdpctl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        // xdpctl stops reading past its cap: a broken pipe is expected then.
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => out.expect("wait for xdpctl"),
+        Err(_) => {
+            // SAFETY: killing the child this test started, by its pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("xdpctl did not finish within {TIMEOUT:?}");
+        }
+    };
+    writer.join().expect("stdin writer");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn add_reads_the_object_from_standard_input() {
+    let f = Fixture::new("xdpctl-stdin");
+    let dev = f.pair.dev_b.as_str();
+    let bytes = std::fs::read(xdpd_bpf::object_path("udp")).expect("read test object");
+
+    // "-" is standard input: the object arrives through a memfd, as if from a file.
+    let r = run_with_stdin(&f, &["--json", "add", dev, "-", "--program", "udp_drop", "--tag", "piped"], bytes.clone());
+    assert_eq!(r.code, 0, "{r}\n--- bus log ---\n{}", f.bus.log());
+    let added: Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("no JSON ({e}): {r}"));
+    assert_eq!(added["name"], "udp_drop", "{added}");
+    let piped = f.status()["programs"][0].clone();
+    assert_eq!((&piped["tag"], &piped["name"]), (&Value::from("piped"), &Value::from("udp_drop")), "{piped}");
+    // The same bytes as the file: the same Sha256 as the object added by path.
+    f.ok(&["add", dev, &f.object("udp"), "--program", "udp_drop", "--tag", "file"]);
+    let programs = f.status()["programs"].as_array().unwrap().clone();
+    assert_eq!(programs.len(), 2);
+    assert_eq!(programs[0]["sha256"], programs[1]["sha256"], "{programs:?}");
+    // replace takes "-" too (same path through xdpctl).
+    let r = run_with_stdin(&f, &["replace", dev, "-", "--program", "udp_count", "--tag", "piped"], bytes.clone());
+    assert_eq!(r.code, 0, "{r}");
+    let names: Vec<Value> = f.status()["programs"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert!(names.contains(&Value::from("udp_count")) && names.len() == 2, "{names:?}");
+
+    // The service keeps every intake check: garbage is refused with its message.
+    let r = run_with_stdin(&f, &["add", dev, "-"], b"not an ELF object".to_vec());
+    assert_eq!(r.code, 5, "{r}");
+    assert!(r.stderr.starts_with("xdpctl: ") && r.stderr.contains("ELF"), "{r}");
+    // Nothing, and more than the cap, are refused by xdpctl before any call.
+    let r = run_with_stdin(&f, &["add", dev, "-"], Vec::new());
+    assert_eq!(r.code, 5, "{r}");
+    assert!(r.stderr.contains("standard input is empty"), "{r}");
+    let mut huge = bytes;
+    huge.resize((16 << 20) + 1, 0);
+    let r = run_with_stdin(&f, &["add", dev, "-"], huge);
+    assert_eq!(r.code, 5, "{r}");
+    assert!(r.stderr.contains("larger than 16777216 bytes"), "{r}");
+    assert_eq!(f.status()["programs"].as_array().map(Vec::len), Some(2), "refused inputs changed the chain");
+    // The help says so.
+    let help = f.run(&["add", "--help"]);
+    assert!(help.stdout.contains("standard input"), "{help}");
+}

@@ -136,9 +136,15 @@ pub async fn add(
         ));
     }
     // Opened here, with the user's own rights; the service reads the descriptor.
-    let file = std::fs::File::open(object).map_err(|e| {
-        Failure::new(Exit::Invalid, format!("cannot open {object_name}: {e}; give a readable XDP ELF object file"))
-    })?;
+    // "-" is standard input, copied into a memfd (for callers that cannot pass a
+    // descriptor, e.g. Cockpit's bridge): the service still checks everything.
+    let file = if object.as_os_str() == "-" {
+        stdin_memfd()?
+    } else {
+        std::fs::File::open(object).map_err(|e| {
+            Failure::new(Exit::Invalid, format!("cannot open {object_name}: {e}; give a readable XDP ELF object file"))
+        })?
+    };
     let link_path = client.link_path(iface).await?;
     if opts.proceed_on.as_ref().is_some_and(|a| a.iter().any(|a| a == "none")) {
         confirm_chain_end(client, link_path.as_str(), iface, opts).await?;
@@ -180,6 +186,41 @@ pub async fn add(
             None => out.line(&format!("added {name} on {iface}: program {id} ({})", path.as_str())),
         }
     }
+}
+
+/// The service's default object size cap (xdpd --max-object-size): reading
+/// stops one byte past it, so an endless stdin cannot fill memory.
+const STDIN_MAX_OBJECT_SIZE: u64 = 16 << 20;
+
+/// Standard input, read into a memfd (the service reads it from offset 0).
+fn stdin_memfd() -> Result<std::fs::File> {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let failed =
+        |e: std::io::Error| Failure::new(Exit::Failure, format!("cannot copy standard input into a memfd: {e}"));
+    // SAFETY: memfd_create with a NUL-terminated name; the descriptor is owned by the File.
+    let fd = unsafe { libc::memfd_create(c"xdpctl-stdin".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut bytes = Vec::new();
+    std::io::stdin().lock().take(STDIN_MAX_OBJECT_SIZE + 1).read_to_end(&mut bytes).map_err(failed)?;
+    if bytes.len() as u64 > STDIN_MAX_OBJECT_SIZE {
+        return Err(Failure::new(
+            Exit::Invalid,
+            format!("the object on standard input is larger than {STDIN_MAX_OBJECT_SIZE} bytes; use a smaller object"),
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(Failure::new(
+            Exit::Invalid,
+            "standard input is empty; pipe an XDP ELF object into xdpctl add IFACE -",
+        ));
+    }
+    file.write_all(&bytes).map_err(failed)?;
+    Ok(file)
 }
 
 /// What `remove` removes: one program by id or path (on IFACE when given),

@@ -135,7 +135,10 @@ pub enum Command {
         long_about = "Adds a program of the ELF object OBJECT to the chain of IFACE and prints \
                       the new program's id and object path. xdpctl opens OBJECT itself and hands \
                       the service the open descriptor, so the service never reads a file you \
-                      could not read.\n\n\
+                      could not read. OBJECT \"-\" reads the object from standard input (at most \
+                      16 MiB, the service's default cap) into a memory file and passes that, for \
+                      callers that cannot pass descriptors (Cockpit's page); the service checks \
+                      it like any other.\n\n\
                       Priority and proceed-on default to the object's libxdp metadata \
                       (XDP_RUN_CONFIG), else 50 and \"pass\". Needs the polkit authorization \
                       org.xdp.manager1.add-program; --force and --mode also need \
@@ -143,7 +146,8 @@ pub enum Command {
         after_long_help = concat!("EXAMPLES:\n  xdpctl add eth0 filter.o\n  \
                            xdpctl add eth0 filter.o --program drop_bad --priority 10 --tag myapp\n  \
                            xdpctl add eth0 counter.o --proceed-on pass,drop --persist\n  \
-                           xdpctl add eth0 filter.o --mode generic --force", "\n\nSee xdpctl --help for the exit statuses.")
+                           xdpctl add eth0 filter.o --mode generic --force\n  \
+                           ssh host cat filter.o | xdpctl add eth0 -", "\n\nSee xdpctl --help for the exit statuses.")
     )]
     Add(AddArgs),
 
@@ -482,7 +486,7 @@ pub struct AddArgs {
     #[arg(value_name = "IFACE")]
     pub iface: String,
 
-    /// ELF object file holding the program
+    /// ELF object file holding the program ("-": read it from standard input)
     #[arg(value_name = "OBJECT", value_hint = clap::ValueHint::FilePath)]
     pub object: PathBuf,
 
@@ -500,7 +504,7 @@ pub struct ReplaceArgs {
     #[arg(value_name = "IFACE")]
     pub iface: String,
 
-    /// ELF object file holding the program
+    /// ELF object file holding the program ("-": read it from standard input)
     #[arg(value_name = "OBJECT", value_hint = clap::ValueHint::FilePath)]
     pub object: PathBuf,
 
