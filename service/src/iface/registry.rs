@@ -1,6 +1,6 @@
 //! Every interface of the service's network namespace, by index: starts an
 //! owner when one appears (after restoring its record), and forwards
-//! renames, disappearance and the periodic foreign-program check.
+//! renames, disappearance and changes of an interface's XDP programs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,13 +50,13 @@ impl Registry {
     }
 
     /// An interface appeared: restore its recorded chain, start its owner and
-    /// publish it. `present` are the interfaces present now.
-    pub async fn appeared(&self, ifindex: u32, name: String, present: &HashMap<u32, String>) {
+    /// publish it. `present` are the interfaces present now (shared, not copied).
+    pub async fn appeared(&self, ifindex: u32, name: String, present: &Arc<HashMap<u32, String>>) {
         if self.get(ifindex).is_some() {
             return;
         }
         let (config, store, ifname, present) =
-            (self.config.clone(), self.cx.store.clone(), name.clone(), present.clone());
+            (self.config.clone(), self.cx.store.clone(), name.clone(), Arc::clone(present));
         let (chain, programs) =
             tokio::task::spawn_blocking(move || restore(&config, &store, ifindex, &ifname, &present))
                 .await
@@ -111,10 +111,10 @@ impl Registry {
         }
     }
 
-    /// Asks every owner to compare the kernel's XDP state with its own.
-    pub fn check_foreign(&self) {
-        for h in self.all() {
-            let _ = h.tx.try_send(Command::CheckForeign);
-        }
+    /// Asks the owner of `ifindex`, whose XDP programs changed, to compare the
+    /// kernel's XDP state with its own. False when the owner could not be told
+    /// (its queue is full): ask again later.
+    pub fn check_foreign(&self, ifindex: u32) -> bool {
+        self.get(ifindex).is_none_or(|h| h.tx.try_send(Command::CheckForeign).is_ok())
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::stats::VerdictCounters;
 use crate::engine::{Chain, MemberId};
+use crate::kernel::hook::attached;
 use crate::program::ProgramSpec;
 
 /// What an interface shows; replaced after every change.
@@ -67,16 +68,25 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Reads `chain` and asks the kernel about its hook (netlink, bpf_link
-    /// info; blocking: call it on the blocking pool).
+    /// Reads `chain` and asks the kernel about its hook: the link's info (one
+    /// bpf call) and the interface's XDP program ids (one rtnetlink request
+    /// for this interface, not a dump). No program is looked at beyond its
+    /// id. Blocking: call it on the blocking pool.
     pub fn of(chain: &Chain) -> Observed {
         let hook = chain.hook();
+        let kernel_program_id = hook.and_then(|h| h.attached_prog_id()).unwrap_or(0);
+        let foreign_program_id = hook
+            .and_then(|h| attached(h.ifindex()).ok())
+            .and_then(|a| a.ids().find(|&id| id != kernel_program_id))
+            .unwrap_or(0);
+        // A mode only while the chain runs: a detached chain runs nowhere.
+        let mode = hook.and_then(|h| h.mode()).filter(|_| kernel_program_id != 0);
         Observed {
             generation: chain.generation(),
             programs: chain.members().iter().map(|m| m.id).collect(),
-            kernel_program_id: hook.and_then(|h| h.attached_prog_id()).unwrap_or(0),
-            foreign_program_id: hook.and_then(|h| h.foreign().ok().flatten()).map_or(0, |f| f.prog_id),
-            mode: hook.and_then(|h| h.mode()).map_or("", |m| m.name()).to_string(),
+            kernel_program_id,
+            foreign_program_id,
+            mode: mode.map_or("", |m| m.name()).to_string(),
             counting: chain.counting(),
             counters: chain.members().iter().filter_map(|m| Some((m.id, m.counters()?))).collect(),
         }

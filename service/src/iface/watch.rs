@@ -1,23 +1,52 @@
-//! Follows the network interfaces of the service's namespace, and the XDP
-//! programs on them: an rtnetlink socket subscribed to link events wakes us,
-//! and a rescan of the interface list tells what appeared, disappeared or was
-//! renamed (no message parsing to get wrong, and a lost event only delays the
-//! next rescan).
+//! Follows the network interfaces of the service's namespace and the XDP
+//! programs on them, for every owner at once: one rtnetlink dump (every
+//! interface's name and XDP program ids) at start, after link events, and
+//! every few seconds — detaching a `bpf_link` sends no event. What the dump
+//! shows is compared with the previous one: an interface that appeared,
+//! disappeared or was renamed is told to the registry, and only an owner
+//! whose interface's XDP programs changed is asked to look again. The cost
+//! of a quiet period is one dump, whatever the number of interfaces.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::registry::Registry;
-use crate::kernel::netlink;
+use crate::kernel::netlink::{self, Link};
 
-/// Brings `registry` in line with the interfaces present now.
-pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
-    let now = netlink::interfaces();
-    for (index, name) in &now {
+/// How often the XDP programs of every interface are looked at without an event.
+const POLL: Duration = Duration::from_secs(2);
+
+async fn dump() -> Option<HashMap<u32, Link>> {
+    match tokio::task::spawn_blocking(netlink::links).await {
+        Ok(Ok(links)) => Some(links),
+        Ok(Err(e)) => {
+            tracing::error!("cannot list the interfaces (rtnetlink): {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("listing the interfaces failed: {e}");
+            None
+        }
+    }
+}
+
+/// Brings `registry` in line with one dump of the interfaces; `known` is the previous one.
+pub async fn sync(registry: &Registry, known: &mut HashMap<u32, Link>) {
+    let Some(mut now) = dump().await else { return };
+    let names: Arc<HashMap<u32, String>> = Arc::new(now.iter().map(|(i, l)| (*i, l.name.clone())).collect());
+    for (index, link) in &mut now {
         match known.get(index) {
-            None => registry.appeared(*index, name.clone(), &now).await,
-            Some(old) if old != name => registry.renamed(*index, name.clone()).await,
-            Some(_) => {}
+            None => registry.appeared(*index, link.name.clone(), &names).await,
+            Some(old) => {
+                if old.name != link.name {
+                    registry.renamed(*index, link.name.clone()).await;
+                }
+                // An owner that could not be told keeps the old state here: asked again next time.
+                if old.xdp != link.xdp && !registry.check_foreign(*index) {
+                    link.xdp = old.xdp;
+                }
+            }
         }
     }
     for index in known.keys().filter(|i| !now.contains_key(i)).copied().collect::<Vec<_>>() {
@@ -31,21 +60,20 @@ pub async fn watch(registry: Arc<Registry>) -> std::io::Result<tokio::task::Join
     let socket = netlink::link_events()?;
     let mut known = HashMap::new();
     sync(&registry, &mut known).await;
-    registry.check_foreign();
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
-        // Detaching a bpf_link sends no netlink event: look every few seconds too.
-        let mut poll = tokio::time::interval(std::time::Duration::from_secs(2));
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let readable = tokio::select! {
-                r = socket.readable() => r,
-                _ = poll.tick() => { registry.check_foreign(); continue }
-            };
-            let Ok(mut ready) = readable else { return };
-            netlink::drain(&socket, &mut buf);
-            ready.clear_ready();
+            tokio::select! {
+                readable = socket.readable() => {
+                    let Ok(mut ready) = readable else { return };
+                    netlink::drain(&socket, &mut buf);
+                    ready.clear_ready();
+                }
+                _ = poll.tick() => {}
+            }
             sync(&registry, &mut known).await;
-            registry.check_foreign();
         }
     }))
 }

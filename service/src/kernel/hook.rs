@@ -108,17 +108,14 @@ impl Attached {
     }
 }
 
-/// Asks the kernel (over netlink) which XDP programs run on `ifindex`.
+/// Asks the kernel (one rtnetlink request for this interface) which XDP programs run on `ifindex`.
 pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
-    let mut opts = libbpf_sys::bpf_xdp_query_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
-        ..Default::default()
-    };
-    // SAFETY: opts is a valid, sized options struct.
-    check(unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) }, || {
-        format!("querying the XDP programs of interface {ifindex}")
-    })?;
-    Ok(Attached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
+    let op = || format!("querying the XDP programs of interface {ifindex}");
+    match super::netlink::link(ifindex) {
+        Ok(Some(link)) => Ok(link.xdp),
+        Ok(None) => Err(KernelError::new(op(), libc::ENODEV)),
+        Err(e) => Err(KernelError { op: op(), source: e }),
+    }
 }
 
 /// The XDP hook of one interface, as far as xdpd owns it.

@@ -1,73 +1,173 @@
-//! The interface list and rtnetlink link events: the raw libc calls behind
-//! `iface::watch`.
+//! The interfaces of the service's network namespace and the XDP programs on
+//! them, from rtnetlink: one `RTM_GETLINK` dump tells every interface's name
+//! and XDP program ids at once; a `RTM_GETLINK` for one index tells one
+//! interface's (O(1), unlike libbpf's `bpf_xdp_query`, which dumps every
+//! interface to find one). Messages are framed and parsed with
+//! `netlink-packet-core`/`netlink-packet-route`; only the two attributes
+//! used (`IFLA_IFNAME`, `IFLA_XDP`) are decoded. Sockets come from
+//! `netlink-sys`.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io;
 
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, ParseableParametrized, NLMSG_DONE,
+    NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage, LinkXdp};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::io::unix::AsyncFd;
 
-/// The interfaces present now: index → name.
-pub fn interfaces() -> HashMap<u32, String> {
-    let mut out = HashMap::new();
-    // SAFETY: if_nameindex returns an array terminated by a zero entry, freed below.
-    unsafe {
-        let list = libc::if_nameindex();
-        if list.is_null() {
-            return out;
-        }
-        let mut entry = list;
-        while (*entry).if_index != 0 {
-            if !(*entry).if_name.is_null() {
-                out.insert((*entry).if_index, CStr::from_ptr((*entry).if_name).to_string_lossy().into_owned());
-            }
-            entry = entry.add(1);
-        }
-        libc::if_freenameindex(list);
-    }
-    out
+use super::hook::Attached;
+
+const RTM_NEWLINK: u16 = 16;
+/// `sizeof(struct ifinfomsg)`.
+const IFINFOMSG_LEN: usize = 16;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_XDP: u16 = 43;
+const RTMGRP_LINK: u32 = 1;
+
+/// One interface as rtnetlink shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    /// Its name.
+    pub name: String,
+    /// The XDP programs attached to it, per mode.
+    pub xdp: Attached,
 }
 
-fn link_events_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain socket calls; the descriptor is owned right away.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        );
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+fn socket() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// Sends an `RTM_GETLINK` for `ifindex` (0 and `dump`: every interface).
+fn request(socket: &Socket, ifindex: u32, dump: bool) -> io::Result<()> {
+    let mut header = NetlinkHeader::default();
+    header.flags = if dump { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+    header.sequence_number = 1;
+    let mut link = LinkMessage::default();
+    link.header.index = ifindex;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::GetLink(link)));
+    message.finalize();
+    let mut buf = vec![0; message.header.length as usize];
+    message.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    Ok(())
+}
+
+fn invalid(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {what}"))
+}
+
+/// The index and what we read of one `RTM_NEWLINK` payload.
+fn parse_link(payload: &[u8]) -> io::Result<(u32, Link)> {
+    let header = LinkHeader::parse(payload).map_err(invalid)?;
+    let attributes = payload.get(IFINFOMSG_LEN..).ok_or_else(|| invalid("short link message"))?;
+    let mut link = Link::default();
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla.map_err(invalid)?;
+        if nla.kind() != IFLA_IFNAME && nla.kind() != IFLA_XDP {
+            continue;
         }
-        let fd = OwnedFd::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        addr.nl_groups = libc::RTMGRP_LINK as u32;
-        let len = std::mem::size_of::<libc::sockaddr_nl>() as u32;
-        if libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_nl).cast(), len) != 0 {
-            return Err(std::io::Error::last_os_error());
+        match LinkAttribute::parse_with_param(&nla, header.interface_family).map_err(invalid)? {
+            LinkAttribute::IfName(name) => link.name = name,
+            LinkAttribute::Xdp(xdp) => {
+                for x in xdp {
+                    match x {
+                        LinkXdp::DrvProgId(id) => link.xdp.native = id,
+                        LinkXdp::SkbProgId(id) => link.xdp.generic = id,
+                        LinkXdp::HwProgId(id) => link.xdp.offload = id,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
         }
-        Ok(fd)
+    }
+    Ok((header.index, link))
+}
+
+/// Reads the answer to [`request`] into `out` until it is complete.
+fn receive(socket: &Socket, dump: bool, out: &mut HashMap<u32, Link>) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.recv(&mut &mut buf[..], 0)?;
+        let mut rest = buf.get(..n).unwrap_or_default();
+        while !rest.is_empty() {
+            let message = NetlinkBuffer::new_checked(rest).map_err(invalid)?;
+            let len = (message.length() as usize).min(rest.len()).max(1);
+            match message.message_type() {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = message.payload().get(..4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes);
+                    return match code {
+                        Some(0) => Ok(()),
+                        Some(code) => Err(io::Error::from_raw_os_error(-code)),
+                        None => Err(invalid("short error message")),
+                    };
+                }
+                RTM_NEWLINK => {
+                    let (index, link) = parse_link(message.payload())?;
+                    out.insert(index, link);
+                    if !dump {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            rest = rest.get(netlink_align(len)..).unwrap_or_default();
+        }
+    }
+}
+
+fn netlink_align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// Every interface present now, by index: one `RTM_GETLINK` dump.
+pub fn links() -> io::Result<HashMap<u32, Link>> {
+    let socket = socket()?;
+    request(&socket, 0, true)?;
+    let mut out = HashMap::new();
+    receive(&socket, true, &mut out)?;
+    Ok(out)
+}
+
+/// Interface `ifindex` (None: there is no such interface).
+pub fn link(ifindex: u32) -> io::Result<Option<Link>> {
+    let socket = socket()?;
+    request(&socket, ifindex, false)?;
+    let mut out = HashMap::new();
+    match receive(&socket, false, &mut out) {
+        Ok(()) => Ok(out.remove(&ifindex)),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// A non-blocking rtnetlink socket subscribed to link events, registered with tokio.
-pub fn link_events() -> std::io::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same while registered.
-    unsafe { AsyncFd::register(link_events_socket()?) }.map_err(|e| e.into_parts().1)
+pub fn link_events() -> io::Result<AsyncFd<Socket>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
+    socket.set_non_blocking(true)?;
+    // SAFETY: the AsyncFd owns the Socket, so the descriptor stays open and the same while registered.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
 }
 
-/// Reads and drops every queued event (their contents do not matter: a
-/// rescan tells what changed; an overflow, ENOBUFS, just means "rescan").
-pub fn drain(socket: &AsyncFd<OwnedFd>, buf: &mut [u8]) {
+/// Reads and drops every queued event (their contents do not matter: the
+/// next dump tells what changed; an overflow, ENOBUFS, just means "dump").
+pub fn drain(socket: &AsyncFd<Socket>, buf: &mut [u8]) {
     loop {
-        // SAFETY: reading into our buffer, within its length.
-        let n = unsafe { libc::recv(socket.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
-            break;
-        }
-        if n == 0 {
-            break;
+        match socket.get_ref().recv(&mut &mut buf[..], 0) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(_) => break,
         }
     }
 }
