@@ -12,6 +12,7 @@ use super::publish::Publish;
 use super::restore::restore;
 use crate::config::Config;
 use crate::engine::Chain;
+use crate::kernel::hook::Attached;
 use crate::limits::Limits;
 use crate::state::Store;
 
@@ -111,10 +112,19 @@ impl Registry {
         }
     }
 
-    /// Asks the owner of `ifindex`, whose XDP programs changed, to compare the
-    /// kernel's XDP state with its own. False when the owner could not be told
-    /// (its queue is full): ask again later.
-    pub fn check_foreign(&self, ifindex: u32) -> bool {
-        self.get(ifindex).is_none_or(|h| h.tx.try_send(Command::CheckForeign).is_ok())
+    /// Compares the XDP programs the kernel shows on `ifindex` with what its
+    /// owner last showed (its view: the chain's program, a foreign one), and
+    /// asks the owner to look again only when they differ (an owner whose
+    /// queue is full is busy changing the chain and looks afterwards anyway).
+    pub fn check_foreign(&self, ifindex: u32, xdp: Attached) {
+        let Some(h) = self.get(ifindex) else { return };
+        let (ours, foreign) = {
+            let view = h.view.borrow();
+            (view.kernel_program_id, view.foreign_program_id)
+        };
+        let shown = |id: u32| id == 0 || xdp.ids().any(|x| x == id);
+        if !(xdp.ids().all(|id| id == ours || id == foreign) && shown(ours) && shown(foreign)) {
+            let _ = h.tx.try_send(Command::CheckForeign);
+        }
     }
 }

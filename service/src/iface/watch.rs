@@ -1,11 +1,11 @@
 //! Follows the network interfaces of the service's namespace and the XDP
 //! programs on them, for every owner at once: one rtnetlink dump (every
 //! interface's name and XDP program ids) at start, after link events, and
-//! every few seconds — detaching a `bpf_link` sends no event. What the dump
-//! shows is compared with the previous one: an interface that appeared,
-//! disappeared or was renamed is told to the registry, and only an owner
-//! whose interface's XDP programs changed is asked to look again. The cost
-//! of a quiet period is one dump, whatever the number of interfaces.
+//! every few seconds — detaching a `bpf_link` sends no event. An interface
+//! that appeared, disappeared or was renamed since the previous dump is told
+//! to the registry; an owner is asked to look again only when the XDP
+//! program ids of its interface differ from what it shows. The cost of a
+//! quiet period is one dump and an in-memory comparison per interface.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,28 +31,25 @@ async fn dump() -> Option<HashMap<u32, Link>> {
     }
 }
 
-/// Brings `registry` in line with one dump of the interfaces; `known` is the previous one.
-pub async fn sync(registry: &Registry, known: &mut HashMap<u32, Link>) {
-    let Some(mut now) = dump().await else { return };
+/// Brings `registry` in line with one dump of the interfaces; `known` are
+/// the names of the previous one.
+pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
+    let Some(now) = dump().await else { return };
     let names: Arc<HashMap<u32, String>> = Arc::new(now.iter().map(|(i, l)| (*i, l.name.clone())).collect());
-    for (index, link) in &mut now {
+    for (index, link) in &now {
         match known.get(index) {
             None => registry.appeared(*index, link.name.clone(), &names).await,
-            Some(old) => {
-                if old.name != link.name {
-                    registry.renamed(*index, link.name.clone()).await;
-                }
-                // An owner that could not be told keeps the old state here: asked again next time.
-                if old.xdp != link.xdp && !registry.check_foreign(*index) {
-                    link.xdp = old.xdp;
-                }
-            }
+            Some(old) if *old != link.name => registry.renamed(*index, link.name.clone()).await,
+            Some(_) => {}
         }
+        // Compared with what the owner shows, not with the previous dump: a
+        // chain attached and detached between two dumps is still noticed.
+        registry.check_foreign(*index, link.xdp);
     }
-    for index in known.keys().filter(|i| !now.contains_key(i)).copied().collect::<Vec<_>>() {
+    for index in known.keys().filter(|i| !names.contains_key(i)).copied().collect::<Vec<_>>() {
         registry.disappeared(index).await;
     }
-    *known = now;
+    *known = Arc::unwrap_or_clone(names);
 }
 
 /// Subscribes to link events, syncs once, and returns the task that follows changes.
