@@ -1,18 +1,19 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control` (default: all).
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `scale` (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
 mod control;
 mod dataplane;
 mod live;
+mod scale;
 mod table;
 
 use clap::{Parser, ValueEnum};
 
 /// xdpd benchmarks: data plane (inline vs call vs tail calls), verdict counting,
-/// verification, live traffic and the control plane. Prints tables and writes
+/// verification, live traffic, the control plane and many interfaces. Prints tables and writes
 /// them as CSV. Needs root (BPF, network namespaces). See BENCHMARKS.md.
 #[derive(Debug, Parser)]
 #[command(name = "xdpd-bench", version, max_term_width = 100)]
@@ -33,6 +34,7 @@ enum Section {
     Verify,
     Live,
     Control,
+    Scale,
 }
 
 fn main() {
@@ -62,5 +64,8 @@ fn main() {
         for t in control::run() {
             t.print_and_save(&csv_dir);
         }
+    }
+    if wants(Section::Scale) {
+        scale::run_all().print_and_save(&csv_dir);
     }
 }
