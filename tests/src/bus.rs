@@ -20,13 +20,14 @@ pub fn xdpd_binary() -> PathBuf {
     })
 }
 
-/// Where cargo put the xdpctl binary (next to the test binary's deps/ folder).
+/// Where cargo put the xdpctl binary (next to the test binary's deps/ folder,
+/// or next to the benchmark).
 pub fn xdpctl_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("xdpctl");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build --workspace --bins)", bin.display());
-    bin
+    let bin = exe.ancestors().skip(1).take(2).map(|d| d.join("xdpctl")).find(|b| b.is_file());
+    bin.unwrap_or_else(|| {
+        panic!("xdpctl is missing next to {}: build it first (cargo build --workspace --bins)", exe.display())
+    })
 }
 
 fn repo_file(rel: &str) -> PathBuf {

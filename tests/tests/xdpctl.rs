@@ -672,10 +672,12 @@ fn foreign_programs_busy_conflict_reclaim_and_watch() {
     assert_eq!(next_foreign(), u64::from(foreign));
     drop(watch);
 
-    // status shows it; changing is a conflict (6); reclaim takes it back.
-    assert_eq!(f.status()["foreign_program_id"].as_u64(), Some(u64::from(foreign)));
-    let out = f.ok(&["status", dev]);
-    assert!(out.contains(&format!("foreign program {foreign}")) && out.contains("xdpctl reclaim"), "{out}");
+    // status shows it and fails (6): the chain does not run; changing is a
+    // conflict (6); reclaim takes it back.
+    let r = f.run(&["status", dev]);
+    assert_eq!(r.code, 6, "{r}");
+    assert!(r.stdout.contains(&format!("foreign program {foreign} replaced")), "{r}");
+    assert!(r.stdout.contains(&format!("xdpctl reclaim {dev}")) && r.stderr.starts_with("xdpctl: "), "{r}");
     f.fails(6, &["add", dev, &udp, "--program", "udp_count"]);
     f.ok(&["reclaim", dev]);
     let link = f.status();

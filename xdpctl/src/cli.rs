@@ -33,7 +33,9 @@ EXIT STATUS:
   5  The object was refused: unreadable, not a usable XDP ELF object, rejected by the kernel
      verifier, or over a limit (object size, programs per interface).
   6  Conflict or busy: the chain changed meanwhile, the request contradicts the chain (another
-     mode, nothing to reclaim), or a program attached by someone else holds the interface.
+     mode, nothing to reclaim), or a program attached by someone else holds the interface;
+     for status: a chain the service records does not run (detached or replaced behind its
+     back; xdpctl reclaim IFACE puts it back).
   7  The service is unreachable: no connection to the bus, or org.xdp.Manager1 cannot be started.
   10  apply --dry-run: the chains differ from the file (something would change).
 
@@ -117,9 +119,15 @@ pub enum Command {
                       program and the programs of the chain in run order: position, priority, \
                       function name, proceed-on actions, owner (user name, or uid when it has \
                       none), tag and program id (the id remove, replace and maps take). \
-                      Interfaces without programs are shown with \"no programs\"; a program \
-                      attached by someone else is reported with its kernel id.\n\n\
-                      With --json, prints one JSON object {\"interfaces\": [...]}.",
+                      Interfaces without programs are shown with \"no programs\". When \
+                      something else runs than the chain the service records, a line says what \
+                      and what to do: a chain detached behind the service's back (xdpctl reclaim \
+                      attaches it again), a chain replaced by someone else's program (xdpctl \
+                      reclaim takes the interface back), or someone else's program on an \
+                      interface without a chain (xdpctl add --force takes it over). A chain that \
+                      does not run is also said on standard error and makes the exit status 6.\n\n\
+                      With --json, prints one JSON object {\"interfaces\": [...]}; each \
+                      interface's \"state\" is none, running, detached, replaced or foreign.",
         after_long_help = concat!("EXAMPLES:\n  xdpctl status\n  xdpctl status eth0\n  \
                            xdpctl status --json | jq '.interfaces[].programs[].name'", "\n\nSee xdpctl --help for the exit statuses.")
     )]

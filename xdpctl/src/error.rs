@@ -263,7 +263,7 @@ fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
     } else if message.contains("generation") {
         format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")
     } else if message.contains("no chain") {
-        "xdpctl add attaches a chain".to_string()
+        format!("xdpctl add {iface} OBJECT attaches a chain (with --force over a program someone else attached)")
     } else if message.contains("behind") || message.contains("eclaim") || message.contains("foreign") {
         format!("xdpctl reclaim {iface} takes the interface back first")
     } else {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::bus::Client;
-use crate::error::Result;
+use crate::error::{Exit, Failure, Result};
 use crate::output::Output;
 use crate::props::{self, Props};
 use crate::table::Table;
@@ -27,7 +27,53 @@ pub struct LinkStatus {
     pub foreign_program_id: u32,
     /// Whether every program's verdicts are counted (xdpctl counting IFACE on).
     pub counting: bool,
+    /// What runs: "none", "running", "detached" (the chain's link was detached
+    /// behind the service's back), "replaced" (a foreign program runs instead
+    /// of the chain), "foreign" (no chain; someone else's program runs).
+    pub state: &'static str,
     pub programs: Vec<ProgramStatus>,
+}
+
+impl LinkStatus {
+    fn state_of(programs: usize, kernel_program_id: u32, foreign_program_id: u32) -> &'static str {
+        match (programs > 0, kernel_program_id != 0, foreign_program_id != 0) {
+            (false, _, false) => "none",
+            (false, _, true) => "foreign",
+            (true, true, _) => "running",
+            (true, false, false) => "detached",
+            (true, false, true) => "replaced",
+        }
+    }
+
+    /// What is the case and what to do, when something other than the chain
+    /// the service records runs (or nothing does).
+    pub fn problem(&self) -> Option<String> {
+        let (name, foreign) = (&self.name, self.foreign_program_id);
+        match self.state {
+            "detached" => Some(format!(
+                "the chain of {name} was detached behind the service's back: its programs do not run \
+                 (xdpctl reclaim {name} attaches it again)"
+            )),
+            "replaced" => Some(format!(
+                "foreign program {foreign} replaced the chain of {name} behind the service's back: its programs \
+                 do not run (xdpctl reclaim {name} takes the interface back)"
+            )),
+            "foreign" => Some(format!(
+                "foreign program {foreign} runs on {name}, attached by someone else; the service does not manage \
+                 it (xdpctl add {name} OBJECT --force takes the interface over)"
+            )),
+            "running" if foreign != 0 => Some(format!(
+                "foreign program {foreign} is attached to {name} besides the chain, by someone else \
+                 (xdpctl reclaim {name} removes it)"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the chain the service records does not run.
+    pub fn broken(&self) -> bool {
+        matches!(self.state, "detached" | "replaced")
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -88,14 +134,17 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             linked &= !status.proceed_on.is_empty();
             programs.push(status);
         }
+        let (kernel_program_id, foreign_program_id) =
+            (props::u32_of(link, "KernelProgramId"), props::u32_of(link, "ForeignProgramId"));
         links.push(LinkStatus {
+            state: LinkStatus::state_of(programs.len(), kernel_program_id, foreign_program_id),
             name: props::string(link, "Name"),
             index: props::i32_of(link, "Index"),
             path: path.to_string(),
             mode: props::string(link, "Mode"),
             generation: props::u64_of(link, "Generation"),
-            kernel_program_id: props::u32_of(link, "KernelProgramId"),
-            foreign_program_id: props::u32_of(link, "ForeignProgramId"),
+            kernel_program_id,
+            foreign_program_id,
             counting: props::bool_of(link, "Counting"),
             programs,
         });
@@ -183,16 +232,8 @@ pub fn render(links: &[LinkStatus]) -> String {
             }
             table.row(row);
         }
-        if link.foreign_program_id != 0 {
-            table.row(vec![
-                link.name.clone(),
-                mode,
-                chain,
-                format!(
-                    "foreign program {} attached behind the service's back (xdpctl reclaim {} takes the interface back)",
-                    link.foreign_program_id, link.name
-                ),
-            ]);
+        if let Some(problem) = link.problem() {
+            table.row(vec![link.name.clone(), mode, chain, problem]);
         }
     }
     let mut out = table.render();
@@ -202,13 +243,20 @@ pub fn render(links: &[LinkStatus]) -> String {
     out
 }
 
+/// Prints the chains; fails with the conflict status (6) when a chain the
+/// service records does not run, after saying so for each such interface.
 pub async fn run(client: &Client, out: &mut Output, iface: Option<&str>) -> Result<()> {
     let links = collect(client, iface).await?;
     if out.json {
-        out.json_line(&StatusJson { interfaces: &links })
+        out.json_line(&StatusJson { interfaces: &links })?;
     } else {
-        out.text(&render(&links))
+        out.text(&render(&links))?;
     }
+    let broken: Vec<String> = links.iter().filter(|l| l.broken()).filter_map(|l| l.problem()).collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(Exit::Conflict, broken.join("; ")))
 }
 
 #[cfg(test)]
@@ -247,6 +295,7 @@ mod tests {
                 kernel_program_id: 0,
                 foreign_program_id: 0,
                 counting: false,
+                state: "none",
                 programs: vec![],
             },
             LinkStatus {
@@ -258,6 +307,7 @@ mod tests {
                 kernel_program_id: 731,
                 foreign_program_id: 0,
                 counting: false,
+                state: "running",
                 programs: vec![
                     program(1, 3, "ip_blocklist", 10, &["pass"], "防火墙"),
                     program(2, 12, "port_block", 20, &[], "edge"),

@@ -62,7 +62,11 @@ impl Event {
         }
         if self.event == "foreign-program" {
             if let Some(iface) = &self.interface {
-                line.push_str(&format!(" (xdpctl reclaim {iface} takes the interface back)"));
+                // Id 0 is only ever reported for a chain whose link went away.
+                line.push_str(&match self.details.get("id").and_then(Value::as_u64) {
+                    Some(0) => format!(" (the chain was detached: xdpctl reclaim {iface} attaches it again)"),
+                    _ => format!(" (xdpctl status {iface} says what runs and what to do)"),
+                });
             }
         }
         line
