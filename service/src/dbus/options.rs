@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use zbus::{OwnedVariant, Variant};
 
 use super::error::ServiceError;
-use crate::engine::{ActionSet, AttachMode};
+use crate::engine::ActionSet;
+use crate::kernel::hook::AttachMode;
 
 /// What a caller asked for, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

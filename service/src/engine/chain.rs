@@ -10,9 +10,10 @@ use std::sync::Arc;
 use super::actions::ActionSet;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::object::{LoadedProgram, Privilege};
-use super::stats::{CounterTable, Stats, VerdictCounters};
+use super::stats::{Stats, VerdictCounters};
 use super::Error;
 use crate::kernel::bpf;
+use crate::kernel::counter_table::CounterTable;
 use crate::kernel::hook::{AttachMode, Hook};
 
 /// Identifies a member for its whole life; never reused within a process.

@@ -13,7 +13,7 @@
 //!   so the member cannot disturb it. No call, no return: on CPUs with
 //!   return-stack mitigations a BPF-to-BPF call+return costs several ns.
 //! - **call**: the member is appended whole and called as a BPF-to-BPF
-//!   subprogram. Used when inlining is unsafe: the member's main function uses
+//!   subprogram. Used when inlining cannot be done safely: the member's main function uses
 //!   all of r6..r9 (nowhere to keep the context), uses legacy packet loads
 //!   (LD_ABS/LD_IND read r6 implicitly), or a subprogram refers back into the
 //!   main function; and for the whole chain when the inlined chain does not
@@ -35,24 +35,24 @@
 //! ```
 
 use std::collections::HashMap;
-use std::ffi::{c_char, CStr, CString};
 use std::ops::Range;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::actions::{Action, ActionSet};
-use super::btf::Btf;
 use super::chain::MemberId;
 use super::elf::is_gpl_compatible;
-use super::insn::{self, Insn, R0, R1, R6};
-use super::object::{verifier_summary, FuncInfo, LineInfo, LoadedProgram, Privilege};
+use super::object::{verifier_summary, LoadedProgram, Privilege};
 use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo, TestRun};
+use crate::kernel::btf::{Btf, FuncInfo, LineInfo};
+use crate::kernel::insn::{self, Insn, R0, R1, R6};
+use crate::kernel::prog::{self, DebugInfo, Image};
 use crate::kernel::KernelError;
 
 /// Name of the linked program as the kernel shows it (`bpftool prog`).
 pub const CHAIN_PROGRAM_NAME: &str = "xdpd_chain";
-const LOG_SIZE: usize = 4 << 20;
+const CHAIN_PROGRAM_CNAME: &std::ffi::CStr = c"xdpd_chain";
 
 /// One member as the linker sees it.
 pub struct LinkInput<'a> {
@@ -404,13 +404,6 @@ fn assemble(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Assembly, Kerne
     Ok(Assembly { insns: code, btf, func_info, line_info, layout, inlined })
 }
 
-/// The chain's merged BTF with func_info and line_info for every function.
-struct MergedBtf {
-    btf: Btf,
-    func_info: Vec<FuncInfo>,
-    line_info: Vec<LineInfo>,
-}
-
 /// Links `members` (in run order) into one XDP program and loads it.
 pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
     if members.is_empty() {
@@ -432,73 +425,21 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
 
 fn load(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
     let Assembly { insns, btf, func_info, line_info, layout, inlined } = assemble(members, target.mode)?;
-    let mut merged = btf.map(|btf| MergedBtf { btf, func_info, line_info });
+    let debug = btf.map(|btf| DebugInfo { btf, func_info, line_info });
     let frags = members.iter().all(|m| m.program.frags);
     let license = if members.iter().all(|m| is_gpl_compatible(&m.program.license)) { c"GPL" } else { c"Proprietary" };
-
-    let load = |log: Option<&mut Vec<c_char>>, merged: &mut Option<MergedBtf>| -> Result<OwnedFd, i32> {
-        let mut opts = libbpf_sys::bpf_prog_load_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
-            expected_attach_type: libbpf_sys::BPF_XDP,
-            prog_flags: if frags { libbpf_sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
-            prog_ifindex: target.offload_ifindex.unwrap_or(0),
-            ..Default::default()
-        };
-        if let Some(m) = merged.as_mut() {
-            opts.prog_btf_fd = m.btf.load().map_err(|e| e.errno())? as u32;
-            opts.func_info = m.func_info.as_ptr().cast();
-            opts.func_info_cnt = m.func_info.len() as u32;
-            opts.func_info_rec_size = std::mem::size_of::<FuncInfo>() as u32;
-            if !m.line_info.is_empty() {
-                opts.line_info = m.line_info.as_ptr().cast();
-                opts.line_info_cnt = m.line_info.len() as u32;
-                opts.line_info_rec_size = std::mem::size_of::<LineInfo>() as u32;
-            }
-        }
-        if let Some(log) = log {
-            opts.log_buf = log.as_mut_ptr();
-            opts.log_size = log.len() as u32;
-            opts.log_level = 1;
-        }
-        let name = CString::new(CHAIN_PROGRAM_NAME).unwrap_or_default();
-        // SAFETY: every pointer in opts and insns stays valid across the call.
-        let mut load = || unsafe {
-            libbpf_sys::bpf_prog_load(
-                libbpf_sys::BPF_PROG_TYPE_XDP,
-                name.as_ptr(),
-                license.as_ptr(),
-                insns.as_ptr().cast(),
-                insns.len() as _,
-                &mut opts,
-            )
-        };
-        let fd = match target.privilege {
-            Privilege::Full => load(),
-            Privilege::User => crate::kernel::caps::without_admin(load),
-        };
-        // SAFETY: a non-negative return is a fresh descriptor we own.
-        if fd >= 0 {
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        } else {
-            Err(-fd)
-        }
+    let image = Image {
+        name: CHAIN_PROGRAM_CNAME,
+        license,
+        insns: &insns,
+        frags,
+        offload_ifindex: target.offload_ifindex,
+        as_user: target.privilege == Privilege::User,
     };
-
-    let fd = match load(None, &mut merged) {
-        Ok(fd) => fd,
-        Err(errno) if matches!(errno, libc::EINVAL | libc::EACCES | libc::E2BIG | libc::EFAULT) => {
-            // Load again with a log to say what, and which member, the verifier refused.
-            let mut log = vec![0 as c_char; LOG_SIZE];
-            let second = load(Some(&mut log), &mut merged);
-            // SAFETY: the kernel NUL-terminates the log.
-            let log = unsafe { CStr::from_ptr(log.as_ptr()) }.to_string_lossy().into_owned();
-            match second {
-                Ok(fd) => fd,
-                Err(_) => return Err(chain_rejection(&log, &layout, members, errno, target)),
-            }
-        }
-        Err(errno) => return Err(Error::Kernel(KernelError::new("loading the linked chain", errno))),
-    };
+    let fd = prog::load(&image, debug).map_err(|refused| match refused.log {
+        Some(log) => chain_rejection(&log, &layout, members, refused.errno, target),
+        None => Error::Kernel(KernelError::new("loading the linked chain", refused.errno)),
+    })?;
     let info = bpf::prog_info(fd.as_fd())?;
     Ok(LinkedChain { fd, info, layout, insn_count: insns.len(), frags, inlined })
 }

@@ -2,10 +2,8 @@
 //! and per-interface chains that are swapped in atomically.
 
 pub mod actions;
-mod btf;
 pub mod chain;
 mod elf;
-mod insn;
 pub mod linker;
 pub mod object;
 pub mod run_config;
@@ -18,7 +16,7 @@ pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
 pub use stats::Stats;
 
-pub use crate::kernel::hook::{AttachMode, ForeignProgram};
+use crate::kernel::hook::{ForeignProgram, HookError};
 use crate::kernel::KernelError;
 
 /// Everything that can go wrong in the engine; each variant maps to one
@@ -50,4 +48,14 @@ pub enum Error {
     InvalidArgument(String),
     #[error("kernel error: {0}")]
     Kernel(#[from] KernelError),
+}
+
+impl From<HookError> for Error {
+    fn from(e: HookError) -> Error {
+        match e {
+            HookError::Busy(foreign) => Error::Busy(foreign),
+            HookError::Conflict(why) => Error::Conflict(why),
+            HookError::Kernel(e) => Error::Kernel(e),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! it so that objects written for libxdp behave the same under xdpd.
 
 use super::actions::{Action, ActionSet};
-use super::btf::{Btf, KIND_DATASEC, KIND_PTR, KIND_STRUCT, KIND_VAR};
+use crate::kernel::btf::{Btf, KIND_DATASEC, KIND_PTR, KIND_STRUCT, KIND_VAR};
 
 pub const DEFAULT_PRIORITY: i32 = 50;
 

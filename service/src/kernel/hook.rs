@@ -5,15 +5,26 @@
 //! against the program we believe is running, so the interface is never
 //! without a program and a change behind our back is noticed, not clobbered.
 
-use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::bpf;
-use super::{check, KernelError};
-use crate::engine::Error;
+use super::{check, path_cstring, KernelError};
+
+/// Why the hook could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// A program attached by someone else holds the interface.
+    #[error("{0}")]
+    Busy(ForeignProgram),
+    /// The hook is not in the state the request expects (changed behind our back).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The kernel refused.
+    #[error("kernel error: {0}")]
+    Kernel(#[from] KernelError),
+}
 
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
@@ -130,17 +141,13 @@ pub struct Hook {
     mode: Option<AttachMode>,
 }
 
-fn path_cstring(path: &Path) -> CString {
-    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
-}
-
 impl Hook {
     /// The hook of `ifindex`, its link pinned under `<bpffs_dir>/<ifindex>/link`.
     /// A live link pinned there by an earlier run is adopted.
     pub fn new(ifindex: u32, bpffs_dir: &Path) -> Hook {
         let pin_path = bpffs_dir.join(ifindex.to_string()).join("link");
         let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
-        if let Ok(fd) = bpf::obj_get(&path_cstring(&hook.pin_path)) {
+        if let Ok(fd) = path_cstring(&hook.pin_path).and_then(|path| bpf::obj_get(&path)) {
             match bpf::link_info(fd.as_fd()) {
                 Ok(info) if info.xdp_ifindex == ifindex => {
                     // The mode is wherever the kernel shows the link's program.
@@ -247,13 +254,13 @@ impl Hook {
         mode: AttachMode,
         fallback_to_generic: bool,
         force: bool,
-    ) -> Result<AttachMode, Error> {
+    ) -> Result<AttachMode, HookError> {
         if self.link.is_some() {
-            return Err(Error::Conflict(format!("interface {} already has a chain attached", self.ifindex)));
+            return Err(HookError::Conflict(format!("interface {} already has a chain attached", self.ifindex)));
         }
         if let Some(foreign) = self.foreign()? {
             if !force {
-                return Err(Error::Busy(foreign));
+                return Err(HookError::Busy(foreign));
             }
             self.evict(&foreign)?;
         }
@@ -286,8 +293,8 @@ impl Hook {
             Err(e) if e.errno() == libc::EBUSY => {
                 // Someone attached between our query and our attach.
                 return Err(match self.foreign()? {
-                    Some(foreign) => Error::Busy(foreign),
-                    None => Error::Kernel(e),
+                    Some(foreign) => HookError::Busy(foreign),
+                    None => HookError::Kernel(e),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -309,7 +316,7 @@ impl Hook {
                 KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
             })?;
         }
-        bpf::obj_pin(link, &path_cstring(&self.pin_path))
+        bpf::obj_pin(link, &path_cstring(&self.pin_path)?)
     }
 
     fn unpin(&self) {
@@ -320,9 +327,9 @@ impl Hook {
     }
 
     /// Swaps in `new` if `expected` is still the running program.
-    pub fn replace(&mut self, new: BorrowedFd<'_>, expected: BorrowedFd<'_>) -> Result<(), Error> {
+    pub fn replace(&mut self, new: BorrowedFd<'_>, expected: BorrowedFd<'_>) -> Result<(), HookError> {
         let Some(link) = &self.link else {
-            return Err(Error::Conflict(format!("interface {} has no chain attached", self.ifindex)));
+            return Err(HookError::Conflict(format!("interface {} has no chain attached", self.ifindex)));
         };
         let opts = libbpf_sys::bpf_link_update_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
@@ -334,11 +341,11 @@ impl Hook {
         let ret = unsafe { libbpf_sys::bpf_link_update(link.as_raw_fd(), new.as_raw_fd(), &opts) };
         match -ret {
             0 => Ok(()),
-            libc::EPERM => Err(Error::Conflict(format!(
+            libc::EPERM => Err(HookError::Conflict(format!(
                 "the program on interface {} is not the chain xdpd attached: it was replaced behind xdpd's back",
                 self.ifindex
             ))),
-            libc::ENOLINK => Err(Error::Conflict(format!(
+            libc::ENOLINK => Err(HookError::Conflict(format!(
                 "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
                 self.ifindex
             ))),
@@ -354,7 +361,7 @@ impl Hook {
     }
 
     /// Detaches the chain and removes the pin.
-    pub fn detach(&mut self) -> Result<(), Error> {
+    pub fn detach(&mut self) -> Result<(), HookError> {
         if let Some(link) = self.link.take() {
             // SAFETY: plain syscall wrapper.
             let ret = unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) };
