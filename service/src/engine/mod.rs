@@ -5,13 +5,15 @@ pub mod actions;
 pub mod chain;
 mod elf;
 pub mod linker;
+pub mod member;
 pub mod object;
 pub mod run_config;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};
-pub use chain::{reserve_member_ids, AddOptions, Chain, Member, MemberId, RestoredMember};
+pub use chain::Chain;
 pub use linker::{LinkMode, LinkedChain};
+pub use member::{reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
 pub use stats::Stats;
