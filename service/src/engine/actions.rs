@@ -5,14 +5,20 @@ use std::fmt;
 /// The verdicts an XDP program returns (values of `enum xdp_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
+    /// `XDP_ABORTED`: a program error; the packet is dropped and a tracepoint fires.
     Aborted = 0,
+    /// `XDP_DROP`: the packet is dropped.
     Drop = 1,
+    /// `XDP_PASS`: the packet goes on to the network stack.
     Pass = 2,
+    /// `XDP_TX`: the packet is sent back out of the interface it came in on.
     Tx = 3,
+    /// `XDP_REDIRECT`: the packet goes where the program redirected it.
     Redirect = 4,
 }
 
 impl Action {
+    /// Every action, in value order (the order of the verdict counters too).
     pub const ALL: [Action; 5] = [Action::Aborted, Action::Drop, Action::Pass, Action::Tx, Action::Redirect];
 
     /// The name used on D-Bus and the command line: `aborted`, `drop`, `pass`, `tx`, `redirect`.
@@ -26,6 +32,7 @@ impl Action {
         }
     }
 
+    /// The action of a D-Bus / command-line name (see [`Action::name`]).
     pub fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.name() == name)
     }
@@ -36,6 +43,7 @@ impl Action {
         Action::from_name(&lower)
     }
 
+    /// The action of a program result; `None` for values beyond `XDP_REDIRECT`.
     pub fn from_value(value: u32) -> Option<Action> {
         Action::ALL.get(value as usize).copied()
     }
@@ -53,20 +61,25 @@ impl fmt::Display for Action {
 pub struct ActionSet(u32);
 
 impl ActionSet {
+    /// No action proceeds: a member with this set ends the chain.
     pub const EMPTY: ActionSet = ActionSet(0);
 
+    /// The set of `actions`.
     pub fn of(actions: &[Action]) -> ActionSet {
         actions.iter().fold(ActionSet::EMPTY, |set, &a| set.with(a))
     }
 
+    /// This set plus `action`.
     pub fn with(self, action: Action) -> ActionSet {
         ActionSet(self.0 | 1 << action as u32)
     }
 
+    /// This set minus `action`.
     pub fn without(self, action: Action) -> ActionSet {
         ActionSet(self.0 & !(1 << action as u32))
     }
 
+    /// Whether `action` lets the chain proceed.
     pub fn contains(self, action: Action) -> bool {
         self.0 & (1 << action as u32) != 0
     }
@@ -77,14 +90,17 @@ impl ActionSet {
         result < 32 && self.0 & (1 << result) != 0
     }
 
+    /// Bit `n` set for action value `n`: what the dispatcher's proceed-on test checks.
     pub fn mask(self) -> u32 {
         self.0
     }
 
+    /// The actions of the set, in value order.
     pub fn iter(self) -> impl Iterator<Item = Action> {
         Action::ALL.into_iter().filter(move |&a| self.contains(a))
     }
 
+    /// The names of the actions, in value order (for D-Bus and the command line).
     pub fn names(self) -> Vec<String> {
         self.iter().map(|a| a.name().to_string()).collect()
     }

@@ -126,6 +126,7 @@ impl Chain {
         self
     }
 
+    /// Caps the members of the chain (the counter table is sized for it).
     pub fn with_max_members(mut self, max: usize) -> Chain {
         self.max_members = max;
         self
@@ -136,6 +137,7 @@ impl Chain {
         &self.members
     }
 
+    /// The member `id`, if it is in the chain.
     pub fn member(&self, id: MemberId) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
     }
@@ -159,6 +161,7 @@ impl Chain {
         self.generation
     }
 
+    /// The interface's hook, for what the kernel shows (mode, attached program, foreign programs).
     pub fn hook(&self) -> Option<&Hook> {
         self.hook.as_ref()
     }

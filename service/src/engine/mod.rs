@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The chain engine: intake of application objects, the userspace linker,
 //! and per-interface chains that are swapped in atomically.
 
@@ -31,23 +32,45 @@ pub enum Error {
     InvalidObject(String),
     /// The kernel verifier rejected the application's program on its own.
     #[error("the verifier rejected program '{program}': {summary}")]
-    VerifierRejected { program: String, summary: String, log: String },
+    VerifierRejected {
+        /// The program's function name.
+        program: String,
+        /// The log line that says why.
+        summary: String,
+        /// The whole verifier log, for the application's developer.
+        log: String,
+    },
     /// The program verifies alone but the linked chain does not (combined
     /// limits: stack, call depth, complexity).
     #[error("the chain does not verify with program '{member}'{}: {summary}", insn.map(|i| format!(" at its instruction {i}")).unwrap_or_default())]
-    ChainRejected { member_id: Option<MemberId>, member: String, insn: Option<usize>, summary: String, log: String },
+    ChainRejected {
+        /// The member the verifier stopped in, when known.
+        member_id: Option<MemberId>,
+        /// Its function name, or what else is at fault.
+        member: String,
+        /// The instruction, in the member's own numbering (as in its standalone log).
+        insn: Option<usize>,
+        /// The log line that says why.
+        summary: String,
+        /// The whole verifier log of the chain.
+        log: String,
+    },
     /// A program attached by someone else holds the interface.
     #[error("{0}")]
     Busy(ForeignProgram),
     /// The chain changed under us, or the request contradicts the chain's state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// No member has this id.
     #[error("no program {0} on this interface")]
     NoSuchProgram(MemberId),
+    /// A cap (object size, members, counter slots) would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
+    /// The request itself is malformed (e.g. an empty chain to link).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A kernel call failed for reasons that are not the object's fault.
     #[error("kernel error: {0}")]
     Kernel(#[from] KernelError),
 }

@@ -23,9 +23,13 @@ pub const DEFAULT_MAX_OBJECT_SIZE: usize = 16 << 20;
 /// includes the program, so its contents survive any relink.
 #[derive(Debug)]
 pub struct ProgramMap {
+    /// Map name in the object (what applications ask for).
     pub name: String,
+    /// Kernel id of the map.
     pub id: u32,
+    /// `BPF_MAP_TYPE_*`, to decide what a snapshot keeps.
     pub map_type: u32,
+    /// Our descriptor: keeps the map alive across relinks.
     pub fd: OwnedFd,
 }
 
@@ -40,11 +44,13 @@ pub struct LoadedProgram {
     pub run_config: RunConfig,
     /// Whether the program declares XDP frags support (`SEC("xdp.frags")`).
     pub frags: bool,
+    /// The object's license: decides whether the chain is GPL.
     pub license: String,
     /// SHA-256 of the object file, hex.
     pub sha256: String,
     /// Kernel tag of the standalone program, hex.
     pub kernel_tag: String,
+    /// Its maps, shared by every chain that includes it.
     pub maps: Vec<ProgramMap>,
     /// Final instructions (relocated, subprograms appended); map references
     /// are patched with this program's map descriptors at link time.
@@ -63,6 +69,7 @@ impl LoadedProgram {
         self.insns.len()
     }
 
+    /// The map `name`, for reading and writing it on an application's behalf.
     pub fn map(&self, name: &str) -> Option<&ProgramMap> {
         self.maps.iter().find(|m| m.name == name)
     }
@@ -141,7 +148,9 @@ pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<Loa
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Privilege {
     #[default]
+    /// The service's own capabilities (root's programs).
     Full,
+    /// An unprivileged loader's: pointer leaks refused, Spectre hardening applied.
     User,
 }
 

@@ -4,6 +4,7 @@
 use super::actions::{Action, ActionSet};
 use crate::kernel::btf::{Btf, KIND_DATASEC, KIND_PTR, KIND_STRUCT, KIND_VAR};
 
+/// libxdp's default priority, for objects that declare none.
 pub const DEFAULT_PRIORITY: i32 = 50;
 
 /// A program's place and behaviour in a chain, as its object declares it.

@@ -44,6 +44,7 @@ pub enum AttachMode {
 }
 
 impl AttachMode {
+    /// The name used on D-Bus and the command line.
     pub fn name(self) -> &'static str {
         match self {
             AttachMode::Native => "native",
@@ -52,6 +53,7 @@ impl AttachMode {
         }
     }
 
+    /// The mode of a D-Bus / command-line name.
     pub fn from_name(name: &str) -> Option<AttachMode> {
         [AttachMode::Native, AttachMode::Generic, AttachMode::Offload].into_iter().find(|m| m.name() == name)
     }
@@ -74,14 +76,18 @@ impl fmt::Display for AttachMode {
 /// An XDP program on the interface that xdpd did not attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignProgram {
+    /// The interface.
     pub ifindex: u32,
+    /// Kernel id of the program.
     pub prog_id: u32,
+    /// Its name, to tell what it is (e.g. libxdp's dispatcher).
     pub name: String,
     /// The id of the bpf_link that holds it, when it is held by a link.
     pub link_id: Option<u32>,
 }
 
 impl ForeignProgram {
+    /// Whether it is libxdp's dispatcher, for a hint in the error.
     pub fn is_libxdp_dispatcher(&self) -> bool {
         self.name == LIBXDP_DISPATCHER
     }
@@ -108,12 +114,16 @@ impl fmt::Display for ForeignProgram {
 /// Ids of the XDP programs attached to an interface, per mode (0: none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Attached {
+    /// In the driver.
     pub native: u32,
+    /// In the generic stack.
     pub generic: u32,
+    /// On the NIC.
     pub offload: u32,
 }
 
 impl Attached {
+    /// The ids that are set.
     pub fn ids(self) -> impl Iterator<Item = u32> {
         [self.native, self.generic, self.offload].into_iter().filter(|&id| id != 0)
     }
@@ -130,6 +140,22 @@ pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
         format!("querying the XDP programs of interface {ifindex}")
     })?;
     Ok(Attached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
+}
+
+/// Attaches `prog` to `ifindex` through a new `bpf_link` (BPF_LINK_CREATE).
+fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, KernelError> {
+    let opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        flags: mode.flags(),
+        ..Default::default()
+    };
+    // SAFETY: opts is a valid, sized options struct.
+    let fd = check(
+        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) },
+        || format!("attaching the chain to interface {ifindex} in {mode} mode"),
+    )?;
+    // SAFETY: fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The XDP hook of one interface, as far as xdpd owns it.
@@ -172,14 +198,17 @@ impl Hook {
         hook
     }
 
+    /// The interface.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
 
+    /// Where the link is pinned in bpffs.
     pub fn pin_path(&self) -> &Path {
         &self.pin_path
     }
 
+    /// Whether we hold a link (attached, or adopted from an earlier run).
     pub fn is_attached(&self) -> bool {
         self.link.is_some()
     }
@@ -264,22 +293,7 @@ impl Hook {
             }
             self.evict(&foreign)?;
         }
-        let create = |mode: AttachMode| -> Result<OwnedFd, KernelError> {
-            let opts = libbpf_sys::bpf_link_create_opts {
-                sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
-                flags: mode.flags(),
-                ..Default::default()
-            };
-            // SAFETY: opts is a valid, sized options struct.
-            let fd = check(
-                unsafe {
-                    libbpf_sys::bpf_link_create(prog.as_raw_fd(), self.ifindex as i32, libbpf_sys::BPF_XDP, &opts)
-                },
-                || format!("attaching the chain to interface {} in {mode} mode", self.ifindex),
-            )?;
-            // SAFETY: fresh descriptor from the kernel.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        };
+        let create = |mode: AttachMode| link_create(prog, self.ifindex, mode);
         let (link, mode) = match create(mode) {
             Ok(link) => (link, mode),
             Err(e)

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The only room with `unsafe`: thin, safe wrappers over the kernel's BPF
 //! calls (through libbpf-sys) and the few libc calls the engine needs.
 //!

@@ -62,8 +62,11 @@ pub const CHAIN_PROGRAM_NAME: &str = "xdpd_chain";
 
 /// One member as the linker sees it.
 pub struct LinkInput<'a> {
+    /// The member, for naming it in a rejection and in the layout.
     pub id: MemberId,
+    /// Its program as intake loaded it.
     pub program: &'a LoadedProgram,
+    /// Results that let the next member run.
     pub proceed_on: ActionSet,
     /// Where to count the member's verdicts, when counting is on.
     pub counters: Option<&'a VerdictCounters>,
@@ -82,7 +85,9 @@ pub enum LinkMode {
 /// Where and how the chain is meant to run; offloaded programs are loaded for their device.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinkTarget {
+    /// The device, for a program offloaded to a NIC.
     pub offload_ifindex: Option<u32>,
+    /// Inline where possible, or call every member.
     pub mode: LinkMode,
     /// With a user's program in the chain, verify it as an unprivileged loader would.
     pub privilege: Privilege,
@@ -92,19 +97,26 @@ pub struct LinkTarget {
 /// program holds the member's instructions from `member_offset` on.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// Whose instructions.
     pub id: MemberId,
+    /// Instructions of the linked program.
     pub range: Range<usize>,
+    /// The member's own index of the first of them.
     pub member_offset: usize,
 }
 
 /// A loaded chain program.
 #[derive(Debug)]
 pub struct LinkedChain {
+    /// The loaded program.
     pub fd: OwnedFd,
+    /// What the kernel reports about it (id, tag).
     pub info: ProgInfo,
     /// Where each member's instructions are in the linked program.
     pub layout: Vec<Segment>,
+    /// Instructions of the linked program.
     pub insn_count: usize,
+    /// Loaded with XDP frags support (every member declares it).
     pub frags: bool,
     /// How many members were inlined (the others are called).
     pub inlined: usize,
@@ -116,6 +128,7 @@ impl LinkedChain {
         bpf::test_run(self.fd.as_fd(), packet, repeat)
     }
 
+    /// The loaded program, to attach or swap in.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
