@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::bpf;
+use super::bpffs::Bpffs;
 use super::{check, path_cstring, KernelError};
 
 /// Why the hook could not be changed.
@@ -171,7 +172,7 @@ impl Hook {
     /// The hook of `ifindex`, its link pinned under `<bpffs_dir>/<ifindex>/link`.
     /// A live link pinned there by an earlier run is adopted.
     pub fn new(ifindex: u32, bpffs_dir: &Path) -> Hook {
-        let pin_path = bpffs_dir.join(ifindex.to_string()).join("link");
+        let pin_path = Bpffs::new(bpffs_dir).link_pin(ifindex);
         let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
         if let Ok(fd) = path_cstring(&hook.pin_path).and_then(|path| bpf::obj_get(&path)) {
             match bpf::link_info(fd.as_fd()) {

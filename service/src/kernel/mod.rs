@@ -7,6 +7,7 @@
 //! converts. That keeps the audit of memory safety to this directory.
 
 pub mod bpf;
+pub mod bpffs;
 pub mod btf;
 pub mod caps;
 pub mod counter_table;
