@@ -338,3 +338,48 @@ pub(crate) fn verifier_summary(log: &str) -> String {
         .unwrap_or("the verifier gave no reason")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn ld(src: u8, imm: i32) -> [Insn; 2] {
+        [Insn::new(insn::LD_IMM64, 1, src, 0, imm), Insn::new(0, 0, 0, 0, 0)]
+    }
+
+    #[test]
+    fn map_references_are_found_by_descriptor() {
+        let mut code = Vec::new();
+        code.extend(ld(insn::PSEUDO_MAP_FD, 7));
+        code.push(Insn::mov32_imm(0, 2));
+        code.extend(ld(insn::PSEUDO_MAP_VALUE, 9));
+        code.push(Insn::exit());
+        let by_fd = HashMap::from([(7, 0), (9, 1)]);
+        assert_eq!(find_map_refs(&code, &by_fd, "p").ok(), Some(vec![(0, 0), (3, 1)]));
+    }
+
+    #[test]
+    fn what_cannot_be_carried_into_a_chain_is_refused() {
+        let refused = |code: &[Insn]| match find_map_refs(code, &HashMap::new(), "p") {
+            Err(Error::InvalidObject(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(&ld(insn::PSEUDO_MAP_FD, 3)).contains("a map outside the object"));
+        assert!(refused(&ld(insn::PSEUDO_MAP_IDX, 0)).contains("fd_array"));
+        let mut ksym = ld(insn::PSEUDO_BTF_ID, 100);
+        ksym[1].imm = 5; // a module BTF descriptor
+        assert!(refused(&ksym).contains("kernel-module variable"));
+        let kfunc = Insn::new(insn::CALL, 0, insn::PSEUDO_KFUNC_CALL, 1, 42);
+        assert!(refused(&[kfunc]).contains("kernel-module kfunc"));
+        let vmlinux_kfunc = Insn::new(insn::CALL, 0, insn::PSEUDO_KFUNC_CALL, 0, 42);
+        assert!(find_map_refs(&[vmlinux_kfunc], &HashMap::new(), "p").is_ok_and(|r| r.is_empty()));
+    }
+
+    #[test]
+    fn the_summary_is_the_last_line_before_the_statistics() {
+        let log = "0: (b7) r0 = 0\nR1 invalid mem access 'scalar'\nprocessed 2 insns (limit 1000000)\n\n";
+        assert_eq!(verifier_summary(log), "R1 invalid mem access 'scalar'");
+        assert_eq!(verifier_summary(""), "the verifier gave no reason");
+    }
+}

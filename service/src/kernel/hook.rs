@@ -143,6 +143,15 @@ pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
     Ok(Attached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
 }
 
+/// The program the link pinned for `ifindex` under `bpffs_dir` runs, when
+/// the pin is there and the link is attached to the interface. A probe
+/// without side effects: unlike [`Hook::new`], it removes no stale pin.
+pub fn pinned_prog_id(ifindex: u32, bpffs_dir: &Path) -> Option<u32> {
+    let path = path_cstring(&Bpffs::new(bpffs_dir).link_pin(ifindex)).ok()?;
+    let link = bpf::obj_get(&path).ok()?;
+    bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex == ifindex && i.prog_id != 0).map(|i| i.prog_id)
+}
+
 /// Attaches `prog` to `ifindex` through a new `bpf_link` (BPF_LINK_CREATE).
 fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, KernelError> {
     let opts = libbpf_sys::bpf_link_create_opts {
