@@ -33,6 +33,20 @@
 //!            w0 = XDP_PASS; exit            ; every member proceeded
 //! then the subprograms of inlined members and the whole of called members
 //! ```
+//!
+//! [`link`] runs in named phases, as libbpf's own linker does; the middle
+//! three are pure functions over instruction slices, unit-tested beside them:
+//!
+//! 1. `plan`: which members are reachable, and each one's placement;
+//! 2. `emit`: the dispatcher, tests, counters and tail, with every
+//!    instruction's new place;
+//! 3. `relocate`: calls, callback references and map descriptors;
+//! 4. `debug_info`: the merged BTF and the translated func/line records;
+//! 5. `load`: into the kernel (through `kernel::prog`);
+//! 6. `diagnose`: a refusal turned into the member and its own instruction.
+//!
+//! When the inlined chain does not verify, the whole chain is linked again
+//! with calls.
 
 mod debug_info;
 mod diagnose;
