@@ -46,11 +46,9 @@ pub struct MapInfo {
 pub struct LinkInfo {
     /// Kernel id of the link.
     pub id: u32,
-    /// `BPF_LINK_TYPE_*`.
-    pub link_type: u32,
     /// The program it runs (0 once detached).
     pub prog_id: u32,
-    /// For XDP links: the interface it is attached to (0 once detached).
+    /// For XDP links: the interface it is attached to (0 once detached; 0 for other links).
     pub xdp_ifindex: u32,
 }
 
@@ -87,21 +85,15 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
     })
 }
 
-/// What the kernel reports about the link `fd`.
+/// What the kernel reports about the link `fd` (through libbpf-rs).
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo, KernelError> {
-    let mut info = libbpf_sys::bpf_link_info::default();
-    let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: info is a valid bpf_link_info of `len` bytes.
-    check(unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
-        "reading link information".into()
-    })?;
-    let xdp_ifindex = if info.type_ == libbpf_sys::BPF_LINK_TYPE_XDP {
-        // SAFETY: the union member matches the link type the kernel reported.
-        unsafe { info.__bindgen_anon_1.xdp.ifindex }
-    } else {
-        0
+    let info = libbpf_rs::query::LinkInfo::from_fd(fd)
+        .map_err(|e| KernelError::from_libbpf_rs("reading link information", e))?;
+    let xdp_ifindex = match &info.info {
+        libbpf_rs::query::LinkTypeInfo::Xdp(xdp) => xdp.ifindex,
+        _ => 0,
     };
-    Ok(LinkInfo { id: info.id, link_type: info.type_, prog_id: info.prog_id, xdp_ifindex })
+    Ok(LinkInfo { id: info.id, prog_id: info.prog_id, xdp_ifindex })
 }
 
 fn owned(ret: i32, op: impl FnOnce() -> String) -> Result<OwnedFd, KernelError> {
@@ -120,21 +112,6 @@ pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
 pub fn link_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
     owned(unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) }, || format!("opening link {id}"))
-}
-
-/// Every link id the kernel knows, in ascending order.
-pub fn link_ids() -> Vec<u32> {
-    let mut ids = Vec::new();
-    let mut id = 0u32;
-    loop {
-        let mut next = 0u32;
-        // SAFETY: plain syscall wrapper writing into `next`.
-        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } != 0 {
-            return ids;
-        }
-        ids.push(next);
-        id = next;
-    }
 }
 
 /// Opens a pinned BPF object.

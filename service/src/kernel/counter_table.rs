@@ -3,9 +3,11 @@
 //! cleared in place without disturbing the others (a map update would
 //! overwrite the whole value). What the words mean is the engine's business.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use super::{check, last_errno, KernelError};
+use libbpf_rs::{MapHandle, MapType};
+
+use super::{last_errno, KernelError};
 
 /// Words per record.
 pub const RECORD_WORDS: usize = 6;
@@ -15,7 +17,7 @@ pub const RECORD_BYTES: usize = 8 * RECORD_WORDS;
 /// The map and its shared mapping, unmapped on drop.
 #[derive(Debug)]
 pub struct CounterTable {
-    map: OwnedFd,
+    map: MapHandle,
     memory: *mut u64,
     bytes: usize,
     slots: usize,
@@ -36,22 +38,8 @@ impl CounterTable {
         };
         let value_size = u32::try_from(RECORD_BYTES * slots)
             .map_err(|_| KernelError::invalid("creating the verdict counter table", "too many slots"))?;
-        // SAFETY: plain map creation with a static name; the descriptor becomes ours.
-        let fd = check(
-            unsafe {
-                libbpf_sys::bpf_map_create(
-                    libbpf_sys::BPF_MAP_TYPE_ARRAY,
-                    c"xdpd_stats".as_ptr(),
-                    4,
-                    value_size,
-                    1,
-                    &opts,
-                )
-            },
-            || "creating the verdict counter table".into(),
-        )?;
-        // SAFETY: fresh descriptor from the kernel.
-        let map = unsafe { OwnedFd::from_raw_fd(fd) };
+        let map = MapHandle::create(MapType::Array, Some("xdpd_stats"), 4, value_size, 1, &opts)
+            .map_err(|e| KernelError::from_libbpf_rs("creating the verdict counter table", e))?;
         let page = 4096;
         let bytes = (value_size as usize).div_ceil(page) * page;
         // SAFETY: mapping the array's values, shared with the kernel, for our lifetime.
@@ -61,7 +49,7 @@ impl CounterTable {
                 bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                map.as_raw_fd(),
+                map.as_fd().as_raw_fd(),
                 0,
             )
         };

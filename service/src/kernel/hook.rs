@@ -9,6 +9,8 @@ use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo};
+
 use super::bpf;
 use super::bpffs::Bpffs;
 use super::{check, path_cstring, KernelError};
@@ -246,11 +248,10 @@ impl Hook {
         let Some(prog_id) = attached(self.ifindex)?.ids().find(|&id| Some(id) != ours) else { return Ok(None) };
         let name =
             bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
-        let link_id = bpf::link_ids().into_iter().find(|&id| {
-            bpf::link_fd_by_id(id).and_then(|fd| bpf::link_info(fd.as_fd())).is_ok_and(|i| {
-                i.link_type == libbpf_sys::BPF_LINK_TYPE_XDP && i.xdp_ifindex == self.ifindex && i.prog_id == prog_id
-            })
-        });
+        // libbpf-rs's safe walk over every bpf_link of the host.
+        let link_id = LinkInfoIter::default()
+            .find(|l| l.prog_id == prog_id && matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == self.ifindex))
+            .map(|l| l.id);
         Ok(Some(ForeignProgram { ifindex: self.ifindex, prog_id, name, link_id }))
     }
 

@@ -45,6 +45,26 @@ impl KernelError {
         KernelError { op: format!("{}: {why}", op.into()), source: io::Error::from_raw_os_error(libc::EINVAL) }
     }
 
+    /// A failure reported by libbpf-rs, whose errors keep only a kind: the
+    /// errno is recovered where the kind names one, `EIO` otherwise.
+    pub fn from_libbpf_rs(op: impl Into<String>, e: libbpf_rs::Error) -> Self {
+        use libbpf_rs::ErrorKind as K;
+        let errno = match e.kind() {
+            K::NotFound => libc::ENOENT,
+            K::PermissionDenied => libc::EPERM,
+            K::AlreadyExists => libc::EEXIST,
+            K::WouldBlock => libc::EAGAIN,
+            K::InvalidInput | K::InvalidData => libc::EINVAL,
+            K::TimedOut => libc::ETIMEDOUT,
+            K::Interrupted => libc::EINTR,
+            K::Unsupported => libc::EOPNOTSUPP,
+            K::OutOfMemory => libc::ENOMEM,
+            K::TooBig => libc::E2BIG,
+            _ => libc::EIO,
+        };
+        KernelError::new(op, errno)
+    }
+
     /// The errno of the failure (0 when there is none).
     pub fn errno(&self) -> i32 {
         self.source.raw_os_error().unwrap_or(0)
