@@ -140,4 +140,26 @@ mod tests {
         assert_eq!(Action::from_libxdp_name("XDP_REDIRECT"), Some(Action::Redirect));
         assert_eq!(Action::from_libxdp_name("XDP_BOGUS"), None);
     }
+
+    #[test]
+    fn sets_are_the_dispatchers_bit_masks() {
+        let set = ActionSet::EMPTY.with(Action::Pass).with(Action::Drop);
+        assert_eq!(set.mask(), 0b110);
+        assert!(set.contains(Action::Drop) && !set.contains(Action::Tx));
+        assert_eq!(set.without(Action::Drop), ActionSet::of(&[Action::Pass]));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Action::Drop, Action::Pass]);
+        assert_eq!(set.to_string(), "drop,pass");
+        assert_eq!(ActionSet::EMPTY.mask(), 0, "an empty set ends the chain");
+    }
+
+    #[test]
+    fn values_and_names_of_actions() {
+        assert_eq!(Action::from_value(3), Some(Action::Tx));
+        assert_eq!(Action::from_value(5), None);
+        for a in Action::ALL {
+            assert_eq!(Action::from_name(a.name()), Some(a));
+            assert_eq!(Action::from_value(a as u32), Some(a));
+        }
+        assert_eq!(Action::from_libxdp_name("pass"), None, "libxdp's names carry the XDP_ prefix");
+    }
 }
