@@ -145,10 +145,11 @@ pub fn prog_type_name(t: u32) -> String {
     }
 }
 
-/// One program of an open object.
-#[derive(Debug)]
+/// One program of an open object: plain data naming it by its position,
+/// so no pointer into libbpf outlives the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramEntry {
-    ptr: *mut libbpf_sys::bpf_program,
+    index: usize,
     /// Function name.
     pub name: String,
     /// ELF section.
@@ -193,8 +194,7 @@ impl Object {
         NonNull::new(ptr).map(Object).ok_or_else(|| LibbpfFailure { errno: last_errno(), log: String::new(), messages })
     }
 
-    /// The object's programs, in ELF order.
-    pub fn programs(&self) -> Vec<ProgramEntry> {
+    fn raw_programs(&self) -> Vec<*mut libbpf_sys::bpf_program> {
         let mut out = Vec::new();
         let mut prog = std::ptr::null_mut();
         loop {
@@ -203,16 +203,33 @@ impl Object {
             if prog.is_null() {
                 return out;
             }
-            // SAFETY: prog is valid while the object lives.
-            out.push(unsafe {
+            out.push(prog);
+        }
+    }
+
+    /// The object's programs, in ELF order.
+    pub fn programs(&self) -> Vec<ProgramEntry> {
+        let entry = |(index, prog): (usize, *mut libbpf_sys::bpf_program)| {
+            // SAFETY: prog is a program of this object, valid while the object lives.
+            unsafe {
                 ProgramEntry {
-                    ptr: prog,
+                    index,
                     name: cstr(libbpf_sys::bpf_program__name(prog)),
                     section: cstr(libbpf_sys::bpf_program__section_name(prog)),
                     prog_type: libbpf_sys::bpf_program__type(prog),
                 }
-            });
-        }
+            }
+        };
+        self.raw_programs().into_iter().enumerate().map(entry).collect()
+    }
+
+    /// The program `entry` names, if it is one of this object's.
+    fn program(&self, entry: &ProgramEntry) -> Option<*mut libbpf_sys::bpf_program> {
+        // SAFETY: prog is a program of this object, valid while the object lives.
+        self.raw_programs()
+            .get(entry.index)
+            .copied()
+            .filter(|&prog| cstr(unsafe { libbpf_sys::bpf_program__name(prog) }) == entry.name)
     }
 
     fn maps(&self) -> Vec<*mut libbpf_sys::bpf_map> {
@@ -230,9 +247,10 @@ impl Object {
 
     /// Loads only `chosen` (of this object's [`programs`](Object::programs)).
     pub fn set_autoload_only(&self, chosen: &ProgramEntry) {
-        for p in self.programs() {
+        let chosen = self.program(chosen);
+        for p in self.raw_programs() {
             // SAFETY: program pointers are valid while the object lives.
-            unsafe { libbpf_sys::bpf_program__set_autoload(p.ptr, p.ptr == chosen.ptr) };
+            unsafe { libbpf_sys::bpf_program__set_autoload(p, Some(p) == chosen) };
         }
     }
 
@@ -265,9 +283,15 @@ impl Object {
     /// Loads the object (its autoloaded programs), as an unprivileged loader
     /// when `as_user`, and returns what the prepare-load hook captured of `chosen`.
     pub fn load(&self, chosen: &ProgramEntry, as_user: bool) -> Result<Capture, LibbpfFailure> {
+        let not_ours = || LibbpfFailure {
+            errno: libc::EINVAL,
+            log: String::new(),
+            messages: vec![format!("program '{}' is not one of this object's", chosen.name)],
+        };
+        let prog = self.program(chosen).ok_or_else(not_ours)?;
         let mut log = vec![0 as c_char; LOG_SIZE];
-        // SAFETY: the buffer outlives the load below.
-        unsafe { libbpf_sys::bpf_program__set_log_buf(chosen.ptr, log.as_mut_ptr(), log.len() as _) };
+        // SAFETY: the buffer outlives the load below (libbpf uses it only while loading).
+        unsafe { libbpf_sys::bpf_program__set_log_buf(prog, log.as_mut_ptr(), log.len() as _) };
         CAPTURE.with(|c| *c.borrow_mut() = Some(Capture::default()));
         // SAFETY: loading an open object.
         let load = || unsafe { libbpf_sys::bpf_object__load(self.0.as_ptr()) };
@@ -283,8 +307,11 @@ impl Object {
 
     /// The descriptor of the loaded program `chosen`, owned by the object.
     pub fn prog_fd(&self, chosen: &ProgramEntry) -> Result<BorrowedFd<'_>, KernelError> {
+        let prog = self
+            .program(chosen)
+            .ok_or_else(|| KernelError::invalid(format!("using program '{}'", chosen.name), "not of this object"))?;
         // SAFETY: a program of this object.
-        let fd = unsafe { libbpf_sys::bpf_program__fd(chosen.ptr) };
+        let fd = unsafe { libbpf_sys::bpf_program__fd(prog) };
         if fd < 0 {
             return Err(KernelError::new(format!("program '{}' is not loaded", chosen.name), -fd));
         }
