@@ -2,9 +2,9 @@
 //! The chain engine: intake of application objects, the userspace linker,
 //! and per-interface chains that are swapped in atomically.
 //!
-//! Policy lives here, kernel calls do not: every unsafe block and every libbpf
-//! or libc call is in `crate::kernel`, which knows nothing of the engine.
-//! Inside, the imports point one way:
+//! Policy lives here, kernel calls do not: every libbpf or libc call, with
+//! the memory-safety obligations that come with it, is in `crate::kernel`,
+//! which knows nothing of the engine. Inside, the imports point one way:
 //! `chain → {linker, member} → {object, stats, actions, run_config, elf}`.
 
 pub mod actions;
