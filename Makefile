@@ -99,6 +99,7 @@ install:
 	@echo "xdpd is installed. Let systemd and the system bus see it:"
 	@echo "    systemctl daemon-reload"
 	@echo "    systemctl reload dbus"
+	@echo "    systemctl enable xdpd.service   # persistent chains back at boot, before the network"
 	@echo "then try: xdpctl status"
 	@echo "With Cockpit installed, the page is at https://HOST:9090/xdpd"
 

@@ -9,7 +9,8 @@ use clap::Parser;
 ///
 /// xdpd links the XDP programs that applications hand it into one BPF program
 /// per interface and attaches it atomically. It is a D-Bus system service
-/// (org.xdp.Manager1), normally started by D-Bus activation through systemd;
+/// (org.xdp.Manager1), normally started by D-Bus activation through systemd,
+/// and at boot when xdpd.service is enabled (to restore persistent chains);
 /// use xdpctl, busctl or gdbus to talk to it.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "xdpd", version, about, long_about)]
@@ -24,6 +25,7 @@ pub struct Config {
 
     /// Exit after this many seconds without requests (0: never). Chains stay
     /// attached; the next call starts the service again through D-Bus activation.
+    /// Not while a persistent program waits for its interface to appear.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub idle_timeout: u64,
 

@@ -37,6 +37,27 @@ fn features() -> Vec<String> {
     vec!["bpf-link".into(), "frags".into()]
 }
 
+const AWAIT_CHECK: Duration = Duration::from_secs(30);
+
+/// Whether persistent programs wait for an interface to appear (then the
+/// service does not exit idle: nothing else would restore them when it does).
+fn awaiting(links: &Registry, until: &mut Option<std::time::Instant>) -> bool {
+    let now = std::time::Instant::now();
+    if until.is_some_and(|t| now < t) {
+        return true;
+    }
+    let awaited = links.awaited();
+    if awaited.is_empty() {
+        *until = None;
+        return false;
+    }
+    if until.is_none() {
+        tracing::info!(interfaces = ?awaited, "idle, but staying: persistent programs wait for these interfaces to appear");
+    }
+    *until = Some(now + AWAIT_CHECK);
+    true
+}
+
 pub async fn run(config: Config) -> Result<(), BoxError> {
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.bpffs_root)
@@ -78,6 +99,9 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     };
     tokio::pin!(disconnected);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // While persistent programs wait for interfaces that are not there, stay
+    // (looked at again every AWAIT_CHECK, not every tick: it reads the records).
+    let mut awaiting_until = None;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break }
@@ -85,7 +109,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break }
             _ = tick.tick() => {
                 if let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) {
-                    if idle >= limit {
+                    if idle >= limit && !awaiting(&links, &mut awaiting_until) {
                         tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs());
                         break;
                     }

@@ -105,6 +105,21 @@ impl Registry {
         }
     }
 
+    /// Names of the interfaces whose record holds persistent programs but which
+    /// are not present (after a reboot, until they appear): the service waits
+    /// for them rather than exit idle, so their chains come back as soon as
+    /// they appear. Reads the records (files): call it rarely.
+    pub fn awaited(&self) -> Vec<String> {
+        let present: Vec<String> = self.all().iter().map(|h| h.view.borrow().name.clone()).collect();
+        let mut names: Vec<String> = (self.cx.store.links().into_iter())
+            .filter(|r| r.members.iter().any(|m| m.spec.persist) && !present.contains(&r.name))
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Saves the maps of persistent programs that asked for a snapshot (at exit).
     pub async fn save_snapshots(&self) {
         for h in self.all() {
