@@ -22,6 +22,10 @@ struct Args {
     #[arg(value_enum, value_name = "SECTION")]
     sections: Vec<Section>,
 
+    /// Interface counts of the scale section
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [100usize, 1000])]
+    interfaces: Vec<usize>,
+
     /// Directory for the CSV files
     #[arg(long, value_name = "DIR", default_value = "target/bench")]
     csv: std::path::PathBuf,
@@ -66,6 +70,6 @@ fn main() {
         }
     }
     if wants(Section::Scale) {
-        scale::run_all().print_and_save(&csv_dir);
+        scale::run_all(&args.interfaces).print_and_save(&csv_dir);
     }
 }

@@ -122,7 +122,7 @@ fn measure(count: usize, table: &mut Table) {
     ]);
 }
 
-pub fn run_all() -> Table {
+pub fn run_all(counts: &[usize]) -> Table {
     let mut table = Table::new(
         "scale",
         format!(
@@ -138,7 +138,7 @@ pub fn run_all() -> Table {
             "notice a detach p50 / max ms",
         ],
     );
-    for count in [100, 1000] {
+    for &count in counts {
         measure(count, &mut table);
     }
     table

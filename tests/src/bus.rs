@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use crate::PinDir;
 
 /// Where cargo put the xdpd binary (next to the test binary's deps/ folder).
+/// XDPD_BINARY names another one (e.g. an older build, to compare in a benchmark).
 pub fn xdpd_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("XDPD_BINARY") {
+        return bin.into();
+    }
     // Tests live in target/<profile>/deps, the benchmark in target/<profile>.
     let exe = std::env::current_exe().expect("current_exe");
     let candidates = exe.ancestors().skip(1).take(2).map(|d| d.join("xdpd"));
