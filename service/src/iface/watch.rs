@@ -17,8 +17,21 @@ use crate::kernel::netlink::{self, Link};
 /// How often the XDP programs of every interface are looked at without an event.
 const POLL: Duration = Duration::from_secs(2);
 
-async fn dump() -> Option<HashMap<u32, Link>> {
-    match tokio::task::spawn_blocking(netlink::links).await {
+/// One dump of the interfaces. An index of `known` missing from it is
+/// asked about alone before it counts as gone: a disappearing interface
+/// takes its chain and record with it.
+async fn dump(known: Vec<u32>) -> Option<HashMap<u32, Link>> {
+    let dump = move || {
+        let mut now = netlink::links()?;
+        let missing: Vec<u32> = known.into_iter().filter(|i| !now.contains_key(i)).collect();
+        for index in missing {
+            if let Some(link) = netlink::link(index)? {
+                now.insert(index, link);
+            }
+        }
+        Ok::<_, std::io::Error>(now)
+    };
+    match tokio::task::spawn_blocking(dump).await {
         Ok(Ok(links)) => Some(links),
         Ok(Err(e)) => {
             tracing::error!("cannot list the interfaces (rtnetlink): {e}");
@@ -34,7 +47,7 @@ async fn dump() -> Option<HashMap<u32, Link>> {
 /// Brings `registry` in line with one dump of the interfaces; `known` are
 /// the names of the previous one.
 pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
-    let Some(now) = dump().await else { return };
+    let Some(now) = dump(known.keys().copied().collect()).await else { return };
     let names: Arc<HashMap<u32, String>> = Arc::new(now.iter().map(|(i, l)| (*i, l.name.clone())).collect());
     for (index, link) in &now {
         match known.get(index) {

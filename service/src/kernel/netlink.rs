@@ -12,7 +12,7 @@ use std::io;
 
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, ParseableParametrized, NLMSG_DONE,
-    NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST,
+    NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage, LinkXdp};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -91,16 +91,21 @@ fn parse_link(payload: &[u8]) -> io::Result<(u32, Link)> {
     Ok((header.index, link))
 }
 
-/// Reads the answer to [`request`] into `out` until it is complete.
+/// Reads the answer to [`request`] into `out` until it is complete. A dump
+/// the kernel marks as interrupted (the interfaces changed meanwhile: some
+/// may be missing) is an `Interrupted` error.
 fn receive(socket: &Socket, dump: bool, out: &mut HashMap<u32, Link>) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut interrupted = false;
     loop {
         let n = socket.recv(&mut &mut buf[..], 0)?;
         let mut rest = buf.get(..n).unwrap_or_default();
         while !rest.is_empty() {
             let message = NetlinkBuffer::new_checked(rest).map_err(invalid)?;
             let len = (message.length() as usize).min(rest.len()).max(1);
+            interrupted |= message.flags() & NLM_F_DUMP_INTR != 0;
             match message.message_type() {
+                NLMSG_DONE if interrupted => return Err(io::Error::from(io::ErrorKind::Interrupted)),
                 NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {
                     let code = message.payload().get(..4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes);
@@ -128,13 +133,19 @@ fn netlink_align(len: usize) -> usize {
     (len + 3) & !3
 }
 
-/// Every interface present now, by index: one `RTM_GETLINK` dump.
+/// Every interface present now, by index: one `RTM_GETLINK` dump (again
+/// when the kernel says it was interrupted by a change, a few times).
 pub fn links() -> io::Result<HashMap<u32, Link>> {
-    let socket = socket()?;
-    request(&socket, 0, true)?;
-    let mut out = HashMap::new();
-    receive(&socket, true, &mut out)?;
-    Ok(out)
+    let mut tries = 0;
+    loop {
+        let socket = socket()?;
+        request(&socket, 0, true)?;
+        let mut out = HashMap::new();
+        match receive(&socket, true, &mut out) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 4 => tries += 1,
+            result => return result.map(|()| out),
+        }
+    }
 }
 
 /// Interface `ifindex` (None: there is no such interface).
