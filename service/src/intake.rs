@@ -37,7 +37,7 @@ impl Source {
     /// Checks a path argument before anything is opened.
     pub fn path(path: String) -> Result<Source, ServiceError> {
         if !path.starts_with('/') {
-            return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
+            return Err(ServiceError::InvalidArgs(format!("{path:?} is not an absolute path")));
         }
         Ok(Source::Path(path))
     }
@@ -131,7 +131,7 @@ fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>), Ser
     let fd = match source {
         Source::Fd(fd) => fd,
         Source::Path(path) => open_as(caller, Path::new(&path))
-            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", caller.uid)))?,
+            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path:?} as uid {}: {e}", caller.uid)))?,
     };
     let meta = fd.try_clone().map(File::from).and_then(|f| f.metadata());
     let size = meta.ok().filter(|m| m.file_type().is_file()).map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX));

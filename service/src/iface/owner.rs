@@ -173,14 +173,14 @@ impl Owner {
             if replaced.is_none() {
                 self.cx.limits.release_program(caller.uid);
             }
-            tracing::info!(%caller, interface = %self.ifname(), program = %function, "add refused: {e}");
+            tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
         })?;
         // The object is kept only once its program is in the chain, and before
         // the record names it: a refused request leaves no file behind.
         if let Err(e) = self.cx.store.save_object(&sha256, &object) {
             tracing::error!(%caller, interface = %self.ifname(), "cannot keep a copy of the object; the program will not survive a restart: {e}");
         }
-        tracing::info!(%caller, interface = %self.ifname(), program = %function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
+        tracing::info!(%caller, interface = %self.ifname(), program = ?function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
     }

@@ -119,7 +119,7 @@ fn load_member(
     let program = match loaded {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(ifindex, id = m.id, program = %m.spec.function, "cannot restore a recorded program: {e}");
+            tracing::error!(ifindex, id = m.id, program = ?m.spec.function, "cannot restore a recorded program: {e}");
             return None;
         }
     };
