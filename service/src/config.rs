@@ -39,6 +39,16 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_programs_per_uid: usize,
 
+    /// Most kernel memory the maps of one user's programs may take, in bytes,
+    /// estimated from the maps' definitions (root: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_map_memory_per_uid: u64,
+
+    /// Most map memory one user's programs with `snapshot` may keep, in bytes
+    /// (a snapshot is written when the service stops; root: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_snapshot_bytes_per_uid: u64,
+
     /// Most requests one client (bus connection) may have in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_requests_per_client: usize,
