@@ -268,10 +268,13 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     })
 }
 
+/// `(map name, estimated bytes)` of every map of an object.
+type MapSizes = Vec<(String, u64)>;
+
 /// Before anything is created: checks the maps against the budget, takes
 /// pinning away from libbpf, and reuses what `opts` names. Returns every
 /// map's estimated size and the names of the maps shared by name.
-fn prepare_maps(object: &Object, opts: &LoadOptions<'_>) -> Result<(Vec<(String, u64)>, Vec<String>), Error> {
+fn prepare_maps(object: &Object, opts: &LoadOptions<'_>) -> Result<(MapSizes, Vec<String>), Error> {
     let sizes: Vec<(String, u64)> =
         object.map_definitions().iter().map(|d| (d.name.clone(), estimated_bytes(d))).collect();
     if let Some(budget) = opts.budget {
