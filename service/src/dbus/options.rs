@@ -107,6 +107,25 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     Ok(req)
 }
 
+/// Whether a caller-chosen name is at most `max` bytes with no control
+/// character (so it can never break a log line or a message).
+fn printable(s: &str, max: usize) -> bool {
+    s.len() <= max && !s.chars().any(char::is_control)
+}
+
+/// Checks the function-name argument of AddProgram: what a BPF program's
+/// name can be, and nothing that could break a log line.
+pub fn function_name(name: &str) -> Result<(), ServiceError> {
+    if printable(name, 256) && !name.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidArgs(
+            "the program's function name must be at most 256 characters, none of them spaces or control characters"
+                .into(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,24 +144,5 @@ mod tests {
         }
         assert!(matches!(parse_one("sha256", Variant::from(7u32)), Err(ServiceError::InvalidArgs(_))));
         assert_eq!(parse(&HashMap::new()).map(|r| r.sha256), Ok(None));
-    }
-}
-
-/// Whether a caller-chosen name is at most `max` bytes with no control
-/// character (so it can never break a log line or a message).
-fn printable(s: &str, max: usize) -> bool {
-    s.len() <= max && !s.chars().any(char::is_control)
-}
-
-/// Checks the function-name argument of AddProgram: what a BPF program's
-/// name can be, and nothing that could break a log line.
-pub fn function_name(name: &str) -> Result<(), ServiceError> {
-    if printable(name, 256) && !name.contains(char::is_whitespace) {
-        Ok(())
-    } else {
-        Err(ServiceError::InvalidArgs(
-            "the program's function name must be at most 256 characters, none of them spaces or control characters"
-                .into(),
-        ))
     }
 }
