@@ -550,7 +550,7 @@ fn catalogue(
         case("empty program name, object with several XDP programs", INVALID_OBJECT, add_fd(mem(&udp), "", vec![]))
             .saying("name the one to add"),
         case("no such function", INVALID_OBJECT, add_fd(mem(&udp), "nope", vec![])),
-        case("100 KiB function name", INVALID_OBJECT, add_fd(mem(&udp), &"f".repeat(100 << 10), vec![])),
+        case("100 KiB function name", INVALID_ARGS, add_fd(mem(&udp), &"f".repeat(100 << 10), vec![])),
         // --- descriptors that are not regular files ---
         case("FIFO descriptor", INVALID_OBJECT, add_fd(fifo_fd(scratch), "", vec![])).saying("FIFO"),
         case("socket descriptor", INVALID_OBJECT, add_fd(sock.into(), "", vec![])).saying("socket"),

@@ -34,24 +34,17 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Takes `<dir>/lock` for this process (released when the process ends,
-/// however it ends); names the holder when another process has it.
+/// Takes `<dir>/lock` (an empty file) for this process: released when the
+/// process ends, however it ends.
 fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
     match file.try_lock() {
-        Ok(()) => {
-            file.set_len(0)?;
-            (&file).write_all(format!("{}\n", std::process::id()).as_bytes())?;
-            Ok(file)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ResourceBusy,
-                format!("another xdpd (pid {}) uses this state directory; only one may run", holder.trim()),
-            ))
-        }
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "another xdpd uses this state directory; only one may run",
+        )),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
