@@ -35,6 +35,13 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_programs_per_link: usize,
 
+    /// Most programs on all interfaces together (root's included): bounds the
+    /// largest reply, which must fit one D-Bus message (the system bus drops a
+    /// sender of more than 32 MiB; each program adds about 7 KiB to the
+    /// introspection of the root).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_programs: usize,
+
     /// Most programs one user may have on all interfaces together (root: no limit).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_programs_per_uid: usize,

@@ -45,6 +45,10 @@ struct Usage {
 
 pub struct Limits {
     per_uid: UidLimits,
+    /// Programs on all interfaces of all users together: what bounds the
+    /// largest reply (introspection and GetManagedObjects grow with them,
+    /// and the bus drops a sender of a message over its maximum size).
+    max_programs: usize,
     max_requests_per_client: usize,
     usage: Mutex<HashMap<u32, Usage>>,
     requests: Mutex<HashMap<String, usize>>,
@@ -57,9 +61,10 @@ pub struct Request {
 }
 
 impl Limits {
-    pub fn new(per_uid: UidLimits, max_requests_per_client: usize) -> Arc<Limits> {
+    pub fn new(per_uid: UidLimits, max_programs: usize, max_requests_per_client: usize) -> Arc<Limits> {
         Arc::new(Limits {
             per_uid,
+            max_programs,
             max_requests_per_client,
             usage: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
@@ -70,6 +75,12 @@ impl Limits {
     /// `charge` for `uid` if that stays within the uid's limits.
     pub fn reserve_program(&self, uid: u32, programs: usize, charge: Charge) -> Result<(), ServiceError> {
         let mut usage = self.usage.lock().map_err(|_| ServiceError::Failed("limits lock poisoned".into()))?;
+        let total: usize = usage.values().map(|u| u.programs).sum();
+        if total + programs > self.max_programs {
+            return Err(ServiceError::LimitExceeded(format!(
+                "the service runs {total} programs, the most it may (--max-programs): every reply that lists them must fit one D-Bus message"
+            )));
+        }
         let used = usage.entry(uid).or_default();
         if uid != 0 {
             let limit = &self.per_uid;
@@ -162,7 +173,7 @@ mod tests {
 
     #[test]
     fn programs_per_uid_and_requests_per_client() {
-        let limits = Limits::new(UidLimits { programs: 2, map_bytes: 1000, snapshot_bytes: 100 }, 1);
+        let limits = Limits::new(UidLimits { programs: 2, map_bytes: 1000, snapshot_bytes: 100 }, 6, 1);
         let none = Charge::default();
         limits.reserve_program(1000, 1, none).unwrap();
         limits.reserve_program(1000, 1, none).unwrap();
@@ -172,6 +183,9 @@ mod tests {
         }
         limits.release_program(1000, 1, none);
         limits.reserve_program(1000, 1, none).unwrap();
+        // Six programs in all is the service's own limit, root's included.
+        limits.reserve_program(0, 1, none).unwrap();
+        assert!(matches!(limits.reserve_program(0, 1, none), Err(ServiceError::LimitExceeded(_))));
 
         let first = limits.begin_request(":1.7").unwrap();
         assert!(matches!(limits.begin_request(":1.7"), Err(ServiceError::LimitExceeded(_))));
@@ -182,7 +196,7 @@ mod tests {
 
     #[test]
     fn map_memory_and_snapshots_per_uid() {
-        let limits = Limits::new(UidLimits { programs: 10, map_bytes: 1000, snapshot_bytes: 300 }, 1);
+        let limits = Limits::new(UidLimits { programs: 10, map_bytes: 1000, snapshot_bytes: 300 }, 100, 1);
         limits.reserve_program(7, 1, Charge::new(600, false)).unwrap();
         assert_eq!(limits.map_budget(7), Some(MapBudget { remaining: 400, limit: 1000 }));
         let err = limits.reserve_program(7, 1, Charge::new(500, false)).unwrap_err().to_string();

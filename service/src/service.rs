@@ -72,7 +72,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         map_bytes: config.max_map_memory_per_uid,
         snapshot_bytes: config.max_snapshot_bytes_per_uid,
     };
-    let limits = Limits::new(per_uid, config.max_requests_per_client);
+    let limits = Limits::new(per_uid, config.max_programs, config.max_requests_per_client);
     let front = Front::new(activity.clone(), limits.clone());
     let publisher = Publisher::new(
         connection.clone(),
