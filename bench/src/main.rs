@@ -1,11 +1,13 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `scale` (default: all).
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`
+//! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
 mod control;
 mod dataplane;
+mod flood;
 mod live;
 mod scale;
 mod table;
@@ -38,6 +40,7 @@ enum Section {
     Verify,
     Live,
     Control,
+    Flood,
     Scale,
 }
 
@@ -63,6 +66,9 @@ fn main() {
     }
     if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);
+    }
+    if wants(Section::Flood) {
+        flood::run().print_and_save(&csv_dir);
     }
     if wants(Section::Control) {
         for t in control::run() {

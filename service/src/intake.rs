@@ -18,7 +18,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::caller::Caller;
 use crate::engine::object::{self, LoadedProgram};
+use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
+use crate::kernel::bpffs::Bpffs;
+use crate::limits::Limits;
 
 /// How many objects of the largest allowed size may be in flight at once.
 pub const IN_FLIGHT_OBJECTS: usize = 4;
@@ -37,7 +40,7 @@ impl Source {
     /// Checks a path argument before anything is opened.
     pub fn path(path: String) -> Result<Source, ServiceError> {
         if !path.starts_with('/') {
-            return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
+            return Err(ServiceError::InvalidArgs(format!("{path:?} is not an absolute path")));
         }
         Ok(Source::Path(path))
     }
@@ -54,6 +57,9 @@ pub struct Verified {
 pub struct Intake {
     max_object_size: usize,
     budget: Arc<Semaphore>,
+    limits: Arc<Limits>,
+    bpffs: Bpffs,
+    sandbox: Arc<Sandbox>,
 }
 
 /// Opens `path` read-only as `caller` would: the service never reads a file
@@ -74,9 +80,17 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Intake {
-    pub fn new(max_object_size: usize) -> Arc<Intake> {
+    /// Objects up to `max_object_size`; maps charged to `limits`; maps pinned
+    /// by name shared under `bpffs`'s owner directories; libbpf run in `sandbox`.
+    pub fn new(max_object_size: usize, limits: Arc<Limits>, bpffs: Bpffs, sandbox: Sandbox) -> Arc<Intake> {
         let total = units(max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
-        Arc::new(Intake { max_object_size, budget: Arc::new(Semaphore::new(total as usize)) })
+        Arc::new(Intake {
+            max_object_size,
+            budget: Arc::new(Semaphore::new(total as usize)),
+            limits,
+            bpffs,
+            sandbox: Arc::new(sandbox),
+        })
     }
 
     /// Reads the object of `source`, verifies its program `function` ("" for
@@ -107,11 +121,20 @@ impl Intake {
             .acquire_many_owned(units(reserve))
             .await
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))?;
-        let (function, privilege) = (function.to_string(), caller.privilege());
+        let job = Job {
+            function: Some(function.to_string()).filter(|f| !f.is_empty()),
+            max_size: max,
+            maps_dir: None,
+            shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
+            // A non-root user's program is verified as an unprivileged loader's would be.
+            user: !caller.is_root(),
+            map_budget: self.limits.map_budget(caller.uid),
+        };
+        let sandbox = self.sandbox.clone();
         let (program, object) = blocking(move || {
             let bytes = read(fd, cap, max)?;
-            let function = Some(function.as_str()).filter(|f| !f.is_empty());
-            let program = object::load_with(&bytes, function, max, None, privilege)?;
+            // libbpf parses the caller's bytes in a child: a crash there costs only this request.
+            let program = sandbox.load(&bytes, &job)?;
             Ok((program, Arc::new(bytes)))
         })
         .await?;
@@ -131,7 +154,7 @@ fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>), Ser
     let fd = match source {
         Source::Fd(fd) => fd,
         Source::Path(path) => open_as(caller, Path::new(&path))
-            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", caller.uid)))?,
+            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path:?} as uid {}: {e}", caller.uid)))?,
     };
     let meta = fd.try_clone().map(File::from).and_then(|f| f.metadata());
     let size = meta.ok().filter(|m| m.file_type().is_file()).map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX));

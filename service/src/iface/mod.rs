@@ -7,10 +7,12 @@
 
 pub mod command;
 pub mod handle;
+pub mod map_access;
 pub mod owner;
 pub mod publish;
 pub mod registry;
 pub mod restore;
+pub mod shared_maps;
 pub mod view;
 pub mod watch;
 

@@ -16,12 +16,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::command::{AddRequest, Command};
 use super::handle::Handle;
+use super::map_access::map_selection;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
+use super::shared_maps;
 use super::view::Observed;
 use crate::caller::Caller;
 use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
-use crate::limits::Limits;
+use crate::kernel::bpffs::Bpffs;
+use crate::limits::{Charge, Limits};
 use crate::program::ProgramSpec;
 use crate::state::{snapshot, IfaceRecord, MemberRecord, Store};
 
@@ -95,8 +98,8 @@ impl Owner {
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
                 }
-                Command::GetMaps { id, caller, reply } => {
-                    let _ = reply.send(self.get_maps(id, &caller).await);
+                Command::GetMaps { id, caller, names, reply } => {
+                    let _ = reply.send(self.get_maps(id, &caller, names).await);
                 }
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
@@ -163,24 +166,27 @@ impl Owner {
             .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
             .flatten()
             .map(|p| p.id);
-        // A replacement keeps the count; a new program needs room under the uid's limit.
-        if replaced.is_none() {
-            self.cx.limits.reserve_program(caller.uid)?;
-        }
+        // A replacement keeps the count; a new program needs room under the
+        // uid's limits, and so do its maps (the replaced program's are released after).
+        let new_programs = usize::from(replaced.is_none());
+        let charge = Charge::new(program.maps.iter().map(|m| m.bytes).sum(), request.snapshot);
+        self.cx.limits.reserve_program(caller.uid, new_programs, charge)?;
+        let old_charge = replaced.and_then(|old| self.programs.get(&old)).map(|p| p.spec.charge());
         let (function, sha256) = (program.name.clone(), program.sha256.clone());
         let result = self.add_to_chain(program, &request, &caller, replaced).await;
         let (id, view) = result.inspect_err(|e| {
-            if replaced.is_none() {
-                self.cx.limits.release_program(caller.uid);
-            }
-            tracing::info!(%caller, interface = %self.ifname(), program = %function, "add refused: {e}");
+            self.cx.limits.release_program(caller.uid, new_programs, charge);
+            tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
         })?;
+        if let Some(old) = old_charge {
+            self.cx.limits.release_program(caller.uid, 0, old);
+        }
         // The object is kept only once its program is in the chain, and before
         // the record names it: a refused request leaves no file behind.
         if let Err(e) = self.cx.store.save_object(&sha256, &object) {
             tracing::error!(%caller, interface = %self.ifname(), "cannot keep a copy of the object; the program will not survive a restart: {e}");
         }
-        tracing::info!(%caller, interface = %self.ifname(), program = %function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
+        tracing::info!(%caller, interface = %self.ifname(), program = ?function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
     }
@@ -204,6 +210,7 @@ impl Owner {
         };
         let expected = request.expected_generation;
         let (function, sha256) = (program.name.clone(), program.sha256.clone());
+        let map_bytes = program.maps.iter().map(|m| m.bytes).sum();
         let (id, priority, proceed_on, map_ids) = self
             .with_chain(move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
@@ -229,27 +236,33 @@ impl Owner {
             loaded_at: now_micros(),
             persist: request.persist,
             snapshot: request.snapshot,
+            map_bytes,
         };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
     }
 
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
-        let owner_uid = self.programs.get(&id).map(|p| p.spec.owner_uid).ok_or_else(|| no_such_program(id))?;
+        let spec = self.programs.get(&id).map(|p| p.spec.clone()).ok_or_else(|| no_such_program(id))?;
         self.with_chain(move |chain| chain.remove(id)).await??;
-        self.cx.limits.release_program(owner_uid);
+        self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
         Ok(())
     }
 
-    async fn get_maps(&self, id: MemberId, caller: &Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+    async fn get_maps(
+        &self,
+        id: MemberId,
+        caller: &Caller,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
         tracing::debug!(%caller, interface = %self.ifname(), id, "map descriptors handed out");
         self.with_chain(move |chain| {
             let member = chain.member(id).ok_or_else(|| no_such_program(id))?;
-            member
-                .program
-                .maps
-                .iter()
+            let maps = &member.program.maps;
+            let wanted = map_selection(maps.iter().map(|m| m.name.as_str()), names)?;
+            maps.iter()
+                .filter(|m| wanted.contains(&m.name))
                 .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
                 .collect()
         })
@@ -330,19 +343,26 @@ impl Owner {
     async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
         if let Some(view) = &added {
             let (id, dir) = (view.id, self.maps_root.join(view.id.to_string()));
-            let pinned = self.with_chain(move |c| c.member(id).map(|m| m.program.pin_maps(&dir))).await;
+            let shared = Bpffs::new(&self.cx.bpffs_root).owner_dir(view.spec.owner_uid);
+            let pinned = self
+                .with_chain(move |c| {
+                    c.member(id).map(|m| m.program.pin_maps(&dir).and_then(|()| m.program.pin_shared_maps(&shared)))
+                })
+                .await;
             if let Ok(Some(Err(e))) = pinned {
                 tracing::error!(ifindex = self.ifindex, id = view.id, "cannot pin the program's maps: {e}");
             }
             self.programs.insert(view.id, view.clone());
         }
-        if let Some(id) = removed {
-            self.programs.remove(&id);
-        }
+        let removed_owner = removed.and_then(|id| self.programs.remove(&id)).map(|p| p.spec.owner_uid);
         self.refresh_view().await;
         self.save_record();
         if let Some(id) = removed {
             let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
+            if let Some(uid) = removed_owner {
+                let bpffs = Bpffs::new(&self.cx.bpffs_root);
+                let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
+            }
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
         if let Some(view) = added {
@@ -384,8 +404,10 @@ impl Owner {
 
     async fn gone(mut self) {
         tracing::info!(ifindex = self.ifindex, "interface removed");
+        let mut owners = std::collections::BTreeSet::new();
         for (id, p) in std::mem::take(&mut self.programs) {
-            self.cx.limits.release_program(p.spec.owner_uid);
+            self.cx.limits.release_program(p.spec.owner_uid, 1, p.spec.charge());
+            owners.insert(p.spec.owner_uid);
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
         // The device is gone and its link with it: drop the pins, the chain and the record.
@@ -394,6 +416,10 @@ impl Owner {
         if let Some(dir) = self.maps_root.parent() {
             let _ = std::fs::remove_dir(dir);
         }
+        let bpffs = Bpffs::new(&self.cx.bpffs_root);
+        let _ =
+            tokio::task::spawn_blocking(move || owners.into_iter().for_each(|uid| shared_maps::collect(&bpffs, uid)))
+                .await;
         self.cx.store.remove_link(self.ifindex);
         self.cx.publish.interface_gone(self.ifindex).await;
     }

@@ -10,8 +10,10 @@ use std::path::Path;
 use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
-use crate::engine::object::load_with;
+use crate::engine::object::Privilege;
+use crate::engine::sandbox::{Job, Sandbox};
 use crate::engine::{ActionSet, Chain, LoadedProgram, MemberId, RestoredMember};
+use crate::kernel::bpffs::Bpffs;
 use crate::state::recovery::{Facts, Planned, Source};
 use crate::state::{snapshot, RecoveryPlan, Store};
 
@@ -112,14 +114,21 @@ fn load_member(
     let m = &planned.member;
     let maps = maps_root.join(m.id.to_string());
     let loaded = store.object(&m.spec.sha256).map_err(|e| format!("object {}: {e}", m.spec.sha256)).and_then(|bytes| {
-        let privilege = caller::privilege_of(m.spec.owner_uid);
-        load_with(&bytes, Some(&m.spec.function), config.max_object_size, Some(&maps), privilege)
-            .map_err(|e| e.to_string())
+        let job = Job {
+            function: Some(m.spec.function.clone()),
+            max_size: config.max_object_size,
+            maps_dir: Some(maps.clone()),
+            shared_dir: Some(Bpffs::new(&config.bpffs_root).owner_dir(m.spec.owner_uid)),
+            user: caller::privilege_of(m.spec.owner_uid) == Privilege::User,
+            map_budget: None,
+        };
+        // A recorded object is still a caller's bytes: libbpf parses them in a child.
+        Sandbox::of_this_executable().and_then(|s| s.load(&bytes, &job)).map_err(|e| e.to_string())
     });
     let program = match loaded {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(ifindex, id = m.id, program = %m.spec.function, "cannot restore a recorded program: {e}");
+            tracing::error!(ifindex, id = m.id, program = ?m.spec.function, "cannot restore a recorded program: {e}");
             return None;
         }
     };

@@ -52,6 +52,26 @@ pub struct LinkInfo {
     pub xdp_ifindex: u32,
 }
 
+/// Ids of the maps the program `fd` uses.
+pub fn prog_map_ids(fd: BorrowedFd<'_>) -> Result<Vec<u32>, KernelError> {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_prog_info of `len` bytes; the first call only counts.
+    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading program information".into()
+    })?;
+    let mut ids = vec![0u32; info.nr_map_ids as usize];
+    let mut info = libbpf_sys::bpf_prog_info { nr_map_ids: ids.len() as u32, ..Default::default() };
+    info.map_ids = ids.as_mut_ptr() as u64;
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: the kernel writes at most nr_map_ids ids into `ids`, which outlives the call.
+    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading the program's map ids".into()
+    })?;
+    ids.truncate(info.nr_map_ids as usize);
+    Ok(ids)
+}
+
 fn c_name(raw: &[std::ffi::c_char]) -> String {
     let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()

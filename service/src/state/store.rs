@@ -14,6 +14,8 @@ use super::snapshot::MapSnapshot;
 /// `snapshots/<member id>.json`.
 pub struct Store {
     dir: PathBuf,
+    /// Held while the service runs: one instance per state directory.
+    _lock: std::fs::File,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -32,9 +34,28 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Takes `<dir>/lock` (an empty file) for this process: released when the
+/// process ends, however it ends.
+fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "another xdpd uses this state directory; only one may run",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl Store {
+    /// Opens the state directory for this process alone: a second instance
+    /// (another xdpd on the same directory) is refused before it changes anything.
     pub fn open(dir: &Path) -> std::io::Result<Store> {
         use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let lock = lock_dir(dir)?;
         for sub in ["", "objects", "links", "snapshots"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
             // Temporary files are writes a crash interrupted.
@@ -44,7 +65,7 @@ impl Store {
                 }
             }
         }
-        Ok(Store { dir: dir.to_path_buf() })
+        Ok(Store { dir: dir.to_path_buf(), _lock: lock })
     }
 
     fn object_path(&self, sha256: &str) -> PathBuf {
