@@ -39,7 +39,7 @@ fn features() -> Vec<String> {
     vec!["bpf-link".into(), "frags".into()]
 }
 
-const AWAIT_CHECK: Duration = Duration::from_secs(30);
+const AWAIT_CHECK: Duration = Duration::from_secs(5);
 
 /// Whether persistent programs wait for an interface to appear (then the
 /// service does not exit idle: nothing else would restore them when it does).
