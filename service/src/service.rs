@@ -48,6 +48,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     );
     // Objects no record refers to are leftovers of requests that failed.
     store.collect_garbage();
+    // Program ids go on above every id ever handed out, also of removed programs.
+    crate::engine::reserve_member_ids(store.high_water().next_program_id.saturating_sub(1));
     let connection = bus(&config)?.build().await?;
     let activity = Activity::new();
     let limits = Limits::new(config.max_programs_per_uid, config.max_requests_per_client);

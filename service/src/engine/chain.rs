@@ -74,6 +74,36 @@ pub fn reserve_member_ids(id: MemberId) {
     NEXT_MEMBER_ID.fetch_max(id + 1, Ordering::Relaxed);
 }
 
+/// The id the next new member will get (every id below it was handed out).
+pub fn next_member_id() -> MemberId {
+    NEXT_MEMBER_ID.load(Ordering::Relaxed)
+}
+
+/// What a change is about to make of the chain, shown to its [`Gate`].
+pub struct Proposal<'a> {
+    /// The members in run order.
+    pub members: &'a [Member],
+    /// The kernel id of the new program (0: the chain becomes empty).
+    pub program_id: u32,
+    pub generation: u64,
+    pub counting: bool,
+}
+
+/// Runs once in the next change, after its program is loaded and before it
+/// is swapped in: the caller makes the change durable there, and an error
+/// cancels the change with the kernel untouched.
+pub type Gate = Box<dyn FnOnce(&Proposal<'_>) -> Result<(), Error> + Send>;
+
+/// The gate of the next change, if any.
+#[derive(Default)]
+struct GateSlot(Option<Gate>);
+
+impl std::fmt::Debug for GateSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "GateSlot(set)" } else { "GateSlot(none)" })
+    }
+}
+
 /// How a program joins a chain; unset fields come from the object's run config.
 #[derive(Debug, Clone, Default)]
 pub struct AddOptions {
@@ -100,6 +130,7 @@ pub struct Chain {
     link_mode: LinkMode,
     counting: bool,
     counter_table: Option<Arc<CounterTable>>,
+    gate: GateSlot,
 }
 
 impl Chain {
@@ -116,7 +147,25 @@ impl Chain {
             link_mode: LinkMode::Inline,
             counting: false,
             counter_table: None,
+            gate: GateSlot::default(),
         }
+    }
+
+    /// Starts the generation count at `generation` (the high-water mark of
+    /// the interface: a generation is never handed out twice).
+    pub fn with_generation(mut self, generation: u64) -> Chain {
+        self.generation = self.generation.max(generation);
+        self
+    }
+
+    /// Sets the gate the next change passes before its swap (see [`Gate`]).
+    pub fn gate_next_change(&mut self, gate: Gate) {
+        self.gate.0 = Some(gate);
+    }
+
+    /// Takes back a gate no change used (the call changed nothing).
+    pub fn take_gate(&mut self) -> Option<Gate> {
+        self.gate.0.take()
     }
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
@@ -311,8 +360,14 @@ impl Chain {
         }
     }
 
+    fn pass_gate(&self, gate: Option<Gate>, members: &[Member], program_id: u32) -> Result<(), Error> {
+        let Some(gate) = gate else { return Ok(()) };
+        gate(&Proposal { members, program_id, generation: self.generation + 1, counting: self.counting })
+    }
+
     /// Links `candidate`, swaps it in, and only then makes it the chain.
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
+        let gate = self.gate.0.take();
         candidate.sort_by_key(|m| (m.priority, m.seq));
         if self.counting {
             let table = match &self.counter_table {
@@ -343,6 +398,7 @@ impl Chain {
             }
         }
         if candidate.is_empty() {
+            self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;
             }
@@ -371,6 +427,8 @@ impl Chain {
             })
             .collect();
         let linked = linker::link(&inputs, target)?;
+        drop(inputs);
+        self.pass_gate(gate, &candidate, linked.info.id)?;
 
         if let Some(hook) = &mut self.hook {
             if hook.is_attached() {

@@ -12,7 +12,9 @@ pub mod run_config;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};
-pub use chain::{reserve_member_ids, AddOptions, Chain, Member, MemberId, RestoredMember};
+pub use chain::{
+    next_member_id, reserve_member_ids, AddOptions, Chain, Gate, Member, MemberId, Proposal, RestoredMember,
+};
 pub use linker::{LinkMode, LinkedChain};
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
@@ -48,6 +50,9 @@ pub enum Error {
     LimitExceeded(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The change could not be made durable (its record, object or pins); nothing changed.
+    #[error("not durable: {0}")]
+    NotDurable(String),
     #[error("kernel error: {0}")]
     Kernel(#[from] KernelError),
 }

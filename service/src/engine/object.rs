@@ -547,7 +547,7 @@ fn reuse_pinned_maps(object: &Object, dir: &std::path::Path) -> Result<(), Error
     for map in object.maps() {
         // SAFETY: map pointers are valid while the object lives.
         let name = cstr(unsafe { libbpf_sys::bpf_map__name(map) });
-        let pin = dir.join(&name);
+        let pin = dir.join(pin_name(&name));
         if !pin.exists() {
             continue;
         }
@@ -562,14 +562,21 @@ fn reuse_pinned_maps(object: &Object, dir: &std::path::Path) -> Result<(), Error
     Ok(())
 }
 
+/// The file name a map is pinned under: its name with `.` spelled `-`, because
+/// bpffs refuses dots (`x.data`) and a map name cannot contain `-`, so no two
+/// maps share a pin.
+pub fn pin_name(map_name: &str) -> String {
+    map_name.replace('.', "-")
+}
+
 impl LoadedProgram {
-    /// Pins every map as `<dir>/<map name>`, so a later [`load_reusing`] finds them.
+    /// Pins every map as `<dir>/<pin_name(map name)>`, so a later [`load_reusing`] finds them.
     pub fn pin_maps(&self, dir: &std::path::Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|e| {
             KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
         })?;
         for map in &self.maps {
-            let pin = dir.join(&map.name);
+            let pin = dir.join(pin_name(&map.name));
             if pin.exists() {
                 continue;
             }

@@ -6,6 +6,7 @@
 //! which `dbus/` implements. Nothing here knows the bus.
 
 pub mod command;
+mod durable;
 pub mod handle;
 pub mod owner;
 pub mod publish;

@@ -15,11 +15,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
 use super::command::{AddRequest, Command};
+use super::durable::{self, Draft};
 use super::handle::Handle;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
 use super::view::Observed;
 use crate::caller::Caller;
-use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
+use crate::engine::{next_member_id, AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::limits::Limits;
 use crate::program::ProgramSpec;
@@ -168,18 +169,21 @@ impl Owner {
             self.cx.limits.reserve_program(caller.uid)?;
         }
         let (function, sha256) = (program.name.clone(), program.sha256.clone());
-        let result = self.add_to_chain(program, &request, &caller, replaced).await;
+        // The object is stored (durably) before the chain changes: a full disk refuses the request.
+        let result = match self.cx.store.hold_object(&sha256, &object) {
+            Ok(()) => {
+                let added = self.add_to_chain(program, &request, &caller, replaced).await;
+                self.cx.store.release_object(&sha256);
+                added
+            }
+            Err(e) => Err(ServiceError::NotDurable(format!("cannot store the object in the state directory: {e}"))),
+        };
         let (id, view) = result.inspect_err(|e| {
             if replaced.is_none() {
                 self.cx.limits.release_program(caller.uid);
             }
             tracing::info!(%caller, interface = %self.ifname(), program = %function, "add refused: {e}");
         })?;
-        // The object is kept only once its program is in the chain, and before
-        // the record names it: a refused request leaves no file behind.
-        if let Err(e) = self.cx.store.save_object(&sha256, &object) {
-            tracing::error!(%caller, interface = %self.ifname(), "cannot keep a copy of the object; the program will not survive a restart: {e}");
-        }
         tracing::info!(%caller, interface = %self.ifname(), program = %function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
@@ -203,9 +207,18 @@ impl Owner {
             privilege: caller.privilege(),
         };
         let expected = request.expected_generation;
-        let (function, sha256) = (program.name.clone(), program.sha256.clone());
+        let template = ProgramSpec {
+            function: program.name.clone(),
+            sha256: program.sha256.clone(),
+            tag: request.tag.clone(),
+            owner_uid: caller.uid,
+            loaded_at: now_micros(),
+            persist: request.persist,
+            snapshot: request.snapshot,
+            ..Default::default()
+        };
         let (id, priority, proceed_on, map_ids) = self
-            .with_chain(move |chain| {
+            .durably(Some(template.clone()), move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
                     let now = chain.generation();
                     return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
@@ -218,24 +231,48 @@ impl Owner {
                 let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
                 Ok((id, m.priority, m.proceed_on.names(), maps))
             })
-            .await??;
-        let spec = ProgramSpec {
-            function,
-            sha256,
-            priority,
-            proceed_on,
-            tag: request.tag.clone(),
-            owner_uid: caller.uid,
-            loaded_at: now_micros(),
-            persist: request.persist,
-            snapshot: request.snapshot,
-        };
+            .await?;
+        let spec = ProgramSpec { priority, proceed_on, ..template };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
+    }
+
+    /// Runs change `f` on the chain behind a gate that makes it durable
+    /// before the swap (see `durable`); commits the record after the swap,
+    /// and undoes what was prepared when the change did not happen.
+    async fn durably<T: Send + 'static>(
+        &self,
+        added: Option<ProgramSpec>,
+        f: impl FnOnce(&mut Chain) -> Result<T, crate::engine::Error> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let draft = Draft {
+            store: self.cx.store.clone(),
+            ifindex: self.ifindex,
+            name: self.ifname(),
+            maps_root: self.maps_root.clone(),
+            specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
+            added,
+        };
+        let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
+        self.with_chain(move |chain| {
+            chain.gate_next_change(draft.gate());
+            let result = f(chain);
+            let unused = chain.take_gate().is_some();
+            match result {
+                Ok(value) if unused => Ok(value),
+                Ok(value) => durable::commit(&store, ifindex).map(|()| value),
+                Err(e) => {
+                    let ids: Vec<MemberId> = chain.members().iter().map(|m| m.id).collect();
+                    durable::undo(&store, ifindex, &maps_root, &ids);
+                    Err(e.into())
+                }
+            }
+        })
+        .await?
     }
 
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         let owner_uid = self.programs.get(&id).map(|p| p.spec.owner_uid).ok_or_else(|| no_such_program(id))?;
-        self.with_chain(move |chain| chain.remove(id)).await??;
+        self.durably(None, move |chain| chain.remove(id)).await?;
         self.cx.limits.release_program(owner_uid);
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
@@ -275,14 +312,37 @@ impl Owner {
     }
 
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
-        self.with_chain(move |chain| chain.set_counting(on)).await??;
+        self.durably(None, move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
         self.changed(None, None).await;
         Ok(())
     }
 
+    /// Reclaim re-attaches the same program: its record (generation + 1) is
+    /// prepared first, and committed only if the generation moved.
     async fn reclaim(&mut self, caller: Caller) -> Result<(), ServiceError> {
-        self.with_chain(|chain| chain.reclaim()).await??;
+        let (store, ifindex) = (self.cx.store.clone(), self.ifindex);
+        let mut record = self.record();
+        self.with_chain(move |chain| {
+            let before = chain.generation();
+            record.generation = before + 1;
+            record.kernel_program_id = chain.program().map_or(0, |p| p.info.id);
+            let not_durable = |e: std::io::Error| ServiceError::NotDurable(format!("cannot write the record: {e}"));
+            store.raise_high_water(next_member_id(), &record.name, before + 1).map_err(not_durable)?;
+            store.prepare_link(ifindex, (!record.members.is_empty()).then_some(&record)).map_err(not_durable)?;
+            match chain.reclaim() {
+                Ok(()) if chain.generation() != before => durable::commit(&store, ifindex),
+                Ok(()) => {
+                    store.discard_link(ifindex);
+                    Ok(())
+                }
+                Err(e) => {
+                    store.discard_link(ifindex);
+                    Err(e.into())
+                }
+            }
+        })
+        .await??;
         tracing::warn!(%caller, interface = %self.ifname(), "interface reclaimed from a foreign program");
         self.changed(None, None).await;
         Ok(())
@@ -310,39 +370,37 @@ impl Owner {
         self.write_record(self.record());
     }
 
+    /// Writes the record outside a change (after a restore, a rename): there
+    /// is no caller to refuse, so a failure is logged and the next change
+    /// writes the whole record again.
     fn write_record(&self, record: IfaceRecord) {
+        let high_water = self.cx.store.raise_high_water(next_member_id(), &record.name, record.generation);
         let result = if record.members.is_empty() {
             self.cx.store.remove_link(self.ifindex);
             Ok(())
         } else {
             self.cx.store.save_link(&record)
         };
-        if let Err(e) = result {
+        if let Err(e) = high_water.and(result) {
             tracing::error!(ifindex = self.ifindex, "cannot write the record: {e}");
         }
     }
 
-    /// Makes pins, record, published objects and signals follow a change of
-    /// the chain. The order makes a crash at any point recoverable: a new
-    /// program's maps are pinned before the record names it, a removed
-    /// program's pins go only after the record dropped it, and pins no record
-    /// names are cleaned up at the next start.
+    /// Makes the published objects and signals follow a change of the chain,
+    /// once it is durable (see `durably`): a new program's maps were pinned
+    /// before the record named it; a removed program's pins, snapshot and
+    /// object go only after the record dropped it.
     async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
         if let Some(view) = &added {
-            let (id, dir) = (view.id, self.maps_root.join(view.id.to_string()));
-            let pinned = self.with_chain(move |c| c.member(id).map(|m| m.program.pin_maps(&dir))).await;
-            if let Ok(Some(Err(e))) = pinned {
-                tracing::error!(ifindex = self.ifindex, id = view.id, "cannot pin the program's maps: {e}");
-            }
             self.programs.insert(view.id, view.clone());
         }
-        if let Some(id) = removed {
-            self.programs.remove(&id);
+        if let Some(gone) = removed.and_then(|id| self.programs.remove(&id)) {
+            let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
+            self.cx.store.remove_snapshot(gone.id);
+            self.cx.store.drop_object_if_unused(&gone.spec.sha256);
         }
         self.refresh_view().await;
-        self.save_record();
         if let Some(id) = removed {
-            let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
         if let Some(view) = added {

@@ -62,7 +62,8 @@ impl Registry {
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(ifindex, "restoring the chain failed: {e}");
-                    (Chain::for_interface(ifindex, &self.config.bpffs_root), Default::default())
+                    let floor = self.cx.store.high_water().generation(&name);
+                    (Chain::for_interface(ifindex, &self.config.bpffs_root).with_generation(floor), Default::default())
                 });
         let chain = chain.with_max_members(self.config.max_programs_per_link);
         let (handle, owner, rx) = Owner::new(self.cx.clone(), ifindex, name.clone(), chain, programs);

@@ -42,7 +42,9 @@ pub fn restore(
         tracing::info!(ifindex, pin = %path.display(), "removing leftover pins");
         let _ = std::fs::remove_dir_all(path);
     }
-    let fresh = || (Chain::for_interface(ifindex, root), BTreeMap::new());
+    // Generations go on from the highest one this interface ever had.
+    let floor = store.high_water().generation(name);
+    let fresh = || (Chain::for_interface(ifindex, root).with_generation(floor), BTreeMap::new());
     let Some(record) = &plan.record else { return fresh() };
     let mut members = Vec::new();
     let mut programs = BTreeMap::new();
@@ -61,7 +63,7 @@ pub fn restore(
             privilege: caller::privilege_of(m.spec.owner_uid),
         });
     }
-    match Chain::restore(ifindex, root, members, record.generation, plan.running) {
+    match Chain::restore(ifindex, root, members, record.generation.max(floor), plan.running) {
         Ok(mut chain) => {
             // Counters are not kept across restarts: counting starts again from zero (a relink).
             if record.counting {
