@@ -1,0 +1,202 @@
+//! Fault injection: the record, the kernel and the D-Bus view agree after a
+//! full state directory, damaged records, deleted pins, kills and reboots;
+//! nothing acknowledged is lost, and ids and generations never come back.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xdpd_client::LinkProxy;
+use zbus::Variant;
+
+use xdpd_tests::service::Service as Fixture;
+
+fn object(name: &str) -> String {
+    xdpd_bpf::object_path(name).display().to_string()
+}
+
+fn opts(priority: i32) -> HashMap<&'static str, Variant<'static>> {
+    HashMap::from([("priority", Variant::from(priority))])
+}
+
+fn id_of(path: &zbus::OwnedObjectPath) -> u64 {
+    path.as_str().rsplit('/').next().and_then(|s| s.parse().ok()).expect("a program path ends in its id")
+}
+
+/// A tiny tmpfs mounted as the service's state directory; unmounted (lazily,
+/// the service may still hold it) when dropped, also when a test fails.
+struct TinyStateDir(PathBuf);
+
+impl TinyStateDir {
+    fn mount(f: &Fixture, size: &str) -> TinyStateDir {
+        let dir = f.bus.dir.join("state");
+        std::fs::create_dir_all(&dir).expect("state dir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "xdpd-faults", dir.to_str().unwrap()])
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
+        TinyStateDir(dir)
+    }
+
+    /// Fills the file system to the last byte; returns the filler's path.
+    fn fill(&self) -> PathBuf {
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        while file.write_all(&[0]).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for TinyStateDir {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// What the service shows of the chain: (kernel id, generation, program ids).
+async fn view(link: &LinkProxy<'_>) -> (u32, u64, Vec<u64>) {
+    let programs = link.programs().await.expect("Programs").iter().map(id_of).collect();
+    (link.kernel_program_id().await.expect("KernelProgramId"), link.generation().await.expect("Generation"), programs)
+}
+
+/// Ids of the members the record of the interface names (empty without a record).
+fn recorded(f: &Fixture) -> Vec<u64> {
+    let path = f.bus.dir.join(format!("state/links/{}.json", f.ifindex));
+    let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
+    let record: serde_json::Value = serde_json::from_slice(&bytes).expect("a readable record");
+    record["members"].as_array().expect("members").iter().filter_map(|m| m["id"].as_u64()).collect()
+}
+
+fn objects(f: &Fixture) -> usize {
+    std::fs::read_dir(f.bus.dir.join("state/objects")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn assert_not_durable(err: zbus::Error) {
+    assert!(err.to_string().contains("NotDurable"), "not a NotDurable error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_directory_refuses_every_change_and_changes_nothing() {
+    let f = Fixture::new("fault-full").await;
+    let tmpfs = TinyStateDir::mount(&f, "1m");
+    let link = f.link().await;
+    let dropper = link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    link.add_program_from_path(&object("basic"), "xdp_pass", opts(20)).await.unwrap();
+    let before = view(&link).await;
+    let filler = tmpfs.fill();
+
+    let err = link.add_program_from_path(&object("globaldata"), "global_data", opts(30)).await.unwrap_err();
+    assert_not_durable(err);
+    let err = link.add_program_from_path(&object("udp"), "udp_count", opts(30)).await.unwrap_err();
+    assert_not_durable(err);
+    assert_not_durable(f.program(&dropper).await.remove().await.unwrap_err());
+    assert_not_durable(link.set_counting(true).await.unwrap_err());
+    assert_eq!(view(&link).await, before, "nothing changed");
+    assert_eq!(f.attached().native, before.0, "the kernel runs what it ran");
+    assert_eq!(recorded(&f), before.2, "the record names what runs");
+    assert_eq!(f.traffic(9999, 10), 0, "the dropper still drops");
+
+    // Space again, and a restart: exactly what was acknowledged, adopted as it runs.
+    std::fs::remove_file(filler).unwrap();
+    f.bus.stop_service();
+    assert_eq!(view(&link).await, before);
+    assert_eq!(objects(&f), 2, "no object of a refused request is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_collected_when_no_record_names_them() {
+    let f = Fixture::new("fault-gc").await;
+    let link = f.link().await;
+    let keep = link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    for _ in 0..3 {
+        let p = link.add_program_from_path(&object("basic"), "xdp_pass", opts(20)).await.unwrap();
+        assert_eq!(objects(&f), 2);
+        f.program(&p).await.remove().await.unwrap();
+        assert_eq!(objects(&f), 1, "a removed program's object goes at once");
+    }
+    // A replacement drops the replaced object; the same object on another member stays.
+    let tagged = HashMap::from([("tag", Variant::from("app")), ("priority", Variant::from(30))]);
+    link.add_program_from_path(&object("basic"), "xdp_pass", tagged.clone()).await.unwrap();
+    let mut replace = tagged;
+    replace.insert("replace", Variant::from(true));
+    link.add_program_from_path(&object("udp"), "udp_count", replace).await.unwrap();
+    assert_eq!(objects(&f), 1, "only udp.o is named by a record");
+    f.program(&keep).await.remove().await.unwrap();
+    assert_eq!(objects(&f), 1, "still named by the replacement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_and_generations_never_come_back() {
+    let f = Fixture::new("fault-ids").await;
+    let link = f.link().await;
+    let first = link.add_program_from_path(&object("basic"), "xdp_pass", opts(10)).await.unwrap();
+    f.program(&first).await.remove().await.unwrap();
+    let generation = link.generation().await.unwrap();
+    assert!(recorded(&f).is_empty(), "an empty chain has no record");
+
+    // A restart: the removed id and the generation reached stay handed out.
+    f.bus.stop_service();
+    let second = link.add_program_from_path(&object("basic"), "xdp_pass", opts(10)).await.unwrap();
+    assert!(id_of(&second) > id_of(&first), "{second:?} after {first:?}");
+    let after_restart = link.generation().await.unwrap();
+    assert!(after_restart > generation, "generation {after_restart} after {generation}");
+
+    // A reboot (bpffs emptied, state kept): the same.
+    f.bus.stop_service();
+    reboot(&f);
+    assert!(link.generation().await.unwrap() >= after_restart, "Generation never decreases");
+    let third = link.add_program_from_path(&object("basic"), "xdp_pass", opts(10)).await.unwrap();
+    assert!(id_of(&third) > id_of(&second));
+    assert!(link.generation().await.unwrap() > after_restart);
+}
+
+/// What a reboot does to the kernel's state: links and pins are gone.
+fn reboot(f: &Fixture) {
+    if f.link_pin().exists() {
+        let out = Command::new("bpftool").args(["link", "detach", "pinned"]).arg(f.link_pin()).output().unwrap();
+        assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    remove_pins(&f.pins());
+}
+
+fn remove_pins(dir: &Path) {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).expect("remove pins");
+    }
+}
+
+/// The value of the first entry of the map of `program` whose name ends with `suffix`.
+async fn map_value(f: &Fixture, program: &zbus::OwnedObjectPath, suffix: &str, size: usize) -> Vec<u8> {
+    let maps = f.program(program).await.get_maps().await.unwrap();
+    let (_, fd) =
+        maps.iter().find(|(name, _)| name.ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix} in {maps:?}"));
+    xdpd_tests::map_lookup(fd.as_fd(), 0, size)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_data_survives_an_idle_exit() {
+    let f = Fixture::with_idle_timeout("fault-global", 2).await;
+    let link = f.link().await;
+    let p = link.add_program_from_path(&object("globaldata"), "global_data", opts(10)).await.unwrap();
+    f.traffic(9000, 20);
+    let runs = u64::from_ne_bytes(map_value(&f, &p, ".bss", 8).await.try_into().unwrap());
+    assert!(runs >= 20, "bss_runs {runs}");
+    let pins = f.pins().join(f.ifindex.to_string()).join("prog").join(id_of(&p).to_string());
+    let pinned: Vec<String> =
+        std::fs::read_dir(&pins).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(pinned.iter().any(|n| n.ends_with("-bss")) && pinned.iter().any(|n| n.ends_with("-data")), "{pinned:?}");
+
+    let pid = f.bus.service_pid().expect("running");
+    assert!(f.bus.wait_service_gone(pid, std::time::Duration::from_secs(15)), "no idle exit");
+    f.traffic(9000, 10);
+    let again = u64::from_ne_bytes(map_value(&f, &p, ".bss", 8).await.try_into().unwrap());
+    assert!(again >= runs + 10, "the member kept its .bss: {again} after {runs}");
+    let seed = u32::from_ne_bytes(map_value(&f, &p, ".data", 4).await.try_into().unwrap());
+    assert_ne!(seed, 7, "the member kept its .data");
+}
