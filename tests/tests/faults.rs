@@ -200,3 +200,91 @@ async fn global_data_survives_an_idle_exit() {
     let seed = u32::from_ne_bytes(map_value(&f, &p, ".data", 4).await.try_into().unwrap());
     assert_ne!(seed, 7, "the member kept its .data");
 }
+
+/// Damages the interface's record the way `how` says.
+fn damage_record(f: &Fixture, how: &str) {
+    let path = f.bus.dir.join(format!("state/links/{}.json", f.ifindex));
+    let bytes = std::fs::read(&path).expect("a record to damage");
+    match how {
+        "truncated" => std::fs::write(&path, &bytes[..bytes.len() / 2]),
+        "corrupt" => std::fs::write(&path, b"\x00\x13garbage{{"),
+        "missing" => std::fs::remove_file(&path),
+        "older" => std::fs::write(&path, format!(r#"{{"version":0,"ifindex":{},"programs":[1,2]}}"#, f.ifindex)),
+        _ => unreachable!("no such damage"),
+    }
+    .expect("damage the record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_chain_without_a_readable_record_is_shown_and_removable() {
+    let f = Fixture::new("fault-records").await;
+    let link = f.link().await;
+    for how in ["truncated", "corrupt", "missing", "older"] {
+        link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+        link.add_program_from_path(&object("basic"), "xdp_pass", opts(20)).await.unwrap();
+        let (kernel, generation, _) = view(&link).await;
+        f.bus.stop_service();
+        damage_record(&f, how);
+
+        // After the restart the chain still runs, and the API shows it.
+        let programs = link.programs().await.unwrap();
+        assert_eq!(programs.len(), 1, "{how}: one program stands for the unexplained chain");
+        let shown = f.program(&programs[0]).await;
+        assert_eq!(shown.tag().await.unwrap(), "unexplained", "{how}");
+        assert_eq!(shown.owner().await.unwrap(), 0, "{how}: an administrator's to remove");
+        assert_eq!(link.kernel_program_id().await.unwrap(), kernel, "{how}");
+        assert_eq!(f.attached().native, kernel, "{how}");
+        assert!(link.generation().await.unwrap() >= generation, "{how}: Generation never decreases");
+        assert_eq!(f.traffic(9999, 10), 0, "{how}: it still drops");
+        let err = link.add_program_from_path(&object("basic"), "xdp_pass", opts(30)).await.unwrap_err();
+        assert!(err.to_string().contains("Conflict"), "{how}: {err}");
+
+        // Removing it detaches it; the interface is free again.
+        shown.remove().await.unwrap();
+        assert_eq!(view(&link).await.0, 0, "{how}");
+        assert_eq!(f.attached().native, 0, "{how}");
+        assert!(link.programs().await.unwrap().is_empty(), "{how}");
+        assert_eq!(f.traffic(9999, 10), 10, "{how}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_pins_keep_the_data_path_whole() {
+    let f = Fixture::new("fault-pins").await;
+    let link = f.link().await;
+    let persist = HashMap::from([("priority", Variant::from(10)), ("persist", Variant::from(true))]);
+    let counter = link.add_program_from_path(&object("udp"), "udp_count", persist).await.unwrap();
+    let blocker = link.add_program_from_path(&object("udp"), "port_block", opts(5)).await.unwrap();
+    assert_eq!(f.traffic(9998, 20), 20);
+    let (kernel, generation, programs) = view(&link).await;
+
+    // Map pins deleted while the service is away: the adopted chain's maps are the truth.
+    f.bus.stop_service();
+    remove_pins(&f.pins().join(f.ifindex.to_string()).join("prog"));
+    assert_eq!(view(&link).await, (kernel, generation, programs.clone()), "adopted as it runs");
+    let count = u64::from_ne_bytes(map_value(&f, &counter, "packets", 8).await.try_into().unwrap());
+    assert_eq!(count, 20, "MapIds/GetMaps name the maps the running program uses");
+    let maps = f.program(&blocker).await.get_maps().await.unwrap();
+    xdpd_tests::map_update(maps["blocked_port"].as_fd(), 0, &7777u32.to_ne_bytes());
+    assert_eq!(f.traffic(7777, 10), 0, "a write through GetMaps reaches the packets");
+    assert!(
+        f.pins().join(f.ifindex.to_string()).join("prog").join(id_of(&counter).to_string()).exists(),
+        "pinned again"
+    );
+
+    // The link pin deleted while the service is away: the chain is gone from the
+    // kernel, so only what persists comes back, relinked, and the record says so.
+    f.bus.stop_service();
+    std::fs::remove_file(f.link_pin()).unwrap();
+    let start = std::time::Instant::now();
+    while f.attached().native != 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the link outlived its pin");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (kernel, after, programs) = view(&link).await;
+    assert_eq!(programs, vec![id_of(&counter)]);
+    assert_ne!(kernel, 0);
+    assert_eq!(f.attached().native, kernel);
+    assert!(after > generation);
+    assert_eq!(recorded(&f), programs);
+}

@@ -18,6 +18,7 @@ use super::command::{AddRequest, Command};
 use super::durable::{self, Draft};
 use super::handle::Handle;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
+use super::restore::UNEXPLAINED;
 use super::view::Observed;
 use crate::caller::Caller;
 use crate::engine::{next_member_id, AddOptions, Chain, LoadedProgram, MemberId};
@@ -149,7 +150,16 @@ impl Owner {
         if let Ok(mut counters) = self.handle.counters.write() {
             counters.clone_from(&observed.counters);
         }
-        self.view.send_modify(|v| observed.apply(v));
+        let unexplained = self.unexplained();
+        self.view.send_modify(|v| {
+            observed.apply(v);
+            v.programs.extend(unexplained);
+        });
+    }
+
+    /// The program standing for a running chain no record explains (see `restore::unexplained`).
+    fn unexplained(&self) -> Option<MemberId> {
+        self.programs.values().find(|p| p.spec.sha256.is_empty() && p.spec.tag == UNEXPLAINED).map(|p| p.id)
     }
 
     async fn add(
@@ -164,6 +174,11 @@ impl Owner {
             .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
             .flatten()
             .map(|p| p.id);
+        if let Some(id) = self.unexplained() {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (program {id}, tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
         // A replacement keeps the count; a new program needs room under the uid's limit.
         if replaced.is_none() {
             self.cx.limits.reserve_program(caller.uid)?;
@@ -272,7 +287,11 @@ impl Owner {
 
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         let owner_uid = self.programs.get(&id).map(|p| p.spec.owner_uid).ok_or_else(|| no_such_program(id))?;
-        self.durably(None, move |chain| chain.remove(id)).await?;
+        if self.unexplained() == Some(id) {
+            self.durably(None, |chain| chain.clear()).await?;
+        } else {
+            self.durably(None, move |chain| chain.remove(id)).await?;
+        }
         self.cx.limits.release_program(owner_uid);
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
@@ -361,6 +380,7 @@ impl Owner {
                 .programs
                 .iter()
                 .filter_map(|id| self.programs.get(id))
+                .filter(|p| !p.spec.sha256.is_empty())
                 .map(|p| MemberRecord::new(p.id, &p.spec))
                 .collect(),
         }
@@ -397,7 +417,9 @@ impl Owner {
         if let Some(gone) = removed.and_then(|id| self.programs.remove(&id)) {
             let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
             self.cx.store.remove_snapshot(gone.id);
-            self.cx.store.drop_object_if_unused(&gone.spec.sha256);
+            if !gone.spec.sha256.is_empty() {
+                self.cx.store.drop_object_if_unused(&gone.spec.sha256);
+            }
         }
         self.refresh_view().await;
         if let Some(id) = removed {

@@ -11,7 +11,8 @@ use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
 use crate::engine::object::load_with;
-use crate::engine::{ActionSet, Chain, LoadedProgram, MemberId, RestoredMember};
+use crate::engine::{ActionSet, Chain, LoadedProgram, MemberId, ProgramMap, RestoredMember};
+use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
 use crate::state::{snapshot, RecoveryPlan, Store};
 
@@ -44,12 +45,27 @@ pub fn restore(
     }
     // Generations go on from the highest one this interface ever had.
     let floor = store.high_water().generation(name);
-    let fresh = || (Chain::for_interface(ifindex, root).with_generation(floor), BTreeMap::new());
+    let fresh = || {
+        let chain = Chain::for_interface(ifindex, root).with_generation(floor);
+        let programs = unexplained(&chain, store, name).into_iter().map(|p| (p.id, p)).collect();
+        (chain, programs)
+    };
     let Some(record) = &plan.record else { return fresh() };
     let mut members = Vec::new();
     let mut programs = BTreeMap::new();
-    for planned in &plan.members {
-        let Some(program) = load_member(config, store, ifindex, &maps_root, planned) else { continue };
+    let mut loaded: Vec<(&Planned, LoadedProgram)> = plan
+        .members
+        .iter()
+        .filter_map(|planned| Some((planned, load_member(config, store, ifindex, &maps_root, planned)?)))
+        .collect();
+    if plan.running != 0 {
+        // The running program's maps are the truth: its members keep using them.
+        adopt_running_maps(plan.running, loaded.iter_mut().map(|(_, p)| p));
+    }
+    for (planned, program) in loaded {
+        if let Err(e) = program.pin_maps(&maps_root.join(planned.member.id.to_string())) {
+            tracing::error!(ifindex, id = planned.member.id, "cannot pin the maps of a restored program: {e}");
+        }
         let m = &planned.member;
         let map_ids = program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
         programs.insert(m.id, ProgramView { ifindex, id: m.id, spec: m.spec.clone(), map_ids });
@@ -71,6 +87,9 @@ pub fn restore(
                     tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
                 }
             }
+            if chain.members().is_empty() {
+                programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
+            }
             (chain, programs)
         }
         Err(e) => {
@@ -78,6 +97,32 @@ pub fn restore(
             fresh()
         }
     }
+}
+
+/// The tag of a chain that runs on the interface but that no record explains.
+pub const UNEXPLAINED: &str = "unexplained";
+
+/// A chain that runs through xdpd's pinned link while no restored member
+/// explains it (its record is missing, unreadable, from another version, or
+/// none of its programs came back): shown as one program tagged
+/// [`UNEXPLAINED`], owned by root, whose removal detaches it. Never invisible.
+fn unexplained(chain: &Chain, store: &Store, name: &str) -> Option<ProgramView> {
+    let ifindex = chain.hook()?.ifindex();
+    let running = chain.hook()?.attached_prog_id()?;
+    let id = crate::engine::next_member_id();
+    crate::engine::reserve_member_ids(id);
+    if let Err(e) = store.raise_high_water(id + 1, name, chain.generation()) {
+        tracing::error!(ifindex, "cannot record the ids handed out: {e}");
+    }
+    tracing::error!(
+        ifindex,
+        interface = name,
+        kernel_id = running,
+        id,
+        "a chain runs on this interface that no readable record explains: shown as program {id} tagged '{UNEXPLAINED}'; an administrator removes it (xdpctl remove {id}) or keeps it running"
+    );
+    let spec = ProgramSpec { function: format!("chain-{running}"), tag: UNEXPLAINED.into(), ..Default::default() };
+    Some(ProgramView { ifindex, id, spec, map_ids: Default::default() })
 }
 
 /// Names of the per-member pin directories under `maps_root`.
@@ -103,7 +148,52 @@ fn log_source(source: &Source, ifindex: u32, name: &str) {
     }
 }
 
-/// Loads one recorded member's object, with its pinned maps (or its snapshot), and pins them.
+/// Makes the members of an adopted chain use the maps the running program
+/// `running` uses: a member's map whose pin was lost (a fresh map) is
+/// replaced by the running program's map of the same name and type that no
+/// other member claims.
+fn adopt_running_maps<'a>(running: u32, programs: impl Iterator<Item = &'a mut LoadedProgram>) {
+    use crate::kernel::bpf;
+    let used = bpf::prog_fd_by_id(running).and_then(|fd| bpf::prog_map_ids(fd.as_fd()));
+    let used = match used {
+        Ok(ids) => ids,
+        Err(e) => return tracing::error!(running, "cannot read the running chain's maps: {e}"),
+    };
+    let mut programs: Vec<&mut LoadedProgram> = programs.collect();
+    let mut free: Vec<u32> =
+        used.iter().copied().filter(|id| !programs.iter().any(|p| p.maps.iter().any(|m| m.id == *id))).collect();
+    for program in programs.iter_mut() {
+        // Only maps the member's code refers to are in the running program.
+        let referenced: Vec<usize> = program.map_refs.iter().map(|&(_, i)| i).collect();
+        let maps = program.maps.iter_mut().enumerate().filter(|(i, _)| referenced.contains(i)).map(|(_, m)| m);
+        adopt_maps(maps, &used, &mut free);
+    }
+}
+
+/// Gives each of `maps` the running chain's map of the same name and type from `free`.
+fn adopt_maps<'a>(maps: impl Iterator<Item = &'a mut ProgramMap>, used: &[u32], free: &mut Vec<u32>) {
+    use crate::kernel::bpf;
+    for map in maps {
+        if used.contains(&map.id) || free.is_empty() {
+            continue;
+        }
+        let found = free.iter().position(|&id| {
+            let info = bpf::map_fd_by_id(id).and_then(|fd| bpf::map_info(fd.as_fd()));
+            info.is_ok_and(|i| i.map_type == map.map_type && map.name.starts_with(&i.name) && !i.name.is_empty())
+        });
+        let Some(at) = found else { continue };
+        let id = free.remove(at);
+        match bpf::map_fd_by_id(id) {
+            Ok(fd) => {
+                tracing::warn!(map = %map.name, was = map.id, now = id, "a lost map pin: the member keeps the map its running chain uses");
+                (map.fd, map.id) = (fd, id);
+            }
+            Err(e) => tracing::error!(map = %map.name, "cannot open the running chain's map {id}: {e}"),
+        }
+    }
+}
+
+/// Loads one recorded member's object, with its pinned maps (or its snapshot).
 fn load_member(
     config: &Config,
     store: &Store,
@@ -130,9 +220,6 @@ fn load_member(
             Some(saved) => snapshot::restore(program.maps.iter().map(|m| (m.name.as_str(), m.fd.as_fd())), &saved),
             None => tracing::warn!(ifindex, id = m.id, "no map snapshot to restore: maps start empty"),
         }
-    }
-    if let Err(e) = program.pin_maps(&maps) {
-        tracing::error!(ifindex, id = m.id, "cannot pin the maps of a restored program: {e}");
     }
     Some(program)
 }

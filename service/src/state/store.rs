@@ -162,7 +162,11 @@ impl Store {
         match serde_json::from_slice(&bytes) {
             Ok(record) => Some(record),
             Err(e) => {
-                tracing::error!(ifindex, "unreadable record {}: {e}", self.link_path(ifindex).display());
+                // Kept aside for the administrator; recovery shows what runs without it.
+                let path = self.link_path(ifindex);
+                let aside = path.with_extension("json.unreadable");
+                let _ = std::fs::rename(&path, &aside);
+                tracing::error!(ifindex, "unreadable record ({e}): kept as {}", aside.display());
                 None
             }
         }
