@@ -80,24 +80,35 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     };
     tokio::pin!(disconnected);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
+    let stop = loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: exiting; chains stay attached"); break }
-            _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break }
+            _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break "SIGTERM" }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: exiting; chains stay attached"); break "SIGINT" }
+            _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break "bus lost" }
             _ = tick.tick() => {
-                if let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) {
-                    if idle >= limit {
-                        tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs());
-                        break;
+                let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) else { continue };
+                if idle < limit {
+                    continue;
+                }
+                // An idle exit that would lose a snapshot does not happen: stay, and try again later.
+                match links.save_snapshots().await {
+                    Ok(()) => { tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs()); break "" }
+                    Err(errors) => {
+                        for e in errors {
+                            tracing::error!("not exiting when idle: {e}");
+                        }
+                        drop(activity.begin());
                     }
                 }
             }
         }
-    }
+    };
     // Persistent programs that asked for it keep their maps' contents across a reboot.
-    links.save_snapshots().await;
+    let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
     let _ = connection.release_name(BUS_NAME).await;
     watcher.abort();
-    Ok(())
+    saved.map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("{stop}: exiting without saving every snapshot (the previous ones stay): {}", text.join("; ")).into()
+    })
 }

@@ -288,3 +288,66 @@ async fn lost_pins_keep_the_data_path_whole() {
     assert!(after > generation);
     assert_eq!(recorded(&f), programs);
 }
+
+/// The IPv4 UDP count of proto_count's per-CPU `packets` map, summed over the CPUs.
+fn udp_packets(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
+    // SAFETY: plain libbpf call without arguments.
+    let cpus = unsafe { libbpf_sys::libbpf_num_possible_cpus() } as usize;
+    let values = xdpd_tests::map_lookup(fd, 3, 8 * cpus);
+    values.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).sum()
+}
+
+/// Adds `prefix/len` to ip_blocklist's LPM trie, or reads its drop count.
+fn blocklist(fd: std::os::fd::BorrowedFd<'_>, prefix: std::net::Ipv4Addr, len: u32, write: bool) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut key = len.to_ne_bytes().to_vec();
+    key.extend_from_slice(&prefix.octets());
+    let mut value = [0u8; 8];
+    // SAFETY: key and value buffers of the trie's key (8) and value (8) sizes.
+    let ret = unsafe {
+        if write {
+            libbpf_sys::bpf_map_update_elem(fd.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0)
+        } else {
+            libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), key.as_ptr().cast(), value.as_mut_ptr().cast())
+        }
+    };
+    (ret == 0).then(|| u64::from_ne_bytes(value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_keep_every_iterable_map_type_and_refuse_the_others() {
+    let f = Fixture::new("fault-snap").await;
+    let link = f.link().await;
+    let kept = |prio: i32| {
+        HashMap::from([
+            ("priority", Variant::from(prio)),
+            ("persist", Variant::from(true)),
+            ("snapshot", Variant::from(true)),
+        ])
+    };
+    let err = link.add_program_from_path(&object("tailcall"), "tail_entry", kept(50)).await.unwrap_err();
+    assert!(err.to_string().contains("InvalidArgs") && err.to_string().contains("jump_table"), "{err}");
+
+    let counter = link.add_program_from_path(&object("proto_count"), "proto_count", kept(90)).await.unwrap();
+    assert_eq!(f.traffic(9000, 20), 20);
+    let counted = udp_packets(f.program(&counter).await.get_maps().await.unwrap()["packets"].as_fd());
+    assert!(counted >= 20, "{counted}");
+    let blocker = link.add_program_from_path(&object("ip_blocklist"), "ip_blocklist", kept(10)).await.unwrap();
+    let prefix = std::net::Ipv4Addr::from(u32::from(f.pair.addr_a) & 0xffff_ff00);
+    let maps = f.program(&blocker).await.get_maps().await.unwrap();
+    blocklist(maps["blocklist"].as_fd(), prefix, 24, true).expect("prefix added");
+    assert_eq!(f.traffic(9000, 10), 0, "the sender's prefix is blocked");
+    let dropped = blocklist(maps["blocklist"].as_fd(), prefix, 24, false).expect("prefix");
+    assert!(dropped >= 10);
+
+    // A reboot: the maps come back from the snapshots saved at the stop.
+    f.bus.stop_service();
+    reboot(&f);
+    assert_eq!(link.programs().await.unwrap(), vec![blocker.clone(), counter.clone()]);
+    assert_ne!(f.attached().native, 0);
+    let maps = f.program(&blocker).await.get_maps().await.unwrap();
+    assert_eq!(blocklist(maps["blocklist"].as_fd(), prefix, 24, false), Some(dropped), "the LPM trie came back");
+    assert_eq!(f.traffic(9000, 10), 0, "and blocks again");
+    let restored = udp_packets(f.program(&counter).await.get_maps().await.unwrap()["packets"].as_fd());
+    assert_eq!(restored, counted, "the per-CPU array came back");
+}

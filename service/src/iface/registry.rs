@@ -106,9 +106,18 @@ impl Registry {
     }
 
     /// Saves the maps of persistent programs that asked for a snapshot (at exit).
-    pub async fn save_snapshots(&self) {
+    /// Every failure is returned (each names its program and map).
+    pub async fn save_snapshots(&self) -> Result<(), Vec<crate::error::ServiceError>> {
+        let mut errors = Vec::new();
         for h in self.all() {
-            let _ = h.ask(|reply| Command::SaveSnapshots { reply }).await;
+            if let Err(e) = h.ask(|reply| Command::SaveSnapshots { reply }).await {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
     }
 
