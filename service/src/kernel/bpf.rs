@@ -212,13 +212,12 @@ pub fn map_entries(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Ve
     }
 }
 
+/// One map entry: key and value bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Every (key, value) of a map, or the error that stopped the walk; `value_size`
 /// is what one lookup returns (for per-CPU maps, every CPU's value).
-pub fn map_dump(
-    fd: BorrowedFd<'_>,
-    key_size: usize,
-    value_size: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KernelError> {
+pub fn map_dump(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Result<Vec<Entry>, KernelError> {
     let mut out = Vec::new();
     let mut key: Option<Vec<u8>> = None;
     loop {
