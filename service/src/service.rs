@@ -64,6 +64,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .await?;
     let watcher = watch::watch(links.clone()).await?;
     connection.request_name(BUS_NAME).await?;
+    links.announce_relinked().await;
     tracing::info!(
         bpffs = %config.bpffs_root.display(),
         idle_timeout = config.idle_timeout,

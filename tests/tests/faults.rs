@@ -351,3 +351,57 @@ async fn snapshots_keep_every_iterable_map_type_and_refuse_the_others() {
     let restored = udp_packets(f.program(&counter).await.get_maps().await.unwrap()["packets"].as_fd());
     assert_eq!(restored, counted, "the per-CPU array came back");
 }
+
+async fn signals(conn: &zbus::Connection) -> zbus::MessageStream {
+    let rule =
+        zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).sender("org.xdp.Manager1").build().unwrap();
+    zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await.unwrap()
+}
+
+/// The next ChainChanged signal's generation, within 5 s.
+async fn next_chain_changed(stream: &mut zbus::MessageStream) -> u64 {
+    use futures_util::StreamExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let msg = tokio::time::timeout(left, stream.next()).await.expect("ChainChanged in time").unwrap().unwrap();
+        if msg.header().member().is_some_and(|m| m.as_str() == "ChainChanged") {
+            return msg.body().deserialize::<(u64, Vec<zbus::OwnedObjectPath>)>().unwrap().0;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_survive_idle_exit_and_restart_and_a_polling_client_keeps_the_service_up() {
+    let f = Fixture::with_idle_timeout("fault-counts", 2).await;
+    let link = f.link().await;
+    let dropper = link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    link.set_counting(true).await.unwrap();
+    assert_eq!(f.traffic(9999, 20), 0);
+    let program = f.program(&dropper).await;
+    assert_eq!(program.stats().await.unwrap().get("drop"), Some(&20));
+    let (kernel, generation, programs) = view(&link).await;
+
+    // A client reading Stats every half second keeps the service up.
+    let pid = f.bus.service_pid().expect("running");
+    for _ in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        program.stats().await.unwrap();
+    }
+    assert_eq!(f.bus.service_pid(), Some(pid), "reading Stats is activity");
+
+    // Idle exit, packets while nobody is home, re-activation: counts went on, chain adopted.
+    assert!(f.bus.wait_service_gone(pid, std::time::Duration::from_secs(15)), "no idle exit");
+    assert_eq!(f.traffic(9999, 10), 0);
+    assert_eq!(program.stats().await.unwrap().get("drop"), Some(&30), "counts survive the exit");
+    assert_eq!(view(&link).await, (kernel, generation, programs.clone()), "same KernelProgramId, same Generation");
+
+    // The counter table's pin lost: the restart relinks, and says so with ChainChanged.
+    let mut changes = signals(&f.conn).await;
+    f.bus.stop_service();
+    std::fs::remove_file(f.pins().join(f.ifindex.to_string()).join("stats")).unwrap();
+    let (relinked, after, _) = view(&link).await;
+    assert_ne!(relinked, kernel);
+    assert!(after > generation);
+    assert_eq!(next_chain_changed(&mut changes).await, after, "ChainChanged after a relink");
+}

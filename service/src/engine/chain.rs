@@ -104,6 +104,14 @@ impl std::fmt::Debug for GateSlot {
     }
 }
 
+/// What a restored chain's counting was: on or off, and each member's slot
+/// in the counter table pinned for the interface.
+#[derive(Debug, Clone, Default)]
+pub struct CounterResume {
+    pub counting: bool,
+    pub slots: Vec<(MemberId, usize)>,
+}
+
 /// How a program joins a chain; unset fields come from the object's run config.
 #[derive(Debug, Clone, Default)]
 pub struct AddOptions {
@@ -130,6 +138,8 @@ pub struct Chain {
     link_mode: LinkMode,
     counting: bool,
     counter_table: Option<Arc<CounterTable>>,
+    /// Where the counter table is pinned (interfaces only), so counts outlive the process.
+    counter_pin: Option<std::path::PathBuf>,
     gate: GateSlot,
 }
 
@@ -147,6 +157,7 @@ impl Chain {
             link_mode: LinkMode::Inline,
             counting: false,
             counter_table: None,
+            counter_pin: None,
             gate: GateSlot::default(),
         }
     }
@@ -170,7 +181,8 @@ impl Chain {
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
-        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), ..Chain::unattached() }
+        let counter_pin = Some(bpffs_dir.join(ifindex.to_string()).join("stats"));
+        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -183,6 +195,20 @@ impl Chain {
         members: Vec<RestoredMember>,
         generation: u64,
         running_id: u32,
+    ) -> Result<Chain, Error> {
+        Chain::restore_counting(ifindex, bpffs_dir, members, generation, running_id, &CounterResume::default())
+    }
+
+    /// [`Chain::restore`], taking back the pinned counter table and each
+    /// member's recorded slot first, so counts go on and a chain that ran
+    /// with counting on is adopted as it runs.
+    pub fn restore_counting(
+        ifindex: u32,
+        bpffs_dir: &Path,
+        members: Vec<RestoredMember>,
+        generation: u64,
+        running_id: u32,
+        resume: &CounterResume,
     ) -> Result<Chain, Error> {
         let mut chain = Chain::for_interface(ifindex, bpffs_dir);
         chain.generation = generation;
@@ -204,6 +230,7 @@ impl Chain {
             .collect();
         chain.members.sort_by_key(|m| (m.priority, m.seq));
         chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
+        chain.resume_counters(resume);
         let attached = chain.hook.as_ref().and_then(Hook::attached_prog_id);
         if chain.members.is_empty() {
             return Ok(chain);
@@ -218,6 +245,22 @@ impl Chain {
         let members = std::mem::take(&mut chain.members);
         chain.commit(members, &AddOptions::default())?;
         Ok(chain)
+    }
+
+    /// Takes back the pinned counter table and the members' slots (see [`CounterResume`]).
+    fn resume_counters(&mut self, resume: &CounterResume) {
+        let Some(pin) = self.counter_pin.as_ref().filter(|p| p.exists()) else { return };
+        let table = match CounterTable::open_pinned(pin) {
+            Ok(table) => Arc::new(table),
+            Err(e) => return tracing::warn!("verdict counts start again: {e}"),
+        };
+        for m in &mut self.members {
+            let slot = resume.slots.iter().find(|(id, _)| *id == m.id).map(|&(_, slot)| slot);
+            m.stats = slot.and_then(|slot| VerdictCounters::resume(table.clone(), slot)).map(Arc::new);
+        }
+        // Counting stays on only if every member has its counts back.
+        self.counting = resume.counting && self.members.iter().all(|m| m.stats.is_some());
+        self.counter_table = Some(table);
     }
 
     /// How members are placed in the linked program (inline by default).
@@ -338,6 +381,9 @@ impl Chain {
         if let Some(hook) = &mut self.hook {
             hook.forget();
         }
+        if let Some(pin) = &self.counter_pin {
+            let _ = std::fs::remove_file(pin);
+        }
         self.running = None;
         self.members.clear();
         self.generation += 1;
@@ -372,7 +418,13 @@ impl Chain {
         if self.counting {
             let table = match &self.counter_table {
                 Some(t) => t.clone(),
-                None => self.counter_table.insert(Arc::new(CounterTable::create(self.max_members)?)).clone(),
+                None => {
+                    let table = CounterTable::create(self.max_members)?;
+                    if let Some(pin) = &self.counter_pin {
+                        table.pin(pin)?;
+                    }
+                    self.counter_table.insert(Arc::new(table)).clone()
+                }
             };
             // A free slot is one neither the running chain nor the new one uses.
             let mut used: Vec<bool> = vec![false; table.slots()];
@@ -401,6 +453,11 @@ impl Chain {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;
+            }
+            // No member, no counts to keep: the next chain counts in a new table.
+            if let Some(pin) = &self.counter_pin {
+                let _ = std::fs::remove_file(pin);
+                self.counter_table = None;
             }
             self.running = None;
             self.members = candidate;

@@ -13,7 +13,8 @@ pub mod stats;
 
 pub use actions::{Action, ActionSet};
 pub use chain::{
-    next_member_id, reserve_member_ids, AddOptions, Chain, Gate, Member, MemberId, Proposal, RestoredMember,
+    next_member_id, reserve_member_ids, AddOptions, Chain, CounterResume, Gate, Member, MemberId, Proposal,
+    RestoredMember,
 };
 pub use linker::{LinkMode, LinkedChain};
 pub use object::{LoadedProgram, ProgramMap};

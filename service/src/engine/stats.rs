@@ -7,11 +7,17 @@
 //! keeps its slot for life, so its counts survive relinks.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::insn::{self, Insn, R0, R1};
-use crate::kernel::{check, KernelError};
+use crate::kernel::{bpf, check, KernelError};
+
+fn path_cstring(path: &Path) -> Result<CString, KernelError> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| KernelError::new(format!("{} has a NUL byte", path.display()), libc::EINVAL))
+}
 
 /// Names of the counted verdicts, in slot order.
 pub const SLOTS: [&str; 6] = ["aborted", "drop", "pass", "tx", "redirect", "other"];
@@ -57,8 +63,29 @@ impl CounterTable {
         )?;
         // SAFETY: fresh descriptor from the kernel.
         let map = unsafe { OwnedFd::from_raw_fd(fd) };
+        CounterTable::mapped(map, value_size as usize, slots)
+    }
+
+    /// The table pinned at `path` by an earlier run, with the counts it holds.
+    pub fn open_pinned(path: &Path) -> Result<CounterTable, KernelError> {
+        let map = bpf::obj_get(&path_cstring(path)?)?;
+        let info = bpf::map_info(map.as_fd())?;
+        let size = info.value_size as usize;
+        if info.name != "xdpd_stats" || info.map_type != libbpf_sys::BPF_MAP_TYPE_ARRAY || size % SLOT_BYTES != 0 {
+            return Err(KernelError::new(format!("{} is not a verdict counter table", path.display()), libc::EINVAL));
+        }
+        CounterTable::mapped(map, size, size / SLOT_BYTES)
+    }
+
+    /// Pins the table at `path`, so the counts outlive the process.
+    pub fn pin(&self, path: &Path) -> Result<(), KernelError> {
+        let _ = std::fs::remove_file(path);
+        bpf::obj_pin(self.map.as_fd(), &path_cstring(path)?)
+    }
+
+    fn mapped(map: OwnedFd, value_size: usize, slots: usize) -> Result<CounterTable, KernelError> {
         let page = 4096;
-        let bytes = (value_size as usize).div_ceil(page) * page;
+        let bytes = value_size.div_ceil(page) * page;
         // SAFETY: mapping the array's values, shared with the kernel, for our lifetime.
         let memory = unsafe {
             libc::mmap(
@@ -117,6 +144,11 @@ pub struct VerdictCounters {
 }
 
 impl VerdictCounters {
+    /// Takes `slot` of `table` back after a restart, with its counts.
+    pub fn resume(table: Arc<CounterTable>, slot: usize) -> Option<VerdictCounters> {
+        (slot < table.slots).then_some(VerdictCounters { table, slot })
+    }
+
     /// Takes `slot` of `table`, starting from zero.
     pub fn new(table: Arc<CounterTable>, slot: usize) -> VerdictCounters {
         table.clear(slot);

@@ -41,7 +41,8 @@ impl Draft {
                 Some(spec) => spec.clone(),
                 None => self.new_member(m)?,
             };
-            members.push(MemberRecord::new(m.id, &spec));
+            let counter_slot = m.counters().map(|c| c.slot());
+            members.push(MemberRecord { counter_slot, ..MemberRecord::new(m.id, &spec) });
         }
         self.store
             .raise_high_water(next_member_id(), &self.name, p.generation)

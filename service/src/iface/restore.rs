@@ -11,20 +11,18 @@ use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
 use crate::engine::object::load_with;
-use crate::engine::{ActionSet, Chain, LoadedProgram, MemberId, ProgramMap, RestoredMember};
+use crate::engine::{ActionSet, Chain, CounterResume, LoadedProgram, MemberId, ProgramMap, RestoredMember};
 use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
 use crate::state::{snapshot, RecoveryPlan, Store};
 
+/// A restored interface: its chain, its programs' views, and whether the
+/// chain was linked anew (then ChainChanged tells the clients).
+pub type Restored = (Chain, BTreeMap<MemberId, ProgramView>, bool);
+
 /// Rebuilds interface `ifindex` (called `name`) from the records; `present`
 /// are the interfaces present now. Blocks (files, libbpf, the kernel).
-pub fn restore(
-    config: &Config,
-    store: &Store,
-    ifindex: u32,
-    name: &str,
-    present: &HashMap<u32, String>,
-) -> (Chain, BTreeMap<MemberId, ProgramView>) {
+pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present: &HashMap<u32, String>) -> Restored {
     let root = &config.bpffs_root;
     let maps_root = root.join(ifindex.to_string()).join("prog");
     let live = crate::kernel::hook::Hook::new(ifindex, root).attached_prog_id().is_some();
@@ -48,7 +46,7 @@ pub fn restore(
     let fresh = || {
         let chain = Chain::for_interface(ifindex, root).with_generation(floor);
         let programs = unexplained(&chain, store, name).into_iter().map(|p| (p.id, p)).collect();
-        (chain, programs)
+        (chain, programs, false)
     };
     let Some(record) = &plan.record else { return fresh() };
     let mut members = Vec::new();
@@ -79,10 +77,16 @@ pub fn restore(
             privilege: caller::privilege_of(m.spec.owner_uid),
         });
     }
-    match Chain::restore(ifindex, root, members, record.generation.max(floor), plan.running) {
+    let resume = CounterResume {
+        counting: record.counting,
+        slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
+    };
+    let generation = record.generation.max(floor);
+    match Chain::restore_counting(ifindex, root, members, generation, plan.running, &resume) {
         Ok(mut chain) => {
-            // Counters are not kept across restarts: counting starts again from zero (a relink).
-            if record.counting {
+            // Without its pinned counter table counting starts again from zero (a relink).
+            if record.counting && !chain.counting() {
+                tracing::warn!(ifindex, "the verdict counter table was lost: counting starts again from zero");
                 if let Err(e) = chain.set_counting(true) {
                     tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
                 }
@@ -90,7 +94,8 @@ pub fn restore(
             if chain.members().is_empty() {
                 programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
             }
-            (chain, programs)
+            let relinked = chain.generation() != generation;
+            (chain, programs, relinked)
         }
         Err(e) => {
             tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");

@@ -57,6 +57,10 @@ impl Owner {
     /// The record of this interface as it is now.
     pub(super) fn record(&self) -> IfaceRecord {
         let view = self.view();
+        let slots: std::collections::HashMap<MemberId, usize> = match self.handle.counters.read() {
+            Ok(counters) => counters.iter().map(|(id, c)| (*id, c.slot())).collect(),
+            Err(_) => Default::default(),
+        };
         IfaceRecord {
             ifindex: self.ifindex,
             name: view.name,
@@ -68,7 +72,7 @@ impl Owner {
                 .iter()
                 .filter_map(|id| self.programs.get(id))
                 .filter(|p| !p.spec.sha256.is_empty())
-                .map(|p| MemberRecord::new(p.id, &p.spec))
+                .map(|p| MemberRecord { counter_slot: slots.get(&p.id).copied(), ..MemberRecord::new(p.id, &p.spec) })
                 .collect(),
         }
     }
