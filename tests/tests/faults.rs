@@ -405,3 +405,92 @@ async fn counters_survive_idle_exit_and_restart_and_a_polling_client_keeps_the_s
     assert!(after > generation);
     assert_eq!(next_chain_changed(&mut changes).await, after, "ChainChanged after a relink");
 }
+
+/// Sets (or clears) the service's crash switch (`XDPD_TEST_CRASH_AT`) for its next start.
+fn crash_at(f: &Fixture, step: Option<&str>) {
+    let path = f.bus.dir.join("services/org.xdp.Manager1.service");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap().to_string();
+    let exec = exec.split(" --state-dir").nth(1).map(|rest| (exec.clone(), rest.to_string())).unwrap();
+    let binary = exec.0.split_whitespace().find(|w| w.ends_with("/xdpd")).unwrap().to_string();
+    let prefix = step.map(|s| format!("/usr/bin/env {}={s} ", xdpd::crash::ENV)).unwrap_or_default();
+    let new_exec = format!("Exec={prefix}{binary} --state-dir{}", exec.1);
+    let text: Vec<String> =
+        text.lines().map(|l| if l.starts_with("Exec=") { new_exec.clone() } else { l.to_string() }).collect();
+    std::fs::write(&path, text.join("\n") + "\n").unwrap();
+    f.busctl(&["call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig"]);
+}
+
+/// Record, kernel and bus agree: the record names the programs the bus shows,
+/// the kernel runs the chain the bus names, and every pin belongs to a program.
+async fn assert_agree(f: &Fixture, link: &LinkProxy<'_>, what: &str) -> (u32, u64, Vec<u64>) {
+    let now = view(link).await;
+    assert_eq!(recorded(f), now.2, "{what}: record and bus");
+    assert_eq!(f.attached().native, now.0, "{what}: kernel and bus");
+    let pins = f.pins().join(f.ifindex.to_string()).join("prog");
+    let mut pinned: Vec<u64> = std::fs::read_dir(pins)
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    pinned.sort();
+    let mut shown = now.2.clone();
+    shown.sort();
+    assert_eq!(pinned, shown, "{what}: pins and bus");
+    now
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_step_of_a_change_leaves_one_truth() {
+    let f = Fixture::new("fault-steps").await;
+    let link = f.link().await;
+    link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    let mut highest = 0;
+    for (change, step) in [
+        ("add", "stored"),
+        ("add", "pinned"),
+        ("add", "prepared"),
+        ("add", "swapped"),
+        ("add", "committed"),
+        ("remove", "prepared"),
+        ("remove", "swapped"),
+        ("remove", "committed"),
+    ] {
+        let what = format!("{change} killed at {step}");
+        if change == "remove" {
+            link.add_program_from_path(&object("basic"), "xdp_pass", opts(20)).await.unwrap();
+        }
+        let before = assert_agree(&f, &link, &what).await;
+        highest = highest.max(*before.2.iter().max().unwrap_or(&0));
+        f.bus.stop_service();
+        crash_at(&f, Some(step));
+        let last = *before.2.last().unwrap();
+        let result = match change {
+            "add" => link.add_program_from_path(&object("basic"), "xdp_pass", opts(20)).await.map(drop),
+            _ => f.program(&format!("{}/program/{last}", f.link_path()).try_into().unwrap()).await.remove().await,
+        };
+        assert!(result.is_err(), "{what}: the service should have died");
+        crash_at(&f, None);
+        let after = assert_agree(&f, &link, &what).await;
+        assert!(after.1 >= before.1, "{what}: Generation went back");
+        assert_eq!(f.traffic(9999, 10), 0, "{what}: the dropper still runs");
+        let expected = match (change, step) {
+            ("add", "committed") => before.2.len() + 1,
+            ("remove", "committed") => before.2.len() - 1,
+            _ => before.2.len(),
+        };
+        assert_eq!(after.2.len(), expected, "{what}: acknowledged or not, all or nothing");
+        // The next id is above everything handed out, also to a change that died.
+        let next = link.add_program_from_path(&object("basic"), "xdp_pass", opts(30)).await.unwrap();
+        assert!(id_of(&next) > highest, "{what}: id {} after {highest}", id_of(&next));
+        highest = id_of(&next);
+        f.program(&next).await.remove().await.unwrap();
+        for extra in view(&link).await.2.into_iter().filter(|id| !before.2.contains(id) || change == "remove") {
+            if extra != before.2[0] {
+                f.program(&format!("{}/program/{extra}", f.link_path()).try_into().unwrap())
+                    .await
+                    .remove()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}

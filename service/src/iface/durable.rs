@@ -44,6 +44,9 @@ impl Draft {
             let counter_slot = m.counters().map(|c| c.slot());
             members.push(MemberRecord { counter_slot, ..MemberRecord::new(m.id, &spec) });
         }
+        if p.members.iter().any(|m| !self.specs.contains_key(&m.id)) {
+            crate::crash::at("pinned");
+        }
         self.store
             .raise_high_water(next_member_id(), &self.name, p.generation)
             .map_err(|e| format!("cannot record the ids handed out (ids.json): {e}"))?;
@@ -57,7 +60,9 @@ impl Draft {
         };
         self.store
             .prepare_link(self.ifindex, (!record.members.is_empty()).then_some(&record))
-            .map_err(|e| format!("cannot write the record of interface {}: {e}", self.ifindex))
+            .map_err(|e| format!("cannot write the record of interface {}: {e}", self.ifindex))?;
+        crate::crash::at("prepared");
+        Ok(())
     }
 
     /// Pins a new member's maps and completes its spec from the chain.

@@ -197,6 +197,7 @@ impl Owner {
         // The object is stored (durably) before the chain changes: a full disk refuses the request.
         let result = match self.cx.store.hold_object(&sha256, &object) {
             Ok(()) => {
+                crate::crash::at("stored");
                 let added = self.add_to_chain(program, &request, &caller, replaced).await;
                 self.cx.store.release_object(&sha256);
                 added
@@ -284,7 +285,12 @@ impl Owner {
             let unused = chain.take_gate().is_some();
             match result {
                 Ok(value) if unused => Ok(value),
-                Ok(value) => durable::commit(&store, ifindex).map(|()| value),
+                Ok(value) => {
+                    crate::crash::at("swapped");
+                    let committed = durable::commit(&store, ifindex).map(|()| value);
+                    crate::crash::at("committed");
+                    committed
+                }
                 Err(e) => {
                     let ids: Vec<MemberId> = chain.members().iter().map(|m| m.id).collect();
                     durable::undo(&store, ifindex, &maps_root, &ids);
