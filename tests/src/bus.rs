@@ -107,7 +107,8 @@ impl TestBus {
             .expect("start dbus-daemon");
         let bus = TestBus { address: format!("unix:path={}", socket.display()), dir, pins, daemon };
         let start = Instant::now();
-        while !socket.exists() {
+        // The socket file appears at bind(), before listen(): wait until it accepts.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(start.elapsed() < Duration::from_secs(10), "dbus-daemon did not start: {}", bus.log());
             std::thread::sleep(Duration::from_millis(20));
         }

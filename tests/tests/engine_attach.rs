@@ -6,8 +6,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use xdpd::engine::{AddOptions, AttachMode, Chain, Error};
+use xdpd::engine::{AddOptions, Chain, Error};
 use xdpd::kernel::hook::attached;
+use xdpd::kernel::hook::AttachMode;
 use xdpd_tests::netns::{drain, send_paced, udp_receiver, VethPair};
 use xdpd_tests::{load, map_u64, require_root, PinDir};
 

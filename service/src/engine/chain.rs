@@ -3,81 +3,22 @@
 //! program and swaps it in atomically; a failed change leaves the running
 //! program, the member list and every map exactly as they were.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::actions::ActionSet;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
-use super::object::{LoadedProgram, Privilege};
-use super::stats::{CounterTable, Stats, VerdictCounters};
+use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
+use super::object::LoadedProgram;
+use super::stats::VerdictCounters;
 use super::Error;
-use crate::kernel::bpf;
+use crate::kernel::bpf::{self, ProgInfo};
+use crate::kernel::bpffs::Bpffs;
+use crate::kernel::counter_table::CounterTable;
 use crate::kernel::hook::{AttachMode, Hook};
-
-/// Identifies a member for its whole life; never reused within a process.
-pub type MemberId = u64;
-
-static NEXT_MEMBER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Default cap on the members of one chain.
 pub const DEFAULT_MAX_MEMBERS: usize = 1024;
-
-/// One program in a chain.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub id: MemberId,
-    pub program: Arc<LoadedProgram>,
-    pub priority: i32,
-    pub proceed_on: ActionSet,
-    /// The application's name for itself.
-    pub tag: String,
-    /// Order of addition, the tie-break between equal priorities.
-    seq: u64,
-    /// Verdict counters, created when counting is first switched on.
-    stats: Option<Arc<VerdictCounters>>,
-    /// Whose program it is: a user's makes the whole chain verified as a user's.
-    privilege: Privilege,
-}
-
-impl Member {
-    /// The member's verdict counters, once counting was switched on.
-    pub fn counters(&self) -> Option<Arc<VerdictCounters>> {
-        self.stats.clone()
-    }
-
-    /// Verdicts counted for this member (all zero while counting is off).
-    pub fn stats(&self) -> Stats {
-        self.stats.as_ref().map(|s| s.read()).unwrap_or_default()
-    }
-
-    /// Position among members of equal priority (order of addition).
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-/// A member as recorded before a restart.
-#[derive(Debug)]
-pub struct RestoredMember {
-    pub id: MemberId,
-    pub program: LoadedProgram,
-    pub priority: i32,
-    pub proceed_on: ActionSet,
-    pub tag: String,
-    pub seq: u64,
-    pub privilege: Privilege,
-}
-
-/// Makes sure ids handed out from now on are above `id` (after a restart).
-pub fn reserve_member_ids(id: MemberId) {
-    NEXT_MEMBER_ID.fetch_max(id + 1, Ordering::Relaxed);
-}
-
-/// The id the next new member will get (every id below it was handed out).
-pub fn next_member_id() -> MemberId {
-    NEXT_MEMBER_ID.load(Ordering::Relaxed)
-}
 
 /// What a change is about to make of the chain, shown to its [`Gate`].
 pub struct Proposal<'a> {
@@ -85,7 +26,9 @@ pub struct Proposal<'a> {
     pub members: &'a [Member],
     /// The kernel id of the new program (0: the chain becomes empty).
     pub program_id: u32,
+    /// The chain's generation once the change is made.
     pub generation: u64,
+    /// Whether the new program counts verdicts.
     pub counting: bool,
 }
 
@@ -108,30 +51,52 @@ impl std::fmt::Debug for GateSlot {
 /// in the counter table pinned for the interface.
 #[derive(Debug, Clone, Default)]
 pub struct CounterResume {
+    /// Counting was on.
     pub counting: bool,
+    /// `(member, slot)` as recorded.
     pub slots: Vec<(MemberId, usize)>,
 }
 
-/// How a program joins a chain; unset fields come from the object's run config.
-#[derive(Debug, Clone, Default)]
-pub struct AddOptions {
-    pub priority: Option<i32>,
-    pub proceed_on: Option<ActionSet>,
-    pub tag: String,
-    /// Only for the first program of an interface. `None`: native, falling
-    /// back to generic where the driver has no native XDP.
-    pub mode: Option<AttachMode>,
-    /// Take the interface over from a program attached by someone else.
-    pub force: bool,
-    /// A user's program: the chain is verified as an unprivileged loader's.
-    pub privilege: Privilege,
+/// The program running for the chain.
+#[derive(Debug)]
+enum Running {
+    /// Linked by this process.
+    Linked(LinkedChain),
+    /// Linked by an earlier run of the service, found attached after a
+    /// restart and kept as it is (no relink, no traffic gap).
+    Adopted {
+        /// Our descriptor of it, the expected program of the next swap.
+        fd: OwnedFd,
+        /// What the kernel reports about it.
+        info: ProgInfo,
+    },
 }
 
+impl Running {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Running::Linked(linked) => linked.as_fd(),
+            Running::Adopted { fd, .. } => fd.as_fd(),
+        }
+    }
+
+    fn id(&self) -> u32 {
+        match self {
+            Running::Linked(linked) => linked.info.id,
+            Running::Adopted { info, .. } => info.id,
+        }
+    }
+}
+
+/// One interface's chain (or an unattached one, for tests and benchmarks):
+/// the members in run order and the program that runs them. Every change
+/// is linked and swapped in before it becomes the chain, so a failed change
+/// leaves everything as it was.
 #[derive(Debug)]
 pub struct Chain {
     hook: Option<Hook>,
     members: Vec<Member>,
-    running: Option<LinkedChain>,
+    running: Option<Running>,
     generation: u64,
     next_seq: u64,
     max_members: usize,
@@ -181,7 +146,7 @@ impl Chain {
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
-        let counter_pin = Some(bpffs_dir.join(ifindex.to_string()).join("stats"));
+        let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
         Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
     }
 
@@ -212,22 +177,7 @@ impl Chain {
     ) -> Result<Chain, Error> {
         let mut chain = Chain::for_interface(ifindex, bpffs_dir);
         chain.generation = generation;
-        chain.members = members
-            .into_iter()
-            .map(|m| {
-                reserve_member_ids(m.id);
-                Member {
-                    id: m.id,
-                    program: Arc::new(m.program),
-                    priority: m.priority,
-                    proceed_on: m.proceed_on,
-                    tag: m.tag,
-                    seq: m.seq,
-                    stats: None,
-                    privilege: m.privilege,
-                }
-            })
-            .collect();
+        chain.members = members.into_iter().map(Member::from).collect();
         chain.members.sort_by_key(|m| (m.priority, m.seq));
         chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
         chain.resume_counters(resume);
@@ -237,9 +187,8 @@ impl Chain {
         }
         if running_id != 0 && attached == Some(running_id) {
             let fd = bpf::prog_fd_by_id(running_id)?;
-            let info = bpf::prog_info(std::os::fd::AsFd::as_fd(&fd))?;
-            let frags = chain.members.iter().all(|m| m.program.frags);
-            chain.running = Some(LinkedChain { fd, info, layout: Vec::new(), insn_count: 0, frags, inlined: 0 });
+            let info = bpf::prog_info(fd.as_fd())?;
+            chain.running = Some(Running::Adopted { fd, info });
             return Ok(chain);
         }
         let members = std::mem::take(&mut chain.members);
@@ -269,6 +218,7 @@ impl Chain {
         self
     }
 
+    /// Caps the members of the chain (the counter table is sized for it).
     pub fn with_max_members(mut self, max: usize) -> Chain {
         self.max_members = max;
         self
@@ -279,13 +229,23 @@ impl Chain {
         &self.members
     }
 
+    /// The member `id`, if it is in the chain.
     pub fn member(&self, id: MemberId) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// The linked program currently loaded (and attached, for an interface).
+    /// The program this process linked and loaded (and attached, for an
+    /// interface); `None` also while an adopted program runs (see [`Chain::restore`]).
     pub fn program(&self) -> Option<&LinkedChain> {
-        self.running.as_ref()
+        match &self.running {
+            Some(Running::Linked(linked)) => Some(linked),
+            _ => None,
+        }
+    }
+
+    /// The id of the program running for the chain, linked or adopted.
+    pub fn running_prog_id(&self) -> Option<u32> {
+        self.running.as_ref().map(Running::id)
     }
 
     /// +1 on every change.
@@ -293,6 +253,7 @@ impl Chain {
         self.generation
     }
 
+    /// The interface's hook, for what the kernel shows (mode, attached program, foreign programs).
     pub fn hook(&self) -> Option<&Hook> {
         self.hook.as_ref()
     }
@@ -365,7 +326,7 @@ impl Chain {
         let (Some(hook), Some(running)) = (&mut self.hook, &self.running) else {
             return Err(Error::Conflict("there is no chain on this interface to reclaim".into()));
         };
-        if hook.attached_prog_id() == Some(running.info.id) && hook.foreign()?.is_none() {
+        if hook.attached_prog_id() == Some(running.id()) && hook.foreign()?.is_none() {
             return Ok(());
         }
         let mode = hook.mode().unwrap_or(AttachMode::Native);
@@ -394,61 +355,18 @@ impl Chain {
             self.next_seq += 1;
             self.next_seq
         });
-        Member {
-            id: NEXT_MEMBER_ID.fetch_add(1, Ordering::Relaxed),
-            priority: options.priority.unwrap_or(program.run_config.priority),
-            proceed_on: options.proceed_on.unwrap_or(program.run_config.proceed_on),
-            tag: options.tag.clone(),
-            program: Arc::new(program),
-            seq,
-            stats: None,
-            privilege: options.privilege,
-        }
+        Member::new(program, options, seq)
     }
 
-    fn pass_gate(&self, gate: Option<Gate>, members: &[Member], program_id: u32) -> Result<(), Error> {
-        let Some(gate) = gate else { return Ok(()) };
-        gate(&Proposal { members, program_id, generation: self.generation + 1, counting: self.counting })
-    }
-
-    /// Links `candidate`, swaps it in, and only then makes it the chain.
+    /// Links `candidate` and swaps it in; only then it becomes the chain:
+    /// assign counter slots → check the mode → link → swap in.
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
         let gate = self.gate.0.take();
         candidate.sort_by_key(|m| (m.priority, m.seq));
         if self.counting {
-            let table = match &self.counter_table {
-                Some(t) => t.clone(),
-                None => {
-                    let table = CounterTable::create(self.max_members)?;
-                    if let Some(pin) = &self.counter_pin {
-                        table.pin(pin)?;
-                    }
-                    self.counter_table.insert(Arc::new(table)).clone()
-                }
-            };
-            // A free slot is one neither the running chain nor the new one uses.
-            let mut used: Vec<bool> = vec![false; table.slots()];
-            for m in self.members.iter().chain(candidate.iter()) {
-                if let Some(c) = &m.stats {
-                    used[c.slot()] = true;
-                }
-            }
-            for m in candidate.iter_mut().filter(|m| m.stats.is_none()) {
-                let slot = used.iter().position(|u| !u).ok_or_else(|| {
-                    Error::LimitExceeded("no free verdict counter slot; switch counting off and on again".into())
-                })?;
-                used[slot] = true;
-                m.stats = Some(Arc::new(VerdictCounters::new(table.clone(), slot)));
-            }
+            self.assign_counter_slots(&mut candidate)?;
         }
-        if let (Some(mode), Some(hook)) = (options.mode, &self.hook) {
-            if hook.is_attached() && hook.mode().is_some_and(|m| m != mode) {
-                return Err(Error::Conflict(format!(
-                    "the chain runs in {} mode; the mode can only be chosen for an interface's first program",
-                    hook.mode().map_or("another", AttachMode::name)
-                )));
-            }
-        }
+        self.check_mode(options)?;
         if candidate.is_empty() {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
@@ -460,57 +378,106 @@ impl Chain {
                 self.counter_table = None;
             }
             self.running = None;
-            self.members = candidate;
-            self.generation += 1;
-            return Ok(());
+        } else {
+            let linked = self.link(&candidate, options)?;
+            self.pass_gate(gate, &candidate, linked.info.id)?;
+            self.swap_in(&linked, options)?;
+            self.running = Some(Running::Linked(linked));
         }
+        self.members = candidate;
+        self.generation += 1;
+        Ok(())
+    }
 
+    /// Shows the change to its gate, if any (see [`Gate`]).
+    fn pass_gate(&self, gate: Option<Gate>, members: &[Member], program_id: u32) -> Result<(), Error> {
+        let Some(gate) = gate else { return Ok(()) };
+        gate(&Proposal { members, program_id, generation: self.generation + 1, counting: self.counting })
+    }
+
+    /// Gives every candidate without counters a slot of the counter table
+    /// that neither the running chain nor the candidate uses.
+    fn assign_counter_slots(&mut self, candidate: &mut [Member]) -> Result<(), Error> {
+        let table = match &self.counter_table {
+            Some(t) => t.clone(),
+            None => {
+                let table = CounterTable::create(self.max_members)?;
+                if let Some(pin) = &self.counter_pin {
+                    table.pin(pin)?;
+                }
+                self.counter_table.insert(Arc::new(table)).clone()
+            }
+        };
+        let mut used: Vec<bool> = vec![false; table.slots()];
+        for m in self.members.iter().chain(candidate.iter()) {
+            if let Some(slot) = m.stats.as_ref().map(|c| c.slot()).filter(|&s| s < used.len()) {
+                used[slot] = true;
+            }
+        }
+        for m in candidate.iter_mut().filter(|m| m.stats.is_none()) {
+            let slot = used.iter().position(|u| !u).ok_or_else(|| {
+                Error::LimitExceeded("no free verdict counter slot; switch counting off and on again".into())
+            })?;
+            used[slot] = true;
+            m.stats = Some(Arc::new(VerdictCounters::new(table.clone(), slot)));
+        }
+        Ok(())
+    }
+
+    /// The mode can be chosen only for an interface's first program.
+    fn check_mode(&self, options: &AddOptions) -> Result<(), Error> {
+        if let (Some(mode), Some(hook)) = (options.mode, &self.hook) {
+            if hook.is_attached() && hook.mode().is_some_and(|m| m != mode) {
+                return Err(Error::Conflict(format!(
+                    "the chain runs in {} mode; the mode can only be chosen for an interface's first program",
+                    hook.mode().map_or("another", AttachMode::name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Links the candidate members into one program.
+    fn link(&self, candidate: &[Member], options: &AddOptions) -> Result<LinkedChain, Error> {
         let offload = options.mode == Some(AttachMode::Offload);
-        let privilege =
-            if candidate.iter().any(|m| m.privilege == Privilege::User) { Privilege::User } else { Privilege::Full };
         let target = LinkTarget {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
             mode: self.link_mode,
-            privilege,
+            privilege: chain_privilege(candidate),
         };
-        let counting = self.counting;
         let inputs: Vec<LinkInput<'_>> = candidate
             .iter()
             .map(|m| LinkInput {
                 id: m.id,
                 program: &m.program,
                 proceed_on: m.proceed_on,
-                counters: m.stats.as_deref().filter(|_| counting),
+                counters: m.stats.as_deref().filter(|_| self.counting),
             })
             .collect();
-        let linked = linker::link(&inputs, target)?;
-        drop(inputs);
-        self.pass_gate(gate, &candidate, linked.info.id)?;
+        linker::link(&inputs, target)
+    }
 
-        if let Some(hook) = &mut self.hook {
-            if hook.is_attached() {
-                match &self.running {
-                    Some(running) => hook.replace(linked.as_fd(), running.as_fd())?,
-                    None => {
-                        // A link adopted from an earlier run: expect the program it runs now.
-                        let current = hook.attached_prog_id().ok_or_else(|| {
-                            Error::Conflict(format!(
-                                "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
-                                hook.ifindex()
-                            ))
-                        })?;
-                        let expected = bpf::prog_fd_by_id(current)?;
-                        hook.replace(linked.as_fd(), std::os::fd::AsFd::as_fd(&expected))?;
-                    }
-                }
-            } else {
-                let mode = options.mode.unwrap_or(AttachMode::Native);
-                hook.attach(linked.as_fd(), mode, options.mode.is_none(), options.force)?;
-            }
+    /// Puts `linked` on the hook: a compare-and-exchange against the program
+    /// we believe runs, or the first attach.
+    fn swap_in(&mut self, linked: &LinkedChain, options: &AddOptions) -> Result<(), Error> {
+        let Some(hook) = &mut self.hook else { return Ok(()) };
+        if !hook.is_attached() {
+            let mode = options.mode.unwrap_or(AttachMode::Native);
+            hook.attach(linked.as_fd(), mode, options.mode.is_none(), options.force)?;
+            return Ok(());
         }
-        self.running = Some(linked);
-        self.members = candidate;
-        self.generation += 1;
-        Ok(())
+        if let Some(running) = &self.running {
+            return Ok(hook.replace(linked.as_fd(), running.as_fd())?);
+        }
+        // A link pinned by an earlier run whose program we did not adopt:
+        // expect the program it runs now.
+        let current = hook.attached_prog_id().ok_or_else(|| {
+            Error::Conflict(format!(
+                "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
+                hook.ifindex()
+            ))
+        })?;
+        let expected = bpf::prog_fd_by_id(current)?;
+        Ok(hook.replace(linked.as_fd(), expected.as_fd())?)
     }
 }

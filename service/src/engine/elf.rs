@@ -120,3 +120,92 @@ impl<'a> Elf<'a> {
 pub fn is_gpl_compatible(license: &str) -> bool {
     matches!(license, "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF64 LE header for `machine` followed by the sections `(name, type, contents)`
+    /// (a null section and `.shstrtab` are added).
+    fn elf(machine: u16, sections: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut names = vec![0u8];
+        let mut add_name = |n: &str| {
+            let off = names.len() as u32;
+            names.extend_from_slice(n.as_bytes());
+            names.push(0);
+            off
+        };
+        let mut headers: Vec<(u32, u32, usize, usize)> = vec![(0, 0, 0, 0)];
+        let mut data = Vec::new();
+        for (name, kind, contents) in sections {
+            headers.push((add_name(name), *kind, 64 + data.len(), contents.len()));
+            data.extend_from_slice(contents);
+        }
+        let shstrtab = add_name(".shstrtab");
+        headers.push((shstrtab, 3, 64 + data.len(), names.len()));
+        data.extend_from_slice(&names);
+        let mut out = vec![0u8; 64];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 2; // ELFCLASS64
+        out[5] = 1; // little-endian
+        out[18..20].copy_from_slice(&machine.to_le_bytes());
+        out[40..48].copy_from_slice(&((64 + data.len()) as u64).to_le_bytes());
+        out[58..60].copy_from_slice(&64u16.to_le_bytes());
+        out[60..62].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        out[62..64].copy_from_slice(&((headers.len() - 1) as u16).to_le_bytes());
+        out.extend(data);
+        for (name, kind, offset, size) in headers {
+            let mut h = [0u8; 64];
+            h[..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[24..32].copy_from_slice(&(offset as u64).to_le_bytes());
+            h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            out.extend(h);
+        }
+        out
+    }
+
+    #[test]
+    fn a_bpf_object_and_its_license() {
+        let bytes = elf(EM_BPF, &[("xdp", 1, &[0; 16]), ("license", 1, b"Dual MIT/GPL\0")]);
+        let parsed = Elf::parse(&bytes).expect("a valid object");
+        assert_eq!(parsed.license().as_deref(), Some("Dual MIT/GPL"));
+        assert_eq!(parsed.section("xdp").map(<[u8]>::len), Some(16));
+        assert!(parsed.section("maps").is_none());
+        let unlicensed = elf(EM_BPF, &[("xdp", 1, &[0; 8])]);
+        assert_eq!(Elf::parse(&unlicensed).expect("valid").license(), None);
+    }
+
+    #[test]
+    fn what_is_not_a_bpf_object_is_named() {
+        let err = |bytes: &[u8]| Elf::parse(bytes).err().unwrap_or_default();
+        assert_eq!(err(b""), "empty object");
+        assert_eq!(err(b"\x7fEL"), "truncated ELF header");
+        assert_eq!(err(&[b'#'; 100]), "not an ELF file");
+        let mut elf32 = elf(EM_BPF, &[]);
+        elf32[4] = 1;
+        assert!(err(&elf32).starts_with("not a 64-bit little-endian"));
+        assert!(err(&elf(62, &[])).starts_with("ELF object for x86-64, not for BPF"));
+    }
+
+    #[test]
+    fn truncated_objects_are_refused() {
+        let bytes = elf(EM_BPF, &[("xdp", 1, &[0; 16])]);
+        assert_eq!(
+            Elf::parse(&bytes[..bytes.len() - 1]).err().as_deref(),
+            Some("truncated or corrupt section headers")
+        );
+        let mut beyond = bytes.clone();
+        let xdp_header = beyond.len() - 2 * 64; // null, xdp, .shstrtab
+        beyond[xdp_header + 32..xdp_header + 40].copy_from_slice(&1_000_000u64.to_le_bytes());
+        assert!(Elf::parse(&beyond).err().is_some_and(|e| e.contains("lies beyond the end")));
+    }
+
+    #[test]
+    fn gpl_compatible_licenses_are_the_kernels() {
+        assert!(is_gpl_compatible("GPL"));
+        assert!(is_gpl_compatible("Dual BSD/GPL"));
+        assert!(!is_gpl_compatible("MIT"));
+        assert!(!is_gpl_compatible(""));
+    }
+}

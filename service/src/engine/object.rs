@@ -3,52 +3,34 @@
 //! alone, in its own instruction numbers) and capture, through libbpf's
 //! prepare-load hook, everything the linker needs to place it in a chain.
 
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_long, CStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
-use std::sync::Once;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use sha2::{Digest, Sha256};
 
-use super::btf::Btf;
 use super::elf::Elf;
-use super::insn::{self, Insn};
 use super::run_config::{self, RunConfig};
 use super::Error;
-use crate::kernel::{bpf, libbpf_log, KernelError};
+use crate::kernel::btf::{FuncInfo, LineInfo};
+use crate::kernel::insn::{self, Insn};
+use crate::kernel::object::{self as libbpf_object, LibbpfFailure, Object, ProgramEntry};
+use crate::kernel::regular_file::{self, ReadError};
+use crate::kernel::{bpf, path_cstring, KernelError};
 
 /// Objects larger than this are refused unless the caller sets another cap.
 pub const DEFAULT_MAX_OBJECT_SIZE: usize = 16 << 20;
-/// Verifier logs are kept up to this size (the end of a longer log is kept).
-const LOG_SIZE: usize = 1 << 20;
 
 /// One map of a program: created at intake, reused by every chain that
 /// includes the program, so its contents survive any relink.
 #[derive(Debug)]
 pub struct ProgramMap {
+    /// Map name in the object (what applications ask for).
     pub name: String,
+    /// Kernel id of the map.
     pub id: u32,
+    /// `BPF_MAP_TYPE_*`, to decide what a snapshot keeps.
     pub map_type: u32,
+    /// Our descriptor: keeps the map alive across relinks.
     pub fd: OwnedFd,
-}
-
-/// `struct bpf_func_info`
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FuncInfo {
-    pub insn_off: u32,
-    pub type_id: u32,
-}
-
-/// `struct bpf_line_info`
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineInfo {
-    pub insn_off: u32,
-    pub file_name_off: u32,
-    pub line_off: u32,
-    pub line_col: u32,
 }
 
 /// An application's program, verified on its own and ready to be linked.
@@ -62,11 +44,13 @@ pub struct LoadedProgram {
     pub run_config: RunConfig,
     /// Whether the program declares XDP frags support (`SEC("xdp.frags")`).
     pub frags: bool,
+    /// The object's license: decides whether the chain is GPL.
     pub license: String,
     /// SHA-256 of the object file, hex.
     pub sha256: String,
     /// Kernel tag of the standalone program, hex.
     pub kernel_tag: String,
+    /// Its maps, shared by every chain that includes it.
     pub maps: Vec<ProgramMap>,
     /// Final instructions (relocated, subprograms appended); map references
     /// are patched with this program's map descriptors at link time.
@@ -85,6 +69,7 @@ impl LoadedProgram {
         self.insns.len()
     }
 
+    /// The map `name`, for reading and writing it on an application's behalf.
     pub fn map(&self, name: &str) -> Option<&ProgramMap> {
         self.maps.iter().find(|m| m.name == name)
     }
@@ -95,247 +80,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-// --- reading the object ---
-
 /// Reads an object from a descriptor: regular files (including memfds) only,
 /// at most `max_size` bytes, from offset 0 whatever the file position.
 pub fn read_fd(fd: BorrowedFd<'_>, max_size: usize) -> Result<Vec<u8>, Error> {
-    // SAFETY: fstat writes into a zeroed stat buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(Error::InvalidObject(format!("cannot stat the descriptor: {}", std::io::Error::last_os_error())));
-    }
-    let kind = st.st_mode & libc::S_IFMT;
-    if kind != libc::S_IFREG {
-        let what = match kind {
-            libc::S_IFIFO => "a pipe or FIFO",
-            libc::S_IFSOCK => "a socket",
-            libc::S_IFDIR => "a directory",
-            libc::S_IFCHR => "a character device",
-            libc::S_IFBLK => "a block device",
-            _ => "not a regular file",
-        };
-        return Err(Error::InvalidObject(format!("the descriptor is {what}; pass a regular file or a memfd")));
-    }
-    if st.st_size as u64 > max_size as u64 {
-        return Err(Error::LimitExceeded(format!("object is {} bytes, the limit is {max_size}", st.st_size)));
-    }
-    // Read at most one byte more than allowed, so a file growing meanwhile is caught.
-    let mut bytes = vec![0u8; (st.st_size as usize).min(max_size) + 1];
-    let mut len = 0;
-    while len < bytes.len() {
-        // SAFETY: the destination range lies inside `bytes`.
-        let n = unsafe {
-            libc::pread(fd.as_raw_fd(), bytes[len..].as_mut_ptr().cast(), bytes.len() - len, len as libc::off_t)
-        };
-        match n {
-            0 => break,
-            n if n > 0 => len += n as usize,
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
-            _ => {
-                return Err(Error::InvalidObject(format!(
-                    "cannot read the object: {}",
-                    std::io::Error::last_os_error()
-                )))
-            }
-        }
-        if len == bytes.len() && len <= max_size {
-            bytes.resize((len * 2).min(max_size + 1), 0);
-        }
-    }
-    if len > max_size {
-        return Err(Error::LimitExceeded(format!("object grew past the limit of {max_size} bytes while read")));
-    }
-    bytes.truncate(len);
-    Ok(bytes)
-}
-
-// --- libbpf's prepare-load hook ---
-
-const COOKIE_FRAGS: c_long = 1;
-
-/// What the prepare-load hook saw of the program being loaded on this thread.
-#[derive(Default)]
-struct Capture {
-    insns: Vec<Insn>,
-    func_info: Vec<FuncInfo>,
-    line_info: Vec<LineInfo>,
-    btf_fd: i32,
-    frags: bool,
-    seen: bool,
-}
-
-thread_local! {
-    static CAPTURE: RefCell<Option<Capture>> = const { RefCell::new(None) };
-}
-
-/// Copies `cnt` records of `rec_size` bytes when they have the layout we know.
-///
-/// # Safety
-/// `ptr` must point to `cnt * rec_size` readable bytes when non-null.
-unsafe fn copy_records<T: Copy>(ptr: *const std::ffi::c_void, cnt: u32, rec_size: u32) -> Vec<T> {
-    if ptr.is_null() || cnt == 0 || rec_size as usize != std::mem::size_of::<T>() {
-        return Vec::new();
-    }
-    // SAFETY: per the function contract.
-    unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), cnt as usize) }.to_vec()
-}
-
-unsafe extern "C" fn prepare_load(
-    prog: *mut libbpf_sys::bpf_program,
-    opts: *mut libbpf_sys::bpf_prog_load_opts,
-    cookie: c_long,
-) -> c_int {
-    // SAFETY: libbpf passes valid pointers for the duration of the call.
-    let opts = unsafe { &mut *opts };
-    // What libbpf's own handler does for XDP sections.
-    if cookie & COOKIE_FRAGS != 0 {
-        opts.prog_flags |= libbpf_sys::BPF_F_XDP_HAS_FRAGS;
-    }
-    CAPTURE.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(cap) = c.as_mut() else { return };
-        // SAFETY: libbpf's final instructions, valid until the program is unloaded.
-        let (insns, cnt) = unsafe { (libbpf_sys::bpf_program__insns(prog), libbpf_sys::bpf_program__insn_cnt(prog)) };
-        if !insns.is_null() {
-            // SAFETY: `cnt` instructions of identical layout.
-            cap.insns = unsafe { std::slice::from_raw_parts(insns.cast::<Insn>(), cnt as usize) }.to_vec();
-        }
-        // SAFETY: libbpf's func/line info records, of the given counts and sizes.
-        unsafe {
-            cap.func_info = copy_records(opts.func_info, opts.func_info_cnt, opts.func_info_rec_size);
-            cap.line_info = copy_records(opts.line_info, opts.line_info_cnt, opts.line_info_rec_size);
-        }
-        cap.btf_fd = if opts.func_info.is_null() { 0 } else { opts.prog_btf_fd as i32 };
-        cap.frags = opts.prog_flags & libbpf_sys::BPF_F_XDP_HAS_FRAGS != 0;
-        cap.seen = true;
-    });
-    0
-}
-
-/// Registers the prepare-load hook for XDP sections, once per process.
-fn register_hook() -> Result<(), Error> {
-    static ONCE: Once = Once::new();
-    static mut RESULT: c_int = 0;
-    ONCE.call_once(|| {
-        for (sec, cookie) in [(c"xdp+", 0), (c"xdp.frags+", COOKIE_FRAGS)] {
-            let opts = libbpf_sys::libbpf_prog_handler_opts {
-                sz: std::mem::size_of::<libbpf_sys::libbpf_prog_handler_opts>() as _,
-                cookie,
-                prog_prepare_load_fn: Some(prepare_load),
-                ..Default::default()
-            };
-            // SAFETY: static section name; libbpf copies the options.
-            let ret = unsafe {
-                libbpf_sys::libbpf_register_prog_handler(
-                    sec.as_ptr(),
-                    libbpf_sys::BPF_PROG_TYPE_XDP,
-                    libbpf_sys::BPF_XDP,
-                    &opts,
-                )
-            };
-            if ret < 0 {
-                // SAFETY: written once, inside call_once.
-                unsafe { RESULT = ret };
-            }
-        }
-    });
-    // SAFETY: only read after call_once completed.
-    match unsafe { RESULT } {
-        0 => Ok(()),
-        ret => Err(Error::Kernel(KernelError::new("registering libbpf's XDP section handler", -ret))),
-    }
-}
-
-// --- the libbpf object ---
-
-struct Object(NonNull<libbpf_sys::bpf_object>);
-
-impl Drop for Object {
-    fn drop(&mut self) {
-        // SAFETY: we own the object.
-        unsafe { libbpf_sys::bpf_object__close(self.0.as_ptr()) }
-    }
-}
-
-struct ProgramEntry {
-    ptr: *mut libbpf_sys::bpf_program,
-    name: String,
-    section: String,
-    prog_type: u32,
-}
-
-fn cstr(ptr: *const c_char) -> String {
-    if ptr.is_null() {
-        return String::new();
-    }
-    // SAFETY: libbpf returns NUL-terminated strings.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
-}
-
-fn prog_type_name(t: u32) -> String {
-    // SAFETY: returns a static string or NULL.
-    let name = cstr(unsafe { libbpf_sys::libbpf_bpf_prog_type_str(t) });
-    if name.is_empty() {
-        format!("type {t}")
-    } else {
-        name
-    }
-}
-
-impl Object {
-    fn open(bytes: &[u8]) -> Result<Object, Error> {
-        let name = c"xdpd-object";
-        let opts = libbpf_sys::bpf_object_open_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_object_open_opts>() as _,
-            object_name: name.as_ptr(),
-            ..Default::default()
-        };
-        let (ptr, messages) = libbpf_log::collect(|| unsafe {
-            libbpf_sys::bpf_object__open_mem(bytes.as_ptr().cast(), bytes.len() as _, &opts)
-        });
-        NonNull::new(ptr).map(Object).ok_or_else(|| {
-            let errno = crate::kernel::last_errno();
-            Error::InvalidObject(with_messages(
-                &format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(errno)),
-                &messages,
-            ))
-        })
-    }
-
-    fn programs(&self) -> Vec<ProgramEntry> {
-        let mut out = Vec::new();
-        let mut prog = std::ptr::null_mut();
-        loop {
-            // SAFETY: iterating the object's programs.
-            prog = unsafe { libbpf_sys::bpf_object__next_program(self.0.as_ptr(), prog) };
-            if prog.is_null() {
-                return out;
-            }
-            // SAFETY: prog is valid while the object lives.
-            out.push(unsafe {
-                ProgramEntry {
-                    ptr: prog,
-                    name: cstr(libbpf_sys::bpf_program__name(prog)),
-                    section: cstr(libbpf_sys::bpf_program__section_name(prog)),
-                    prog_type: libbpf_sys::bpf_program__type(prog),
-                }
-            });
-        }
-    }
-
-    fn maps(&self) -> Vec<*mut libbpf_sys::bpf_map> {
-        let mut out = Vec::new();
-        let mut map = std::ptr::null_mut();
-        loop {
-            // SAFETY: iterating the object's maps.
-            map = unsafe { libbpf_sys::bpf_object__next_map(self.0.as_ptr(), map) };
-            if map.is_null() {
-                return out;
-            }
-            out.push(map);
-        }
-    }
+    regular_file::read(fd, max_size).map_err(|e| match e {
+        ReadError::TooLarge { .. } | ReadError::Grew(_) => Error::LimitExceeded(e.to_string()),
+        ReadError::Io(_) | ReadError::NotRegular(_) => Error::InvalidObject(e.to_string()),
+    })
 }
 
 fn with_messages(summary: &str, messages: &[String]) -> String {
@@ -344,19 +95,6 @@ fn with_messages(summary: &str, messages: &[String]) -> String {
     } else {
         format!("{summary}: {}", messages.join("; "))
     }
-}
-
-fn dup(fd: i32, what: &str) -> Result<OwnedFd, Error> {
-    // SAFETY: duplicating a descriptor libbpf owns; the copy is ours.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(Error::Kernel(KernelError::new(
-            format!("duplicating the descriptor of {what}"),
-            crate::kernel::last_errno(),
-        )));
-    }
-    // SAFETY: fcntl returned a fresh descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Chooses the program: by function name, or the only XDP program.
@@ -392,7 +130,7 @@ fn select<'a>(programs: &'a [ProgramEntry], function: Option<&str>) -> Result<&'
         return Err(Error::InvalidObject(format!(
             "program '{}' is a {} program (section '{}'), not an XDP program",
             chosen.name,
-            prog_type_name(chosen.prog_type),
+            libbpf_object::prog_type_name(chosen.prog_type),
             chosen.section
         )));
     }
@@ -410,7 +148,9 @@ pub fn load(bytes: &[u8], function: Option<&str>, max_size: usize) -> Result<Loa
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Privilege {
     #[default]
+    /// The service's own capabilities (root's programs).
     Full,
+    /// An unprivileged loader's: pointer leaks refused, Spectre hardening applied.
     User,
 }
 
@@ -439,93 +179,37 @@ pub fn load_with(
     }
     let elf = Elf::parse(bytes).map_err(Error::InvalidObject)?;
     let license = elf.license().unwrap_or_default();
-    register_hook()?;
-
-    let object = Object::open(bytes)?;
+    libbpf_object::register_hook()?;
+    let object = Object::open(bytes).map_err(|f| {
+        let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
+        Error::InvalidObject(with_messages(&summary, &f.messages))
+    })?;
     let programs = object.programs();
     let chosen = select(&programs, function)?;
-    for p in &programs {
-        // SAFETY: program pointers are valid while the object lives.
-        unsafe { libbpf_sys::bpf_program__set_autoload(p.ptr, p.ptr == chosen.ptr) };
-    }
-    // SAFETY: the object is open; its BTF (possibly NULL) lives as long as it.
-    let run_config = unsafe {
-        Btf::with_borrowed(libbpf_sys::bpf_object__btf(object.0.as_ptr()), |btf| {
-            run_config::read(Some(btf), &chosen.name)
-        })
-    }
-    .unwrap_or_else(|| Ok(RunConfig::default()))
-    .map_err(Error::InvalidObject)?;
-
+    object.set_autoload_only(chosen);
+    let run_config = object
+        .with_btf(|btf| run_config::read(Some(btf), &chosen.name))
+        .unwrap_or_else(|| Ok(RunConfig::default()))
+        .map_err(Error::InvalidObject)?;
     if let Some(dir) = maps_dir {
-        reuse_pinned_maps(&object, dir)?;
+        object.reuse_pinned_maps(dir)?;
     }
-
-    let mut log = vec![0 as c_char; LOG_SIZE];
-    // SAFETY: the buffer outlives the load below.
-    unsafe { libbpf_sys::bpf_program__set_log_buf(chosen.ptr, log.as_mut_ptr(), log.len() as _) };
-
-    CAPTURE.with(|c| *c.borrow_mut() = Some(Capture::default()));
-    // SAFETY: loading an open object.
-    let load = || unsafe { libbpf_sys::bpf_object__load(object.0.as_ptr()) };
-    let (ret, messages) = libbpf_log::collect(|| match privilege {
-        Privilege::Full => load(),
-        Privilege::User => crate::kernel::caps::without_admin(load),
-    });
-    let capture = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
-    if ret < 0 {
-        // SAFETY: libbpf NUL-terminates the log it wrote.
-        let log = unsafe { CStr::from_ptr(log.as_ptr()) }.to_string_lossy().into_owned();
-        let errno = -ret;
-        if !log.trim().is_empty() {
-            return Err(Error::VerifierRejected { program: chosen.name.clone(), summary: verifier_summary(&log), log });
-        }
-        if matches!(errno, libc::EPERM | libc::EACCES | libc::ENOMEM) {
-            // Not the object's fault: privileges or kernel memory.
-            return Err(Error::Kernel(KernelError::new(format!("loading program '{}'", chosen.name), errno)));
-        }
-        return Err(Error::InvalidObject(with_messages(
-            &format!("libbpf cannot load program '{}' ({})", chosen.name, std::io::Error::from_raw_os_error(errno)),
-            &messages,
-        )));
-    }
+    let capture = object.load(chosen, privilege == Privilege::User).map_err(|f| load_failure(&chosen.name, f))?;
     if !capture.seen || capture.insns.is_empty() {
         return Err(Error::InvalidObject(format!(
             "program '{}' was not loaded through an XDP section handler",
             chosen.name
         )));
     }
-
-    // SAFETY: the program was loaded, so its descriptor is valid.
-    let prog_fd = unsafe { libbpf_sys::bpf_program__fd(chosen.ptr) };
-    // SAFETY: the object owns prog_fd for as long as `object` lives.
-    let kernel_tag = bpf::prog_info(unsafe { BorrowedFd::borrow_raw(prog_fd) }).map_err(Error::Kernel)?.tag_hex();
-
-    // Take our own descriptors of the maps: the program references them by
-    // descriptor number, which we rewrite at link time.
-    let mut maps = Vec::new();
-    let mut by_fd = std::collections::HashMap::new();
-    for map in object.maps() {
-        // SAFETY: map pointers are valid while the object lives.
-        let (raw_fd, name) = unsafe { (libbpf_sys::bpf_map__fd(map), cstr(libbpf_sys::bpf_map__name(map))) };
-        if raw_fd < 0 {
-            continue; // not created (e.g. autocreate off)
-        }
-        let fd = dup(raw_fd, &format!("map {name}"))?;
-        let info = bpf::map_info(fd.as_fd()).map_err(Error::Kernel)?;
-        by_fd.insert(raw_fd, maps.len());
-        maps.push(ProgramMap { name, id: info.id, map_type: info.map_type, fd });
-    }
-    let map_refs = find_map_refs(&capture.insns, &by_fd, &chosen.name)?;
-
+    let kernel_tag = bpf::prog_info(object.prog_fd(chosen)?)?.tag_hex();
+    let (maps, map_refs) = take_maps(&object, &capture.insns, &chosen.name)?;
     let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
-        Some(Btf::from_kernel_fd(capture.btf_fd).map_err(Error::Kernel)?.raw_data())
+        Some(libbpf_object::kernel_btf(capture.btf_fd)?)
     } else {
         None
     };
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
-
     Ok(LoadedProgram {
         name: chosen.name.clone(),
         section: chosen.section.clone(),
@@ -543,45 +227,51 @@ pub fn load_with(
     })
 }
 
-fn reuse_pinned_maps(object: &Object, dir: &std::path::Path) -> Result<(), Error> {
-    for map in object.maps() {
-        // SAFETY: map pointers are valid while the object lives.
-        let name = cstr(unsafe { libbpf_sys::bpf_map__name(map) });
-        let pin = dir.join(pin_name(&name));
-        if !pin.exists() {
-            continue;
-        }
-        let path = std::ffi::CString::new(pin.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        let fd = bpf::obj_get(&path)?;
-        // SAFETY: libbpf dups the descriptor; ours closes when `fd` drops.
-        let ret = unsafe { libbpf_sys::bpf_map__reuse_fd(map, fd.as_raw_fd()) };
-        if ret < 0 {
-            return Err(Error::Kernel(KernelError::new(format!("reusing pinned map {}", pin.display()), -ret)));
-        }
+/// What a failed libbpf load means: the verifier refused the program, the
+/// service lacks privileges or memory, or libbpf refused the object.
+fn load_failure(program: &str, f: LibbpfFailure) -> Error {
+    if !f.log.trim().is_empty() {
+        return Error::VerifierRejected { program: program.to_string(), summary: verifier_summary(&f.log), log: f.log };
     }
-    Ok(())
+    if matches!(f.errno, libc::EPERM | libc::EACCES | libc::ENOMEM) {
+        // Not the object's fault: privileges or kernel memory.
+        return Error::Kernel(KernelError::new(format!("loading program '{program}'"), f.errno));
+    }
+    Error::InvalidObject(with_messages(
+        &format!("libbpf cannot load program '{program}' ({})", std::io::Error::from_raw_os_error(f.errno)),
+        &f.messages,
+    ))
 }
 
-/// The file name a map is pinned under: its name with `.` spelled `-`, because
-/// bpffs refuses dots (`x.data`) and a map name cannot contain `-`, so no two
-/// maps share a pin.
-pub fn pin_name(map_name: &str) -> String {
-    map_name.replace('.', "-")
+/// `(instruction index, index into maps)` of every map reference.
+type MapRefs = Vec<(usize, usize)>;
+
+/// Takes our own descriptors of the object's maps (the program references
+/// them by descriptor number, which the linker rewrites) and finds those references.
+fn take_maps(object: &Object, insns: &[Insn], program: &str) -> Result<(Vec<ProgramMap>, MapRefs), Error> {
+    let created = object.created_maps()?;
+    let by_fd = libbpf_object::index_by_libbpf_fd(&created);
+    let mut maps = Vec::with_capacity(created.len());
+    for m in created {
+        let info = bpf::map_info(m.fd.as_fd())?;
+        maps.push(ProgramMap { name: m.name, id: info.id, map_type: info.map_type, fd: m.fd });
+    }
+    let map_refs = find_map_refs(insns, &by_fd, program)?;
+    Ok((maps, map_refs))
 }
 
 impl LoadedProgram {
-    /// Pins every map as `<dir>/<pin_name(map name)>`, so a later [`load_reusing`] finds them.
+    /// Pins every map as `<dir>/<map name>`, so a later [`load_reusing`] finds them.
     pub fn pin_maps(&self, dir: &std::path::Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|e| {
             KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
         })?;
         for map in &self.maps {
-            let pin = dir.join(pin_name(&map.name));
+            let pin = dir.join(crate::kernel::bpffs::pin_name(&map.name));
             if pin.exists() {
                 continue;
             }
-            let path = std::ffi::CString::new(pin.as_os_str().as_encoded_bytes()).unwrap_or_default();
-            bpf::obj_pin(map.fd.as_fd(), &path)?;
+            bpf::obj_pin(map.fd.as_fd(), &path_cstring(&pin)?)?;
         }
         Ok(())
     }
@@ -647,4 +337,49 @@ pub(crate) fn verifier_summary(log: &str) -> String {
         })
         .unwrap_or("the verifier gave no reason")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn ld(src: u8, imm: i32) -> [Insn; 2] {
+        [Insn::new(insn::LD_IMM64, 1, src, 0, imm), Insn::new(0, 0, 0, 0, 0)]
+    }
+
+    #[test]
+    fn map_references_are_found_by_descriptor() {
+        let mut code = Vec::new();
+        code.extend(ld(insn::PSEUDO_MAP_FD, 7));
+        code.push(Insn::mov32_imm(0, 2));
+        code.extend(ld(insn::PSEUDO_MAP_VALUE, 9));
+        code.push(Insn::exit());
+        let by_fd = HashMap::from([(7, 0), (9, 1)]);
+        assert_eq!(find_map_refs(&code, &by_fd, "p").ok(), Some(vec![(0, 0), (3, 1)]));
+    }
+
+    #[test]
+    fn what_cannot_be_carried_into_a_chain_is_refused() {
+        let refused = |code: &[Insn]| match find_map_refs(code, &HashMap::new(), "p") {
+            Err(Error::InvalidObject(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(&ld(insn::PSEUDO_MAP_FD, 3)).contains("a map outside the object"));
+        assert!(refused(&ld(insn::PSEUDO_MAP_IDX, 0)).contains("fd_array"));
+        let mut ksym = ld(insn::PSEUDO_BTF_ID, 100);
+        ksym[1].imm = 5; // a module BTF descriptor
+        assert!(refused(&ksym).contains("kernel-module variable"));
+        let kfunc = Insn::new(insn::CALL, 0, insn::PSEUDO_KFUNC_CALL, 1, 42);
+        assert!(refused(&[kfunc]).contains("kernel-module kfunc"));
+        let vmlinux_kfunc = Insn::new(insn::CALL, 0, insn::PSEUDO_KFUNC_CALL, 0, 42);
+        assert!(find_map_refs(&[vmlinux_kfunc], &HashMap::new(), "p").is_ok_and(|r| r.is_empty()));
+    }
+
+    #[test]
+    fn the_summary_is_the_last_line_before_the_statistics() {
+        let log = "0: (b7) r0 = 0\nR1 invalid mem access 'scalar'\nprocessed 2 insns (limit 1000000)\n\n";
+        assert_eq!(verifier_summary(log), "R1 invalid mem access 'scalar'");
+        assert_eq!(verifier_summary(""), "the verifier gave no reason");
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::{next_member_id, Error, Gate, Member, MemberId, Proposal};
+use crate::engine::{next_free_member_id, Error, Gate, Member, MemberId, Proposal};
 use crate::error::ServiceError;
 use crate::program::ProgramSpec;
 use crate::state::{IfaceRecord, MemberRecord, Store};
@@ -48,7 +48,7 @@ impl Draft {
             crate::crash::at("pinned");
         }
         self.store
-            .raise_high_water(next_member_id(), &self.name, p.generation)
+            .raise_high_water(next_free_member_id(), &self.name, p.generation)
             .map_err(|e| format!("cannot record the ids handed out (ids.json): {e}"))?;
         let record = IfaceRecord {
             ifindex: self.ifindex,

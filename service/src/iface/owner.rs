@@ -23,7 +23,7 @@ use super::view::Observed;
 
 mod upkeep;
 use crate::caller::Caller;
-use crate::engine::{next_member_id, AddOptions, Chain, LoadedProgram, MemberId};
+use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::limits::Limits;
 use crate::program::ProgramSpec;

@@ -114,7 +114,7 @@ pub const UNEXPLAINED: &str = "unexplained";
 fn unexplained(chain: &Chain, store: &Store, name: &str) -> Option<ProgramView> {
     let ifindex = chain.hook()?.ifindex();
     let running = chain.hook()?.attached_prog_id()?;
-    let id = crate::engine::next_member_id();
+    let id = crate::engine::next_free_member_id();
     crate::engine::reserve_member_ids(id);
     if let Err(e) = store.raise_high_water(id + 1, name, chain.generation()) {
         tracing::error!(ifindex, "cannot record the ids handed out: {e}");

@@ -9,14 +9,18 @@ use super::{check, KernelError};
 /// What the kernel reports about a loaded program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgInfo {
+    /// Kernel id of the program.
     pub id: u32,
+    /// Its name (truncated to 15 bytes by the kernel).
     pub name: String,
+    /// `BPF_PROG_TYPE_*`.
     pub prog_type: u32,
     /// The kernel's tag: a hash of the program's instructions.
     pub tag: [u8; 8],
 }
 
 impl ProgInfo {
+    /// The tag as lowercase hex, as bpftool shows it.
     pub fn tag_hex(&self) -> String {
         self.tag.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -25,20 +29,26 @@ impl ProgInfo {
 /// What the kernel reports about a map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapInfo {
+    /// Kernel id of the map.
     pub id: u32,
+    /// Its name.
     pub name: String,
+    /// `BPF_MAP_TYPE_*`.
     pub map_type: u32,
+    /// Bytes per key.
     pub key_size: u32,
+    /// Bytes per value.
     pub value_size: u32,
 }
 
 /// What the kernel reports about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// Kernel id of the link.
     pub id: u32,
-    pub link_type: u32,
+    /// The program it runs (0 once detached).
     pub prog_id: u32,
-    /// For XDP links: the interface it is attached to (0 once detached).
+    /// For XDP links: the interface it is attached to (0 once detached; 0 for other links).
     pub xdp_ifindex: u32,
 }
 
@@ -47,6 +57,7 @@ fn c_name(raw: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// What the kernel reports about the program `fd`.
 pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, KernelError> {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;
@@ -57,6 +68,7 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, KernelError> {
     Ok(ProgInfo { id: info.id, name: c_name(&info.name), prog_type: info.type_, tag: info.tag })
 }
 
+/// What the kernel reports about the map `fd`.
 pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
     let mut info = libbpf_sys::bpf_map_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;
@@ -73,20 +85,15 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
     })
 }
 
+/// What the kernel reports about the link `fd` (through libbpf-rs).
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo, KernelError> {
-    let mut info = libbpf_sys::bpf_link_info::default();
-    let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: info is a valid bpf_link_info of `len` bytes.
-    check(unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
-        "reading link information".into()
-    })?;
-    let xdp_ifindex = if info.type_ == libbpf_sys::BPF_LINK_TYPE_XDP {
-        // SAFETY: the union member matches the link type the kernel reported.
-        unsafe { info.__bindgen_anon_1.xdp.ifindex }
-    } else {
-        0
+    let info = libbpf_rs::query::LinkInfo::from_fd(fd)
+        .map_err(|e| KernelError::from_libbpf_rs("reading link information", e))?;
+    let xdp_ifindex = match &info.info {
+        libbpf_rs::query::LinkTypeInfo::Xdp(xdp) => xdp.ifindex,
+        _ => 0,
     };
-    Ok(LinkInfo { id: info.id, link_type: info.type_, prog_id: info.prog_id, xdp_ifindex })
+    Ok(LinkInfo { id: info.id, prog_id: info.prog_id, xdp_ifindex })
 }
 
 fn owned(ret: i32, op: impl FnOnce() -> String) -> Result<OwnedFd, KernelError> {
@@ -95,11 +102,13 @@ fn owned(ret: i32, op: impl FnOnce() -> String) -> Result<OwnedFd, KernelError> 
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A descriptor of the program `id` (to compare-and-exchange against it).
 pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
     owned(unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) }, || format!("opening program {id}"))
 }
 
+/// A descriptor of the map with kernel id `id`.
 pub fn map_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
     owned(unsafe { libbpf_sys::bpf_map_get_fd_by_id(id) }, || format!("opening map {id}"))
@@ -109,7 +118,7 @@ pub fn map_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
 pub fn prog_map_ids(fd: BorrowedFd<'_>) -> Result<Vec<u32>, KernelError> {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: info is a valid bpf_prog_info of `len` bytes; first call for the count.
+    // SAFETY: info is a valid bpf_prog_info of `len` bytes; this first call reads the count.
     check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
         "reading program information".into()
     })?;
@@ -128,24 +137,10 @@ pub fn prog_map_ids(fd: BorrowedFd<'_>) -> Result<Vec<u32>, KernelError> {
     Ok(ids)
 }
 
+/// A descriptor of the link `id` (to find who holds an interface).
 pub fn link_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
     owned(unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) }, || format!("opening link {id}"))
-}
-
-/// Every link id the kernel knows, in ascending order.
-pub fn link_ids() -> Vec<u32> {
-    let mut ids = Vec::new();
-    let mut id = 0u32;
-    loop {
-        let mut next = 0u32;
-        // SAFETY: plain syscall wrapper writing into `next`.
-        if unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) } != 0 {
-            return ids;
-        }
-        ids.push(next);
-        id = next;
-    }
 }
 
 /// Opens a pinned BPF object.
@@ -154,6 +149,7 @@ pub fn obj_get(path: &CStr) -> Result<OwnedFd, KernelError> {
     owned(unsafe { libbpf_sys::bpf_obj_get(path.as_ptr()) }, || format!("opening pin {}", path.to_string_lossy()))
 }
 
+/// Pins `fd` at `path` in bpffs, so it outlives this process.
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> Result<(), KernelError> {
     // SAFETY: path is NUL-terminated, fd is open.
     check(unsafe { libbpf_sys::bpf_obj_pin(fd.as_raw_fd(), path.as_ptr()) }, || {
@@ -165,6 +161,7 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> Result<(), KernelError> {
 /// The result of one BPF_PROG_TEST_RUN.
 #[derive(Debug, Clone)]
 pub struct TestRun {
+    /// What the program returned.
     pub retval: u32,
     /// The packet as the program left it (starting at its metadata, if any).
     pub data: Vec<u8>,

@@ -5,15 +5,29 @@
 //! against the program we believe is running, so the interface is never
 //! without a program and a change behind our back is noticed, not clobbered.
 
-use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo};
+
 use super::bpf;
-use super::{check, KernelError};
-use crate::engine::Error;
+use super::bpffs::Bpffs;
+use super::{check, path_cstring, KernelError};
+
+/// Why the hook could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// A program attached by someone else holds the interface.
+    #[error("{0}")]
+    Busy(ForeignProgram),
+    /// The hook is not in the state the request expects (changed behind our back).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The kernel refused.
+    #[error("kernel error: {0}")]
+    Kernel(#[from] KernelError),
+}
 
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
@@ -33,6 +47,7 @@ pub enum AttachMode {
 }
 
 impl AttachMode {
+    /// The name used on D-Bus and the command line.
     pub fn name(self) -> &'static str {
         match self {
             AttachMode::Native => "native",
@@ -41,6 +56,7 @@ impl AttachMode {
         }
     }
 
+    /// The mode of a D-Bus / command-line name.
     pub fn from_name(name: &str) -> Option<AttachMode> {
         [AttachMode::Native, AttachMode::Generic, AttachMode::Offload].into_iter().find(|m| m.name() == name)
     }
@@ -63,14 +79,18 @@ impl fmt::Display for AttachMode {
 /// An XDP program on the interface that xdpd did not attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignProgram {
+    /// The interface.
     pub ifindex: u32,
+    /// Kernel id of the program.
     pub prog_id: u32,
+    /// Its name, to tell what it is (e.g. libxdp's dispatcher).
     pub name: String,
     /// The id of the bpf_link that holds it, when it is held by a link.
     pub link_id: Option<u32>,
 }
 
 impl ForeignProgram {
+    /// Whether it is libxdp's dispatcher, for a hint in the error.
     pub fn is_libxdp_dispatcher(&self) -> bool {
         self.name == LIBXDP_DISPATCHER
     }
@@ -97,12 +117,16 @@ impl fmt::Display for ForeignProgram {
 /// Ids of the XDP programs attached to an interface, per mode (0: none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Attached {
+    /// In the driver.
     pub native: u32,
+    /// In the generic stack.
     pub generic: u32,
+    /// On the NIC.
     pub offload: u32,
 }
 
 impl Attached {
+    /// The ids that are set.
     pub fn ids(self) -> impl Iterator<Item = u32> {
         [self.native, self.generic, self.offload].into_iter().filter(|&id| id != 0)
     }
@@ -121,6 +145,31 @@ pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
     Ok(Attached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
 }
 
+/// The program the link pinned for `ifindex` under `bpffs_dir` runs, when
+/// the pin is there and the link is attached to the interface. A probe
+/// without side effects: unlike [`Hook::new`], it removes no stale pin.
+pub fn pinned_prog_id(ifindex: u32, bpffs_dir: &Path) -> Option<u32> {
+    let path = path_cstring(&Bpffs::new(bpffs_dir).link_pin(ifindex)).ok()?;
+    let link = bpf::obj_get(&path).ok()?;
+    bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex == ifindex && i.prog_id != 0).map(|i| i.prog_id)
+}
+
+/// Attaches `prog` to `ifindex` through a new `bpf_link` (BPF_LINK_CREATE).
+fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, KernelError> {
+    let opts = libbpf_sys::bpf_link_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+        flags: mode.flags(),
+        ..Default::default()
+    };
+    // SAFETY: opts is a valid, sized options struct.
+    let fd = check(
+        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) },
+        || format!("attaching the chain to interface {ifindex} in {mode} mode"),
+    )?;
+    // SAFETY: fresh descriptor from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The XDP hook of one interface, as far as xdpd owns it.
 #[derive(Debug)]
 pub struct Hook {
@@ -130,17 +179,13 @@ pub struct Hook {
     mode: Option<AttachMode>,
 }
 
-fn path_cstring(path: &Path) -> CString {
-    CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
-}
-
 impl Hook {
     /// The hook of `ifindex`, its link pinned under `<bpffs_dir>/<ifindex>/link`.
     /// A live link pinned there by an earlier run is adopted.
     pub fn new(ifindex: u32, bpffs_dir: &Path) -> Hook {
-        let pin_path = bpffs_dir.join(ifindex.to_string()).join("link");
+        let pin_path = Bpffs::new(bpffs_dir).link_pin(ifindex);
         let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
-        if let Ok(fd) = bpf::obj_get(&path_cstring(&hook.pin_path)) {
+        if let Ok(fd) = path_cstring(&hook.pin_path).and_then(|path| bpf::obj_get(&path)) {
             match bpf::link_info(fd.as_fd()) {
                 Ok(info) if info.xdp_ifindex == ifindex => {
                     // The mode is wherever the kernel shows the link's program.
@@ -165,14 +210,17 @@ impl Hook {
         hook
     }
 
+    /// The interface.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
 
+    /// Where the link is pinned in bpffs.
     pub fn pin_path(&self) -> &Path {
         &self.pin_path
     }
 
+    /// Whether we hold a link (attached, or adopted from an earlier run).
     pub fn is_attached(&self) -> bool {
         self.link.is_some()
     }
@@ -200,11 +248,10 @@ impl Hook {
         let Some(prog_id) = attached(self.ifindex)?.ids().find(|&id| Some(id) != ours) else { return Ok(None) };
         let name =
             bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
-        let link_id = bpf::link_ids().into_iter().find(|&id| {
-            bpf::link_fd_by_id(id).and_then(|fd| bpf::link_info(fd.as_fd())).is_ok_and(|i| {
-                i.link_type == libbpf_sys::BPF_LINK_TYPE_XDP && i.xdp_ifindex == self.ifindex && i.prog_id == prog_id
-            })
-        });
+        // libbpf-rs's safe walk over every bpf_link of the host.
+        let link_id = LinkInfoIter::default()
+            .find(|l| l.prog_id == prog_id && matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == self.ifindex))
+            .map(|l| l.id);
         Ok(Some(ForeignProgram { ifindex: self.ifindex, prog_id, name, link_id }))
     }
 
@@ -247,32 +294,17 @@ impl Hook {
         mode: AttachMode,
         fallback_to_generic: bool,
         force: bool,
-    ) -> Result<AttachMode, Error> {
+    ) -> Result<AttachMode, HookError> {
         if self.link.is_some() {
-            return Err(Error::Conflict(format!("interface {} already has a chain attached", self.ifindex)));
+            return Err(HookError::Conflict(format!("interface {} already has a chain attached", self.ifindex)));
         }
         if let Some(foreign) = self.foreign()? {
             if !force {
-                return Err(Error::Busy(foreign));
+                return Err(HookError::Busy(foreign));
             }
             self.evict(&foreign)?;
         }
-        let create = |mode: AttachMode| -> Result<OwnedFd, KernelError> {
-            let opts = libbpf_sys::bpf_link_create_opts {
-                sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
-                flags: mode.flags(),
-                ..Default::default()
-            };
-            // SAFETY: opts is a valid, sized options struct.
-            let fd = check(
-                unsafe {
-                    libbpf_sys::bpf_link_create(prog.as_raw_fd(), self.ifindex as i32, libbpf_sys::BPF_XDP, &opts)
-                },
-                || format!("attaching the chain to interface {} in {mode} mode", self.ifindex),
-            )?;
-            // SAFETY: fresh descriptor from the kernel.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        };
+        let create = |mode: AttachMode| link_create(prog, self.ifindex, mode);
         let (link, mode) = match create(mode) {
             Ok(link) => (link, mode),
             Err(e)
@@ -286,8 +318,8 @@ impl Hook {
             Err(e) if e.errno() == libc::EBUSY => {
                 // Someone attached between our query and our attach.
                 return Err(match self.foreign()? {
-                    Some(foreign) => Error::Busy(foreign),
-                    None => Error::Kernel(e),
+                    Some(foreign) => HookError::Busy(foreign),
+                    None => HookError::Kernel(e),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -309,7 +341,7 @@ impl Hook {
                 KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
             })?;
         }
-        bpf::obj_pin(link, &path_cstring(&self.pin_path))
+        bpf::obj_pin(link, &path_cstring(&self.pin_path)?)
     }
 
     fn unpin(&self) {
@@ -320,9 +352,9 @@ impl Hook {
     }
 
     /// Swaps in `new` if `expected` is still the running program.
-    pub fn replace(&mut self, new: BorrowedFd<'_>, expected: BorrowedFd<'_>) -> Result<(), Error> {
+    pub fn replace(&mut self, new: BorrowedFd<'_>, expected: BorrowedFd<'_>) -> Result<(), HookError> {
         let Some(link) = &self.link else {
-            return Err(Error::Conflict(format!("interface {} has no chain attached", self.ifindex)));
+            return Err(HookError::Conflict(format!("interface {} has no chain attached", self.ifindex)));
         };
         let opts = libbpf_sys::bpf_link_update_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_link_update_opts>() as _,
@@ -334,11 +366,11 @@ impl Hook {
         let ret = unsafe { libbpf_sys::bpf_link_update(link.as_raw_fd(), new.as_raw_fd(), &opts) };
         match -ret {
             0 => Ok(()),
-            libc::EPERM => Err(Error::Conflict(format!(
+            libc::EPERM => Err(HookError::Conflict(format!(
                 "the program on interface {} is not the chain xdpd attached: it was replaced behind xdpd's back",
                 self.ifindex
             ))),
-            libc::ENOLINK => Err(Error::Conflict(format!(
+            libc::ENOLINK => Err(HookError::Conflict(format!(
                 "xdpd's link on interface {} was detached behind its back; call Reclaim to take the interface back",
                 self.ifindex
             ))),
@@ -354,7 +386,7 @@ impl Hook {
     }
 
     /// Detaches the chain and removes the pin.
-    pub fn detach(&mut self) -> Result<(), Error> {
+    pub fn detach(&mut self) -> Result<(), HookError> {
         if let Some(link) = self.link.take() {
             // SAFETY: plain syscall wrapper.
             let ret = unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) };

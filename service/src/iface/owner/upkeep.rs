@@ -32,9 +32,9 @@ impl Owner {
         self.with_chain(move |chain| {
             let before = chain.generation();
             record.generation = before + 1;
-            record.kernel_program_id = chain.program().map_or(0, |p| p.info.id);
+            record.kernel_program_id = chain.running_prog_id().unwrap_or(0);
             let not_durable = |e: std::io::Error| ServiceError::NotDurable(format!("cannot write the record: {e}"));
-            store.raise_high_water(next_member_id(), &record.name, before + 1).map_err(not_durable)?;
+            store.raise_high_water(next_free_member_id(), &record.name, before + 1).map_err(not_durable)?;
             store.prepare_link(ifindex, (!record.members.is_empty()).then_some(&record)).map_err(not_durable)?;
             match chain.reclaim() {
                 Ok(()) if chain.generation() != before => durable::commit(&store, ifindex),
@@ -85,7 +85,7 @@ impl Owner {
     /// is no caller to refuse, so a failure is logged and the next change
     /// writes the whole record again.
     pub(super) fn write_record(&self, record: IfaceRecord) {
-        let high_water = self.cx.store.raise_high_water(next_member_id(), &record.name, record.generation);
+        let high_water = self.cx.store.raise_high_water(next_free_member_id(), &record.name, record.generation);
         let result = if record.members.is_empty() {
             self.cx.store.remove_link(self.ifindex);
             Ok(())

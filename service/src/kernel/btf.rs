@@ -1,23 +1,63 @@
 //! An owned libbpf `struct btf` with the few reads and writes the engine needs:
-//! walking types (for libxdp's run config) and building a chain's merged BTF.
+//! walking types (for libxdp's run config) and building a chain's merged BTF;
+//! and the kernel's func_info / line_info records that point into it.
 
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 
-use crate::kernel::{check, last_errno, KernelError};
+use super::{c_string, check, last_errno, KernelError};
 
+/// `struct bpf_func_info`: which BTF FUNC describes the function starting at
+/// `insn_off` (the verifier needs it for global functions and callbacks).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuncInfo {
+    /// Instruction where the function starts.
+    pub insn_off: u32,
+    /// Its BTF FUNC type.
+    pub type_id: u32,
+}
+
+/// `struct bpf_line_info`: the source line of an instruction, so verifier
+/// logs quote the member's source.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineInfo {
+    /// Instruction the line starts at.
+    pub insn_off: u32,
+    /// File name, an offset into the BTF strings.
+    pub file_name_off: u32,
+    /// Source text, an offset into the BTF strings.
+    pub line_off: u32,
+    /// Line and column, packed as the kernel packs them.
+    pub line_col: u32,
+}
+
+// BTF kinds (linux/btf.h) the engine reads.
+#[allow(missing_docs)]
 pub const KIND_INT: u32 = 1;
+#[allow(missing_docs)]
 pub const KIND_PTR: u32 = 2;
+#[allow(missing_docs)]
 pub const KIND_ARRAY: u32 = 3;
+#[allow(missing_docs)]
 pub const KIND_STRUCT: u32 = 4;
+#[allow(missing_docs)]
 pub const KIND_TYPEDEF: u32 = 8;
+#[allow(missing_docs)]
 pub const KIND_VOLATILE: u32 = 9;
+#[allow(missing_docs)]
 pub const KIND_CONST: u32 = 10;
+#[allow(missing_docs)]
 pub const KIND_RESTRICT: u32 = 11;
+#[allow(missing_docs)]
 pub const KIND_VAR: u32 = 14;
+#[allow(missing_docs)]
 pub const KIND_DATASEC: u32 = 15;
+#[allow(missing_docs)]
 pub const KIND_TYPE_TAG: u32 = 18;
 
+/// Type information of an object or a chain, owned (freed on drop).
 pub struct Btf(NonNull<libbpf_sys::btf>);
 
 // SAFETY: a struct btf is plain heap data with no thread affinity; &self methods only read.
@@ -34,8 +74,11 @@ impl Drop for Btf {
 /// A type's header fields, decoded.
 #[derive(Debug, Clone, Copy)]
 pub struct TypeHeader {
+    /// Name, an offset into the strings.
     pub name_off: u32,
+    /// One of the `KIND_*`.
     pub kind: u32,
+    /// Number of members, parameters or variables that follow.
     pub vlen: u32,
     /// `size` or `type`, depending on the kind.
     pub size_or_type: u32,
@@ -46,6 +89,7 @@ impl Btf {
         NonNull::new(ptr).map(Btf).ok_or_else(|| KernelError::new(what, last_errno()))
     }
 
+    /// A BTF with no types yet, to build a chain's merged BTF in.
     pub fn empty() -> Result<Btf, KernelError> {
         // SAFETY: plain constructor.
         Btf::from_ptr(unsafe { libbpf_sys::btf__new_empty() }, "creating BTF")
@@ -73,15 +117,16 @@ impl Btf {
     ///
     /// # Safety
     /// `ptr` must stay valid while `f` runs.
-    pub unsafe fn with_borrowed<T>(ptr: *mut libbpf_sys::btf, f: impl FnOnce(&Btf) -> T) -> Option<T> {
+    pub(super) unsafe fn with_borrowed<T>(ptr: *mut libbpf_sys::btf, f: impl FnOnce(&Btf) -> T) -> Option<T> {
         let btf = std::mem::ManuallyDrop::new(Btf(NonNull::new(ptr)?));
         Some(f(&btf))
     }
 
-    pub fn as_ptr(&self) -> *mut libbpf_sys::btf {
+    fn as_ptr(&self) -> *mut libbpf_sys::btf {
         self.0.as_ptr()
     }
 
+    /// The BTF as bytes (what the kernel accepts and [`Btf::from_raw`] parses).
     pub fn raw_data(&self) -> Vec<u8> {
         let mut size = 0u32;
         // SAFETY: libbpf returns a pointer to `size` bytes owned by the btf.
@@ -105,6 +150,7 @@ impl Btf {
         (!t.is_null()).then_some(t.cast::<u32>())
     }
 
+    /// The header of type `id`, `None` for an unknown id.
     pub fn header(&self, id: u32) -> Option<TypeHeader> {
         let t = self.raw_type(id)?;
         // SAFETY: every btf_type starts with three u32s.
@@ -126,6 +172,7 @@ impl Btf {
         (index < words).then(|| unsafe { *t.add(3 + index) })
     }
 
+    /// The string at `offset` of the string section.
     pub fn name(&self, offset: u32) -> Option<String> {
         // SAFETY: read-only access; NULL for a bad offset.
         let s = unsafe { libbpf_sys::btf__name_by_offset(self.as_ptr(), offset) };
@@ -133,6 +180,7 @@ impl Btf {
         (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
     }
 
+    /// The name of type `id`.
     pub fn type_name(&self, id: u32) -> Option<String> {
         self.name(self.header(id)?.name_off)
     }
@@ -152,6 +200,7 @@ impl Btf {
         id
     }
 
+    /// The id of the type named `name` of kind `kind`.
     pub fn find(&self, name: &str, kind: u32) -> Option<u32> {
         let name = CString::new(name).ok()?;
         // SAFETY: read-only access with a NUL-terminated name.
@@ -193,21 +242,25 @@ impl Btf {
         Btf::added(unsafe { libbpf_sys::btf__add_btf(self.as_ptr(), other.as_ptr()) }, "types")
     }
 
+    /// Adds a string (NUL bytes dropped, as they could not be stored); returns its offset.
     pub fn add_str(&mut self, s: &str) -> Result<u32, KernelError> {
-        let s = CString::new(s.replace('\0', "")).unwrap_or_default();
+        let s = CString::new(s.replace('\0', ""))
+            .map_err(|_| KernelError::invalid("adding a string to BTF", "NUL byte"))?;
         // SAFETY: NUL-terminated string.
         Btf::added(unsafe { libbpf_sys::btf__add_str(self.as_ptr(), s.as_ptr()) }, "a string")
     }
 
+    /// Adds an integer type; returns its id.
     pub fn add_int(&mut self, name: &str, bytes: usize, signed: bool) -> Result<u32, KernelError> {
-        let name = CString::new(name).unwrap_or_default();
+        let name = c_string(name, "adding an int to BTF")?;
         let encoding = if signed { libbpf_sys::BTF_INT_SIGNED as i32 } else { 0 };
         // SAFETY: NUL-terminated name.
         Btf::added(unsafe { libbpf_sys::btf__add_int(self.as_ptr(), name.as_ptr(), bytes as _, encoding) }, "an int")
     }
 
+    /// Adds a forward declaration of a struct; returns its id.
     pub fn add_struct_fwd(&mut self, name: &str) -> Result<u32, KernelError> {
-        let name = CString::new(name).unwrap_or_default();
+        let name = c_string(name, "adding a fwd to BTF")?;
         // SAFETY: NUL-terminated name.
         Btf::added(
             unsafe { libbpf_sys::btf__add_fwd(self.as_ptr(), name.as_ptr(), libbpf_sys::BTF_FWD_STRUCT) },
@@ -215,6 +268,7 @@ impl Btf {
         )
     }
 
+    /// Adds a pointer to type `to`; returns its id.
     pub fn add_ptr(&mut self, to: u32) -> Result<u32, KernelError> {
         // SAFETY: plain call.
         Btf::added(unsafe { libbpf_sys::btf__add_ptr(self.as_ptr(), to as i32) }, "a pointer")
@@ -225,7 +279,7 @@ impl Btf {
         // SAFETY: plain call.
         let proto = Btf::added(unsafe { libbpf_sys::btf__add_func_proto(self.as_ptr(), ret as i32) }, "a proto")?;
         for (name, ty) in params {
-            let name = CString::new(*name).unwrap_or_default();
+            let name = c_string(name, "adding a param to BTF")?;
             // SAFETY: NUL-terminated name; params follow their proto directly.
             Btf::added(
                 unsafe { libbpf_sys::btf__add_func_param(self.as_ptr(), name.as_ptr(), *ty as i32) },
@@ -235,8 +289,9 @@ impl Btf {
         Ok(proto)
     }
 
+    /// Adds a FUNC of prototype `proto`; global functions are verified on their own.
     pub fn add_func(&mut self, name: &str, global: bool, proto: u32) -> Result<u32, KernelError> {
-        let name = CString::new(name).unwrap_or_default();
+        let name = c_string(name, "adding a func to BTF")?;
         let linkage = if global { libbpf_sys::BTF_FUNC_GLOBAL } else { libbpf_sys::BTF_FUNC_STATIC };
         // SAFETY: NUL-terminated name.
         Btf::added(unsafe { libbpf_sys::btf__add_func(self.as_ptr(), name.as_ptr(), linkage, proto as i32) }, "a func")

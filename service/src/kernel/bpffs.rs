@@ -1,0 +1,75 @@
+//! xdpd's layout in bpffs, in one place:
+//!
+//! ```text
+//! <root>/<ifindex>/link                    the interface's bpf_link (the chain survives the service)
+//! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by pin name (its state survives a restart)
+//! <root>/<ifindex>/stats                   the chain's verdict counter table (counts survive a restart)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// The root of xdpd's pins (`/sys/fs/bpf/xdpd` in production, a scratch
+/// directory under bpffs in tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bpffs {
+    root: PathBuf,
+}
+
+impl Bpffs {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Bpffs {
+        Bpffs { root: root.into() }
+    }
+
+    /// The root itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Everything pinned for interface `ifindex`.
+    pub fn iface_dir(&self, ifindex: u32) -> PathBuf {
+        self.root.join(ifindex.to_string())
+    }
+
+    /// The pin of the interface's bpf_link.
+    pub fn link_pin(&self, ifindex: u32) -> PathBuf {
+        self.iface_dir(ifindex).join("link")
+    }
+
+    /// The directory holding one directory of maps per member.
+    pub fn maps_root(&self, ifindex: u32) -> PathBuf {
+        self.iface_dir(ifindex).join("prog")
+    }
+
+    /// The pin of the chain's verdict counter table.
+    pub fn counter_pin(&self, ifindex: u32) -> PathBuf {
+        self.iface_dir(ifindex).join("stats")
+    }
+
+    /// The maps of member `id`, pinned by [`pin_name`].
+    pub fn maps_dir(&self, ifindex: u32, id: u64) -> PathBuf {
+        self.maps_root(ifindex).join(id.to_string())
+    }
+}
+
+/// The file name a map is pinned under: its name with `.` spelled `-`, because
+/// bpffs refuses dots (`x.data`) and a map name cannot contain `-`, so no two
+/// maps share a pin.
+pub fn pin_name(map_name: &str) -> String {
+    map_name.replace('.', "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout() {
+        let fs = Bpffs::new("/sys/fs/bpf/xdpd");
+        assert_eq!(fs.link_pin(3), Path::new("/sys/fs/bpf/xdpd/3/link"));
+        assert_eq!(fs.maps_dir(3, 42), Path::new("/sys/fs/bpf/xdpd/3/prog/42"));
+        assert_eq!(fs.maps_root(3), Path::new("/sys/fs/bpf/xdpd/3/prog"));
+        assert_eq!(fs.counter_pin(3), Path::new("/sys/fs/bpf/xdpd/3/stats"));
+        assert_eq!(pin_name("globalda.data"), "globalda-data");
+    }
+}
