@@ -265,3 +265,73 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::ProgramSpec;
+    use crate::state::MemberRecord;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xdpd-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn record(sha256: &str) -> IfaceRecord {
+        let spec = ProgramSpec { sha256: sha256.into(), ..Default::default() };
+        IfaceRecord {
+            ifindex: 3,
+            name: "eth0".into(),
+            generation: 5,
+            kernel_program_id: 9,
+            counting: false,
+            members: vec![MemberRecord::new(7, &spec)],
+        }
+    }
+
+    #[test]
+    fn a_record_changes_only_at_commit() {
+        let dir = scratch("commit");
+        let store = Store::open(&dir).unwrap();
+        store.prepare_link(3, Some(&record("a"))).unwrap();
+        assert!(store.link(3).is_none(), "prepared is not yet the record");
+        store.commit_link(3).unwrap();
+        assert_eq!(store.link(3), Some(record("a")));
+        store.prepare_link(3, Some(&record("b"))).unwrap();
+        store.discard_link(3);
+        assert_eq!(store.link(3), Some(record("a")), "a discarded change leaves the record");
+        store.prepare_link(3, None).unwrap();
+        store.commit_link(3).unwrap();
+        assert!(store.link(3).is_none(), "an empty chain has no record");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn objects_go_when_nothing_needs_them() {
+        let dir = scratch("objects");
+        let store = Store::open(&dir).unwrap();
+        store.hold_object("a", b"object a").unwrap();
+        store.hold_object("b", b"object b").unwrap();
+        store.save_link(&record("a")).unwrap();
+        store.release_object("a");
+        store.release_object("b");
+        assert!(store.object("a").is_ok(), "named by a record");
+        assert!(store.object("b").is_err(), "named by nothing, held by nobody");
+        store.remove_link(3);
+        store.drop_object_if_unused("a");
+        assert!(store.object("a").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn high_water_marks_survive_and_follow_the_records() {
+        let dir = scratch("ids");
+        let store = Store::open(&dir).unwrap();
+        store.raise_high_water(12, "eth1", 4).unwrap();
+        store.save_link(&record("a")).unwrap();
+        let again = Store::open(&dir).unwrap().high_water();
+        assert_eq!((again.next_program_id, again.generation("eth1"), again.generation("eth0")), (12, 4, 5));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
