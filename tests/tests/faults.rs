@@ -179,6 +179,14 @@ async fn map_value(f: &Fixture, program: &zbus::OwnedObjectPath, suffix: &str, s
     xdpd_tests::map_lookup(fd.as_fd(), 0, size)
 }
 
+/// The map names libbpf gives the maps of the test object `name`, sorted.
+fn libbpf_map_names(name: &str) -> Vec<String> {
+    let object = libbpf_rs::ObjectBuilder::default().open_file(xdpd_bpf::object_path(name)).expect("libbpf opens it");
+    let mut names: Vec<String> = object.maps().map(|m| m.name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_data_survives_an_idle_exit() {
     let f = Fixture::with_idle_timeout("fault-global", 2).await;
@@ -191,6 +199,11 @@ async fn global_data_survives_an_idle_exit() {
     let pinned: Vec<String> =
         std::fs::read_dir(&pins).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(pinned.iter().any(|n| n.ends_with("-bss")) && pinned.iter().any(|n| n.ends_with("-data")), "{pinned:?}");
+
+    // MapIds names the maps as libbpf does for the same file: `<object>.data` etc.
+    let mut shown: Vec<String> = f.program(&p).await.map_ids().await.unwrap().into_keys().collect();
+    shown.sort();
+    assert_eq!(shown, libbpf_map_names("globaldata"));
 
     let pid = f.bus.service_pid().expect("running");
     assert!(f.bus.wait_service_gone(pid, std::time::Duration::from_secs(15)), "no idle exit");

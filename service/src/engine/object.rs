@@ -36,6 +36,8 @@ pub struct ProgramMap {
 /// An application's program, verified on its own and ready to be linked.
 #[derive(Debug)]
 pub struct LoadedProgram {
+    /// The object name libbpf knew it under (see [`load_named`]).
+    pub object: String,
     /// Function name of the program in its object.
     pub name: String,
     /// ELF section it came from (`xdp`, `xdp.frags`, ...).
@@ -174,13 +176,39 @@ pub fn load_with(
     maps_dir: Option<&std::path::Path>,
     privilege: Privilege,
 ) -> Result<LoadedProgram, Error> {
+    load_named(bytes, function, max_size, maps_dir, privilege, DEFAULT_OBJECT_NAME)
+}
+
+/// The object name when the object's file name is not known.
+pub const DEFAULT_OBJECT_NAME: &str = "xdpd-object";
+
+/// The object name libbpf would give the file at `path`: its file name up to
+/// the first dot (`ip_blocklist.bpf.o` → `ip_blocklist`).
+pub fn object_name_of(path: &std::path::Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.split('.').next().filter(|n| !n.is_empty())?;
+    Some(name.to_string())
+}
+
+/// Like [`load_with`], with the object opened under `object_name`, as libbpf
+/// names an object after its file: global-data maps are `<object>.data` etc.
+pub fn load_named(
+    bytes: &[u8],
+    function: Option<&str>,
+    max_size: usize,
+    maps_dir: Option<&std::path::Path>,
+    privilege: Privilege,
+    object_name: &str,
+) -> Result<LoadedProgram, Error> {
     if bytes.len() > max_size {
         return Err(Error::LimitExceeded(format!("object is {} bytes, the limit is {max_size}", bytes.len())));
     }
     let elf = Elf::parse(bytes).map_err(Error::InvalidObject)?;
     let license = elf.license().unwrap_or_default();
     libbpf_object::register_hook()?;
-    let object = Object::open(bytes).map_err(|f| {
+    let name = std::ffi::CString::new(object_name)
+        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
+    let object = Object::open_named(bytes, &name).map_err(|f| {
         let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
         Error::InvalidObject(with_messages(&summary, &f.messages))
     })?;
@@ -211,6 +239,7 @@ pub fn load_with(
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
     Ok(LoadedProgram {
+        object: object_name.to_string(),
         name: chosen.name.clone(),
         section: chosen.section.clone(),
         run_config,

@@ -234,6 +234,7 @@ impl Owner {
         };
         let expected = request.expected_generation;
         let template = ProgramSpec {
+            object: program.object.clone(),
             function: program.name.clone(),
             sha256: program.sha256.clone(),
             tag: request.tag.clone(),

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
-use crate::engine::object::load_with;
+use crate::engine::object::{load_named, DEFAULT_OBJECT_NAME};
 use crate::engine::{ActionSet, Chain, CounterResume, LoadedProgram, MemberId, ProgramMap, RestoredMember};
 use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
@@ -210,7 +210,8 @@ fn load_member(
     let maps = maps_root.join(m.id.to_string());
     let loaded = store.object(&m.spec.sha256).map_err(|e| format!("object {}: {e}", m.spec.sha256)).and_then(|bytes| {
         let privilege = caller::privilege_of(m.spec.owner_uid);
-        load_with(&bytes, Some(&m.spec.function), config.max_object_size, Some(&maps), privilege)
+        let object = Some(m.spec.object.as_str()).filter(|o| !o.is_empty()).unwrap_or(DEFAULT_OBJECT_NAME);
+        load_named(&bytes, Some(&m.spec.function), config.max_object_size, Some(&maps), privilege, object)
             .map_err(|e| e.to_string())
     });
     let program = match loaded {
