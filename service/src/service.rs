@@ -72,9 +72,29 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         "xdpd {} ready as {BUS_NAME}", env!("CARGO_PKG_VERSION")
     );
 
+    let stop = serve_until_stop(&config, &activity, &links, &connection).await?;
+    // Persistent programs that asked for it keep their maps' contents across a reboot.
+    let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
+    let _ = connection.release_name(BUS_NAME).await;
+    watcher.abort();
+    saved.map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("{stop}: exiting without saving every snapshot (the previous ones stay): {}", text.join("; ")).into()
+    })
+}
+
+/// Serves until a signal, the loss of the bus, or an idle exit (which waits
+/// while a snapshot cannot be saved); says why it stopped ("" when idle,
+/// snapshots saved).
+async fn serve_until_stop(
+    config: &Config,
+    activity: &Activity,
+    links: &Registry,
+    connection: &zbus::Connection,
+) -> Result<&'static str, BoxError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // The stream ends when the bus goes away; then there is nobody left to serve.
-    let mut bus_messages = zbus::MessageStream::from(&connection);
+    let mut bus_messages = zbus::MessageStream::from(connection);
     let disconnected = async move {
         use futures_util::StreamExt;
         while let Some(Ok(_)) = bus_messages.next().await {}
@@ -104,12 +124,5 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             }
         }
     };
-    // Persistent programs that asked for it keep their maps' contents across a reboot.
-    let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
-    let _ = connection.release_name(BUS_NAME).await;
-    watcher.abort();
-    saved.map_err(|errors| {
-        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        format!("{stop}: exiting without saving every snapshot (the previous ones stay): {}", text.join("; ")).into()
-    })
+    Ok(stop)
 }

@@ -3,14 +3,11 @@
 //! nothing acknowledged is lost, and ids and generations never come back.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use xdpd_client::LinkProxy;
 use zbus::Variant;
 
+use xdpd_tests::faults::*;
 use xdpd_tests::service::Service as Fixture;
 
 fn object(name: &str) -> String {
@@ -19,66 +16,6 @@ fn object(name: &str) -> String {
 
 fn opts(priority: i32) -> HashMap<&'static str, Variant<'static>> {
     HashMap::from([("priority", Variant::from(priority))])
-}
-
-fn id_of(path: &zbus::OwnedObjectPath) -> u64 {
-    path.as_str().rsplit('/').next().and_then(|s| s.parse().ok()).expect("a program path ends in its id")
-}
-
-/// A tiny tmpfs mounted as the service's state directory; unmounted (lazily,
-/// the service may still hold it) when dropped, also when a test fails.
-struct TinyStateDir(PathBuf);
-
-impl TinyStateDir {
-    fn mount(f: &Fixture, size: &str) -> TinyStateDir {
-        let dir = f.bus.dir.join("state");
-        std::fs::create_dir_all(&dir).expect("state dir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "xdpd-faults", dir.to_str().unwrap()])
-            .output()
-            .expect("mount");
-        assert!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
-        TinyStateDir(dir)
-    }
-
-    /// Fills the file system to the last byte; returns the filler's path.
-    fn fill(&self) -> PathBuf {
-        let path = self.0.join("filler");
-        let mut file = std::fs::File::create(&path).expect("filler");
-        let block = vec![0u8; 4096];
-        while file.write_all(&block).is_ok() {}
-        while file.write_all(&[0]).is_ok() {}
-        let _ = file.sync_all();
-        path
-    }
-}
-
-impl Drop for TinyStateDir {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// What the service shows of the chain: (kernel id, generation, program ids).
-async fn view(link: &LinkProxy<'_>) -> (u32, u64, Vec<u64>) {
-    let programs = link.programs().await.expect("Programs").iter().map(id_of).collect();
-    (link.kernel_program_id().await.expect("KernelProgramId"), link.generation().await.expect("Generation"), programs)
-}
-
-/// Ids of the members the record of the interface names (empty without a record).
-fn recorded(f: &Fixture) -> Vec<u64> {
-    let path = f.bus.dir.join(format!("state/links/{}.json", f.ifindex));
-    let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
-    let record: serde_json::Value = serde_json::from_slice(&bytes).expect("a readable record");
-    record["members"].as_array().expect("members").iter().filter_map(|m| m["id"].as_u64()).collect()
-}
-
-fn objects(f: &Fixture) -> usize {
-    std::fs::read_dir(f.bus.dir.join("state/objects")).map(|d| d.count()).unwrap_or(0)
-}
-
-fn assert_not_durable(err: zbus::Error) {
-    assert!(err.to_string().contains("NotDurable"), "not a NotDurable error: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,37 +93,6 @@ async fn ids_and_generations_never_come_back() {
     assert!(link.generation().await.unwrap() > after_restart);
 }
 
-/// What a reboot does to the kernel's state: links and pins are gone.
-fn reboot(f: &Fixture) {
-    if f.link_pin().exists() {
-        let out = Command::new("bpftool").args(["link", "detach", "pinned"]).arg(f.link_pin()).output().unwrap();
-        assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    remove_pins(&f.pins());
-}
-
-fn remove_pins(dir: &Path) {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).expect("remove pins");
-    }
-}
-
-/// The value of the first entry of the map of `program` whose name ends with `suffix`.
-async fn map_value(f: &Fixture, program: &zbus::OwnedObjectPath, suffix: &str, size: usize) -> Vec<u8> {
-    let maps = f.program(program).await.get_maps().await.unwrap();
-    let (_, fd) =
-        maps.iter().find(|(name, _)| name.ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix} in {maps:?}"));
-    xdpd_tests::map_lookup(fd.as_fd(), 0, size)
-}
-
-/// The map names libbpf gives the maps of the test object `name`, sorted.
-fn libbpf_map_names(name: &str) -> Vec<String> {
-    let object = libbpf_rs::ObjectBuilder::default().open_file(xdpd_bpf::object_path(name)).expect("libbpf opens it");
-    let mut names: Vec<String> = object.maps().map(|m| m.name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_data_survives_an_idle_exit() {
     let f = Fixture::with_idle_timeout("fault-global", 2).await;
@@ -212,20 +118,6 @@ async fn global_data_survives_an_idle_exit() {
     assert!(again >= runs + 10, "the member kept its .bss: {again} after {runs}");
     let seed = u32::from_ne_bytes(map_value(&f, &p, ".data", 4).await.try_into().unwrap());
     assert_ne!(seed, 7, "the member kept its .data");
-}
-
-/// Damages the interface's record the way `how` says.
-fn damage_record(f: &Fixture, how: &str) {
-    let path = f.bus.dir.join(format!("state/links/{}.json", f.ifindex));
-    let bytes = std::fs::read(&path).expect("a record to damage");
-    match how {
-        "truncated" => std::fs::write(&path, &bytes[..bytes.len() / 2]),
-        "corrupt" => std::fs::write(&path, b"\x00\x13garbage{{"),
-        "missing" => std::fs::remove_file(&path),
-        "older" => std::fs::write(&path, format!(r#"{{"version":0,"ifindex":{},"programs":[1,2]}}"#, f.ifindex)),
-        _ => unreachable!("no such damage"),
-    }
-    .expect("damage the record");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,31 +194,6 @@ async fn lost_pins_keep_the_data_path_whole() {
     assert_eq!(recorded(&f), programs);
 }
 
-/// The IPv4 UDP count of proto_count's per-CPU `packets` map, summed over the CPUs.
-fn udp_packets(fd: std::os::fd::BorrowedFd<'_>) -> u64 {
-    // SAFETY: plain libbpf call without arguments.
-    let cpus = unsafe { libbpf_sys::libbpf_num_possible_cpus() } as usize;
-    let values = xdpd_tests::map_lookup(fd, 3, 8 * cpus);
-    values.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).sum()
-}
-
-/// Adds `prefix/len` to ip_blocklist's LPM trie, or reads its drop count.
-fn blocklist(fd: std::os::fd::BorrowedFd<'_>, prefix: std::net::Ipv4Addr, len: u32, write: bool) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    let mut key = len.to_ne_bytes().to_vec();
-    key.extend_from_slice(&prefix.octets());
-    let mut value = [0u8; 8];
-    // SAFETY: key and value buffers of the trie's key (8) and value (8) sizes.
-    let ret = unsafe {
-        if write {
-            libbpf_sys::bpf_map_update_elem(fd.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0)
-        } else {
-            libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), key.as_ptr().cast(), value.as_mut_ptr().cast())
-        }
-    };
-    (ret == 0).then(|| u64::from_ne_bytes(value))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_keep_every_iterable_map_type_and_refuse_the_others() {
     let f = Fixture::new("fault-snap").await;
@@ -365,25 +232,6 @@ async fn snapshots_keep_every_iterable_map_type_and_refuse_the_others() {
     assert_eq!(restored, counted, "the per-CPU array came back");
 }
 
-async fn signals(conn: &zbus::Connection) -> zbus::MessageStream {
-    let rule =
-        zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).sender("org.xdp.Manager1").build().unwrap();
-    zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await.unwrap()
-}
-
-/// The next ChainChanged signal's generation, within 5 s.
-async fn next_chain_changed(stream: &mut zbus::MessageStream) -> u64 {
-    use futures_util::StreamExt;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let msg = tokio::time::timeout(left, stream.next()).await.expect("ChainChanged in time").unwrap().unwrap();
-        if msg.header().member().is_some_and(|m| m.as_str() == "ChainChanged") {
-            return msg.body().deserialize::<(u64, Vec<zbus::OwnedObjectPath>)>().unwrap().0;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_survive_idle_exit_and_restart_and_a_polling_client_keeps_the_service_up() {
     let f = Fixture::with_idle_timeout("fault-counts", 2).await;
@@ -417,38 +265,6 @@ async fn counters_survive_idle_exit_and_restart_and_a_polling_client_keeps_the_s
     assert_ne!(relinked, kernel);
     assert!(after > generation);
     assert_eq!(next_chain_changed(&mut changes).await, after, "ChainChanged after a relink");
-}
-
-/// Sets (or clears) the service's crash switch (`XDPD_TEST_CRASH_AT`) for its next start.
-fn crash_at(f: &Fixture, step: Option<&str>) {
-    let path = f.bus.dir.join("services/org.xdp.Manager1.service");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap().to_string();
-    let exec = exec.split(" --state-dir").nth(1).map(|rest| (exec.clone(), rest.to_string())).unwrap();
-    let binary = exec.0.split_whitespace().find(|w| w.ends_with("/xdpd")).unwrap().to_string();
-    let prefix = step.map(|s| format!("/usr/bin/env {}={s} ", xdpd::crash::ENV)).unwrap_or_default();
-    let new_exec = format!("Exec={prefix}{binary} --state-dir{}", exec.1);
-    let text: Vec<String> =
-        text.lines().map(|l| if l.starts_with("Exec=") { new_exec.clone() } else { l.to_string() }).collect();
-    std::fs::write(&path, text.join("\n") + "\n").unwrap();
-    f.busctl(&["call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig"]);
-}
-
-/// Record, kernel and bus agree: the record names the programs the bus shows,
-/// the kernel runs the chain the bus names, and every pin belongs to a program.
-async fn assert_agree(f: &Fixture, link: &LinkProxy<'_>, what: &str) -> (u32, u64, Vec<u64>) {
-    let now = view(link).await;
-    assert_eq!(recorded(f), now.2, "{what}: record and bus");
-    assert_eq!(f.attached().native, now.0, "{what}: kernel and bus");
-    let pins = f.pins().join(f.ifindex.to_string()).join("prog");
-    let mut pinned: Vec<u64> = std::fs::read_dir(pins)
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    pinned.sort();
-    let mut shown = now.2.clone();
-    shown.sort();
-    assert_eq!(pinned, shown, "{what}: pins and bus");
-    now
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

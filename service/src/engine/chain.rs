@@ -7,55 +7,22 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+mod gate;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
+pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo};
 use crate::kernel::bpffs::Bpffs;
 use crate::kernel::counter_table::CounterTable;
 use crate::kernel::hook::{AttachMode, Hook};
+use gate::GateSlot;
+pub use gate::{Gate, Proposal};
 
 /// Default cap on the members of one chain.
 pub const DEFAULT_MAX_MEMBERS: usize = 1024;
-
-/// What a change is about to make of the chain, shown to its [`Gate`].
-pub struct Proposal<'a> {
-    /// The members in run order.
-    pub members: &'a [Member],
-    /// The kernel id of the new program (0: the chain becomes empty).
-    pub program_id: u32,
-    /// The chain's generation once the change is made.
-    pub generation: u64,
-    /// Whether the new program counts verdicts.
-    pub counting: bool,
-}
-
-/// Runs once in the next change, after its program is loaded and before it
-/// is swapped in: the caller makes the change durable there, and an error
-/// cancels the change with the kernel untouched.
-pub type Gate = Box<dyn FnOnce(&Proposal<'_>) -> Result<(), Error> + Send>;
-
-/// The gate of the next change, if any.
-#[derive(Default)]
-struct GateSlot(Option<Gate>);
-
-impl std::fmt::Debug for GateSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "GateSlot(set)" } else { "GateSlot(none)" })
-    }
-}
-
-/// What a restored chain's counting was: on or off, and each member's slot
-/// in the counter table pinned for the interface.
-#[derive(Debug, Clone, Default)]
-pub struct CounterResume {
-    /// Counting was on.
-    pub counting: bool,
-    /// `(member, slot)` as recorded.
-    pub slots: Vec<(MemberId, usize)>,
-}
 
 /// The program running for the chain.
 #[derive(Debug)]
@@ -127,23 +94,6 @@ impl Chain {
         }
     }
 
-    /// Starts the generation count at `generation` (the high-water mark of
-    /// the interface: a generation is never handed out twice).
-    pub fn with_generation(mut self, generation: u64) -> Chain {
-        self.generation = self.generation.max(generation);
-        self
-    }
-
-    /// Sets the gate the next change passes before its swap (see [`Gate`]).
-    pub fn gate_next_change(&mut self, gate: Gate) {
-        self.gate.0 = Some(gate);
-    }
-
-    /// Takes back a gate no change used (the call changed nothing).
-    pub fn take_gate(&mut self) -> Option<Gate> {
-        self.gate.0.take()
-    }
-
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
         let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
@@ -194,22 +144,6 @@ impl Chain {
         let members = std::mem::take(&mut chain.members);
         chain.commit(members, &AddOptions::default())?;
         Ok(chain)
-    }
-
-    /// Takes back the pinned counter table and the members' slots (see [`CounterResume`]).
-    fn resume_counters(&mut self, resume: &CounterResume) {
-        let Some(pin) = self.counter_pin.as_ref().filter(|p| p.exists()) else { return };
-        let table = match CounterTable::open_pinned(pin) {
-            Ok(table) => Arc::new(table),
-            Err(e) => return tracing::warn!("verdict counts start again: {e}"),
-        };
-        for m in &mut self.members {
-            let slot = resume.slots.iter().find(|(id, _)| *id == m.id).map(|&(_, slot)| slot);
-            m.stats = slot.and_then(|slot| VerdictCounters::resume(table.clone(), slot)).map(Arc::new);
-        }
-        // Counting stays on only if every member has its counts back.
-        self.counting = resume.counting && self.members.iter().all(|m| m.stats.is_some());
-        self.counter_table = Some(table);
     }
 
     /// How members are placed in the linked program (inline by default).
@@ -387,12 +321,6 @@ impl Chain {
         self.members = candidate;
         self.generation += 1;
         Ok(())
-    }
-
-    /// Shows the change to its gate, if any (see [`Gate`]).
-    fn pass_gate(&self, gate: Option<Gate>, members: &[Member], program_id: u32) -> Result<(), Error> {
-        let Some(gate) = gate else { return Ok(()) };
-        gate(&Proposal { members, program_id, generation: self.generation + 1, counting: self.counting })
     }
 
     /// Gives every candidate without counters a slot of the counter table

@@ -28,6 +28,16 @@ impl Stats {
     }
 }
 
+/// What a restored chain's counting was: on or off, and each member's slot
+/// in the counter table pinned for the interface.
+#[derive(Debug, Clone, Default)]
+pub struct CounterResume {
+    /// Counting was on.
+    pub counting: bool,
+    /// `(member, slot)` as recorded.
+    pub slots: Vec<(super::member::MemberId, usize)>,
+}
+
 /// One member's slot in its chain's counter table.
 #[derive(Debug)]
 pub struct VerdictCounters {

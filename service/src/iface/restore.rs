@@ -49,6 +49,43 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
         (chain, programs, false)
     };
     let Some(record) = &plan.record else { return fresh() };
+    let (members, mut programs) = load_members(config, store, ifindex, &plan);
+    let resume = CounterResume {
+        counting: record.counting,
+        slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
+    };
+    let generation = record.generation.max(floor);
+    match Chain::restore_counting(ifindex, root, members, generation, plan.running, &resume) {
+        Ok(mut chain) => {
+            // Without its pinned counter table counting starts again from zero (a relink).
+            if record.counting && !chain.counting() {
+                tracing::warn!(ifindex, "the verdict counter table was lost: counting starts again from zero");
+                if let Err(e) = chain.set_counting(true) {
+                    tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
+                }
+            }
+            if chain.members().is_empty() {
+                programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
+            }
+            let relinked = chain.generation() != generation;
+            (chain, programs, relinked)
+        }
+        Err(e) => {
+            tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
+            fresh()
+        }
+    }
+}
+
+/// Loads the planned members (their pinned maps, or the running chain's, or
+/// a snapshot) and pins their maps again; the views of those that came back.
+fn load_members(
+    config: &Config,
+    store: &Store,
+    ifindex: u32,
+    plan: &RecoveryPlan,
+) -> (Vec<RestoredMember>, BTreeMap<MemberId, ProgramView>) {
+    let maps_root = config.bpffs_root.join(ifindex.to_string()).join("prog");
     let mut members = Vec::new();
     let mut programs = BTreeMap::new();
     let mut loaded: Vec<(&Planned, LoadedProgram)> = plan
@@ -77,31 +114,7 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
             privilege: caller::privilege_of(m.spec.owner_uid),
         });
     }
-    let resume = CounterResume {
-        counting: record.counting,
-        slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
-    };
-    let generation = record.generation.max(floor);
-    match Chain::restore_counting(ifindex, root, members, generation, plan.running, &resume) {
-        Ok(mut chain) => {
-            // Without its pinned counter table counting starts again from zero (a relink).
-            if record.counting && !chain.counting() {
-                tracing::warn!(ifindex, "the verdict counter table was lost: counting starts again from zero");
-                if let Err(e) = chain.set_counting(true) {
-                    tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
-                }
-            }
-            if chain.members().is_empty() {
-                programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
-            }
-            let relinked = chain.generation() != generation;
-            (chain, programs, relinked)
-        }
-        Err(e) => {
-            tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
-            fresh()
-        }
-    }
+    (members, programs)
 }
 
 /// The tag of a chain that runs on the interface but that no record explains.
