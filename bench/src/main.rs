@@ -1,11 +1,12 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control` (default: all).
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood` (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
 mod control;
 mod dataplane;
+mod flood;
 mod live;
 mod table;
 
@@ -33,6 +34,7 @@ enum Section {
     Verify,
     Live,
     Control,
+    Flood,
 }
 
 fn main() {
@@ -57,6 +59,9 @@ fn main() {
     }
     if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);
+    }
+    if wants(Section::Flood) {
+        flood::run().print_and_save(&csv_dir);
     }
     if wants(Section::Control) {
         for t in control::run() {

@@ -86,6 +86,8 @@ pub trait Program {
 
     fn get_maps(&self) -> zbus::Result<HashMap<String, zbus::OwnedFd>>;
 
+    fn get_maps_by_name(&self, names: &[&str]) -> zbus::Result<HashMap<String, zbus::OwnedFd>>;
+
     #[zbus(property)]
     fn id(&self) -> zbus::Result<u64>;
 

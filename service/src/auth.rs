@@ -87,7 +87,7 @@ pub async fn authorize(
     }
     let interactive = header.primary().flags().contains(Flags::ALLOW_INTERACTIVE_AUTH);
     let denied = |why: &str| {
-        tracing::info!(%caller, action = action.id(), interface = %details.interface, program = %details.program, "denied: {why}");
+        tracing::info!(%caller, action = action.id(), interface = %details.interface, program = ?details.program, "denied: {why}");
         ServiceError::AccessDenied(format!("{} is not allowed: {why}", action.id()))
     };
     let subject = Subject::new_for_message_header(header).map_err(|e| denied(&e.to_string()))?;

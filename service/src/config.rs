@@ -35,9 +35,26 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_programs_per_link: usize,
 
+    /// Most programs on all interfaces together (root's included): bounds the
+    /// largest reply, which must fit one D-Bus message (the system bus drops a
+    /// sender of more than 32 MiB; each program adds about 7 KiB to the
+    /// introspection of the root).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_programs: usize,
+
     /// Most programs one user may have on all interfaces together (root: no limit).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_programs_per_uid: usize,
+
+    /// Most kernel memory the maps of one user's programs may take, in bytes,
+    /// estimated from the maps' definitions (root: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_map_memory_per_uid: u64,
+
+    /// Most map memory one user's programs with `snapshot` may keep, in bytes
+    /// (a snapshot is written when the service stops; root: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_snapshot_bytes_per_uid: u64,
 
     /// Most requests one client (bus connection) may have in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]

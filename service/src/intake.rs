@@ -19,7 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::caller::Caller;
 use crate::engine::object::{self, LoadedProgram};
+use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
+use crate::kernel::bpffs::Bpffs;
+use crate::limits::Limits;
 
 /// How many objects of the largest allowed size may be in flight at once.
 pub const IN_FLIGHT_OBJECTS: usize = 4;
@@ -38,7 +41,7 @@ impl Source {
     /// Checks a path argument before anything is opened.
     pub fn path(path: String) -> Result<Source, ServiceError> {
         if !path.starts_with('/') {
-            return Err(ServiceError::InvalidArgs(format!("'{path}' is not an absolute path")));
+            return Err(ServiceError::InvalidArgs(format!("{path:?} is not an absolute path")));
         }
         Ok(Source::Path(path))
     }
@@ -55,6 +58,9 @@ pub struct Verified {
 pub struct Intake {
     max_object_size: usize,
     budget: Arc<Semaphore>,
+    limits: Arc<Limits>,
+    bpffs: Bpffs,
+    sandbox: Arc<Sandbox>,
 }
 
 /// Opens `path` read-only as `caller` would: the service never reads a file
@@ -75,9 +81,17 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Intake {
-    pub fn new(max_object_size: usize) -> Arc<Intake> {
+    /// Objects up to `max_object_size`; maps charged to `limits`; maps pinned
+    /// by name shared under `bpffs`'s owner directories; libbpf run in `sandbox`.
+    pub fn new(max_object_size: usize, limits: Arc<Limits>, bpffs: Bpffs, sandbox: Sandbox) -> Arc<Intake> {
         let total = units(max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
-        Arc::new(Intake { max_object_size, budget: Arc::new(Semaphore::new(total as usize)) })
+        Arc::new(Intake {
+            max_object_size,
+            budget: Arc::new(Semaphore::new(total as usize)),
+            limits,
+            bpffs,
+            sandbox: Arc::new(sandbox),
+        })
     }
 
     /// Reads the object of `source`, verifies its program `function` ("" for
@@ -91,7 +105,7 @@ impl Intake {
         sha256: Option<&str>,
     ) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
-        let (fd, size, name) = blocking(move || open(source, &opener)).await?;
+        let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
         let max = self.max_object_size;
         let (cap, reserve) = match size {
             // Not a regular file: the read refuses it without reading.
@@ -108,11 +122,21 @@ impl Intake {
             .acquire_many_owned(units(reserve))
             .await
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))?;
-        let (function, privilege) = (function.to_string(), caller.privilege());
+        let job = Job {
+            function: Some(function.to_string()).filter(|f| !f.is_empty()),
+            max_size: max,
+            maps_dir: None,
+            shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
+            // A non-root user's program is verified as an unprivileged loader's would be.
+            user: !caller.is_root(),
+            map_budget: self.limits.map_budget(caller.uid),
+            object_name: Some(object_name),
+        };
+        let sandbox = self.sandbox.clone();
         let (program, object) = blocking(move || {
             let bytes = read(fd, cap, max)?;
-            let function = Some(function.as_str()).filter(|f| !f.is_empty());
-            let program = object::load_named(&bytes, function, max, None, privilege, &name)?;
+            // libbpf parses the caller's bytes in a child: a crash there costs only this request.
+            let program = sandbox.load(&bytes, &job)?;
             Ok((program, Arc::new(bytes)))
         })
         .await?;
@@ -138,7 +162,7 @@ fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>, Stri
         }
         Source::Path(path) => {
             let fd = open_as(caller, Path::new(&path))
-                .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path} as uid {}: {e}", caller.uid)))?;
+                .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path:?} as uid {}: {e}", caller.uid)))?;
             (fd, Some(path.into()))
         }
     };

@@ -30,6 +30,7 @@ pub mod iface;
 pub mod intake;
 pub mod kernel;
 pub mod limits;
+pub mod log;
 pub mod program;
 pub mod request;
 pub mod service;

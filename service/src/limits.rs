@@ -1,16 +1,56 @@
 //! Limits that keep one user or one client from exhausting the service:
-//! programs per uid (across interfaces) and requests in flight per client.
+//! programs, map memory and snapshot size per uid (across interfaces), and
+//! requests in flight per client. Root has no per-uid limit.
 //! (Object size and programs per interface are checked by the engine.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::engine::object::MapBudget;
 use crate::error::ServiceError;
 
+/// The per-uid limits, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct UidLimits {
+    /// Programs on all interfaces together.
+    pub programs: usize,
+    /// Estimated kernel memory of all the uid's maps, in bytes.
+    pub map_bytes: u64,
+    /// Map memory of the uid's programs that keep snapshots, in bytes.
+    pub snapshot_bytes: u64,
+}
+
+/// What one program costs its owner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// Estimated kernel memory of the program's maps.
+    pub map_bytes: u64,
+    /// The same when the program keeps a snapshot of its maps, else 0.
+    pub snapshot_bytes: u64,
+}
+
+impl Charge {
+    /// The charge of a program with maps of `map_bytes` that keeps a snapshot or not.
+    pub fn new(map_bytes: u64, snapshot: bool) -> Charge {
+        Charge { map_bytes, snapshot_bytes: if snapshot { map_bytes } else { 0 } }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    programs: usize,
+    map_bytes: u64,
+    snapshot_bytes: u64,
+}
+
 pub struct Limits {
-    max_programs_per_uid: usize,
+    per_uid: UidLimits,
+    /// Programs on all interfaces of all users together: what bounds the
+    /// largest reply (introspection and GetManagedObjects grow with them,
+    /// and the bus drops a sender of a message over its maximum size).
+    max_programs: usize,
     max_requests_per_client: usize,
-    programs: Mutex<HashMap<u32, usize>>,
+    usage: Mutex<HashMap<u32, Usage>>,
     requests: Mutex<HashMap<String, usize>>,
 }
 
@@ -21,42 +61,83 @@ pub struct Request {
 }
 
 impl Limits {
-    pub fn new(max_programs_per_uid: usize, max_requests_per_client: usize) -> Arc<Limits> {
+    pub fn new(per_uid: UidLimits, max_programs: usize, max_requests_per_client: usize) -> Arc<Limits> {
         Arc::new(Limits {
-            max_programs_per_uid,
+            per_uid,
+            max_programs,
             max_requests_per_client,
-            programs: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Counts a program for `uid` if the uid is below its limit (root has none).
-    pub fn reserve_program(&self, uid: u32) -> Result<(), ServiceError> {
-        let mut programs = self.programs.lock().map_err(|_| ServiceError::Failed("limits lock poisoned".into()))?;
-        let count = programs.entry(uid).or_default();
-        if uid != 0 && *count >= self.max_programs_per_uid {
+    /// Counts `programs` (1 for a new program, 0 for a replacement) and
+    /// `charge` for `uid` if that stays within the uid's limits.
+    pub fn reserve_program(&self, uid: u32, programs: usize, charge: Charge) -> Result<(), ServiceError> {
+        let mut usage = self.usage.lock().map_err(|_| ServiceError::Failed("limits lock poisoned".into()))?;
+        let total: usize = usage.values().map(|u| u.programs).sum();
+        if total + programs > self.max_programs {
             return Err(ServiceError::LimitExceeded(format!(
-                "uid {uid} already has {count} programs, the most one user may have (--max-programs-per-uid)"
+                "the service runs {total} programs, the most it may (--max-programs): every reply that lists them must fit one D-Bus message"
             )));
         }
-        *count += 1;
+        let used = usage.entry(uid).or_default();
+        if uid != 0 {
+            let limit = &self.per_uid;
+            if used.programs + programs > limit.programs {
+                return Err(ServiceError::LimitExceeded(format!(
+                    "uid {uid} already has {} programs, the most one user may have (--max-programs-per-uid)",
+                    used.programs
+                )));
+            }
+            if used.map_bytes.saturating_add(charge.map_bytes) > limit.map_bytes {
+                return Err(ServiceError::LimitExceeded(format!(
+                    "the program's maps need about {} bytes of kernel memory; uid {uid} uses {} of its {} (--max-map-memory-per-uid)",
+                    charge.map_bytes, used.map_bytes, limit.map_bytes
+                )));
+            }
+            if used.snapshot_bytes.saturating_add(charge.snapshot_bytes) > limit.snapshot_bytes {
+                return Err(ServiceError::LimitExceeded(format!(
+                    "a snapshot of the program's maps takes up to {} bytes; uid {uid} has {} of its {} in snapshots (--max-snapshot-bytes-per-uid)",
+                    charge.snapshot_bytes, used.snapshot_bytes, limit.snapshot_bytes
+                )));
+            }
+        }
+        used.programs += programs;
+        used.map_bytes = used.map_bytes.saturating_add(charge.map_bytes);
+        used.snapshot_bytes = used.snapshot_bytes.saturating_add(charge.snapshot_bytes);
         Ok(())
     }
 
-    /// Forgets one program of `uid` (removed, replaced, failed to add, interface gone).
-    pub fn release_program(&self, uid: u32) {
-        if let Ok(mut programs) = self.programs.lock() {
-            if let Some(count) = programs.get_mut(&uid) {
-                *count = count.saturating_sub(1);
+    /// Forgets `programs` and `charge` of `uid` (removed, replaced, failed to add, interface gone).
+    pub fn release_program(&self, uid: u32, programs: usize, charge: Charge) {
+        if let Ok(mut usage) = self.usage.lock() {
+            if let Some(used) = usage.get_mut(&uid) {
+                used.programs = used.programs.saturating_sub(programs);
+                used.map_bytes = used.map_bytes.saturating_sub(charge.map_bytes);
+                used.snapshot_bytes = used.snapshot_bytes.saturating_sub(charge.snapshot_bytes);
             }
         }
     }
 
-    /// Counts a program restored at start, whatever the limit.
-    pub fn count_program(&self, uid: u32) {
-        if let Ok(mut programs) = self.programs.lock() {
-            *programs.entry(uid).or_default() += 1;
+    /// Counts a program restored at start, whatever the limits.
+    pub fn count_program(&self, uid: u32, charge: Charge) {
+        if let Ok(mut usage) = self.usage.lock() {
+            let used = usage.entry(uid).or_default();
+            used.programs += 1;
+            used.map_bytes = used.map_bytes.saturating_add(charge.map_bytes);
+            used.snapshot_bytes = used.snapshot_bytes.saturating_add(charge.snapshot_bytes);
         }
+    }
+
+    /// The map memory `uid` may still use, for the intake to check before
+    /// any map is created; `None` for root.
+    pub fn map_budget(&self, uid: u32) -> Option<MapBudget> {
+        if uid == 0 {
+            return None;
+        }
+        let used = self.usage.lock().ok().and_then(|u| u.get(&uid).map(|u| u.map_bytes)).unwrap_or(0);
+        Some(MapBudget { remaining: self.per_uid.map_bytes.saturating_sub(used), limit: self.per_uid.map_bytes })
     }
 
     /// Admits one more request from `client` (a unique bus name).
@@ -92,20 +173,38 @@ mod tests {
 
     #[test]
     fn programs_per_uid_and_requests_per_client() {
-        let limits = Limits::new(2, 1);
-        limits.reserve_program(1000).unwrap();
-        limits.reserve_program(1000).unwrap();
-        assert!(matches!(limits.reserve_program(1000), Err(ServiceError::LimitExceeded(_))));
-        limits.reserve_program(0).unwrap();
-        limits.reserve_program(0).unwrap();
-        limits.reserve_program(0).unwrap();
-        limits.release_program(1000);
-        limits.reserve_program(1000).unwrap();
+        let limits = Limits::new(UidLimits { programs: 2, map_bytes: 1000, snapshot_bytes: 100 }, 6, 1);
+        let none = Charge::default();
+        limits.reserve_program(1000, 1, none).unwrap();
+        limits.reserve_program(1000, 1, none).unwrap();
+        assert!(matches!(limits.reserve_program(1000, 1, none), Err(ServiceError::LimitExceeded(_))));
+        for _ in 0..3 {
+            limits.reserve_program(0, 1, Charge::new(1 << 40, true)).unwrap();
+        }
+        limits.release_program(1000, 1, none);
+        limits.reserve_program(1000, 1, none).unwrap();
+        // Six programs in all is the service's own limit, root's included.
+        limits.reserve_program(0, 1, none).unwrap();
+        assert!(matches!(limits.reserve_program(0, 1, none), Err(ServiceError::LimitExceeded(_))));
 
         let first = limits.begin_request(":1.7").unwrap();
         assert!(matches!(limits.begin_request(":1.7"), Err(ServiceError::LimitExceeded(_))));
         limits.begin_request(":1.8").unwrap();
         drop(first);
         limits.begin_request(":1.7").unwrap();
+    }
+
+    #[test]
+    fn map_memory_and_snapshots_per_uid() {
+        let limits = Limits::new(UidLimits { programs: 10, map_bytes: 1000, snapshot_bytes: 300 }, 100, 1);
+        limits.reserve_program(7, 1, Charge::new(600, false)).unwrap();
+        assert_eq!(limits.map_budget(7), Some(MapBudget { remaining: 400, limit: 1000 }));
+        let err = limits.reserve_program(7, 1, Charge::new(500, false)).unwrap_err().to_string();
+        assert!(err.contains("500") && err.contains("600") && err.contains("1000"), "{err}");
+        assert!(limits.reserve_program(7, 1, Charge::new(301, true)).is_err(), "snapshot limit");
+        limits.reserve_program(7, 0, Charge::new(300, true)).unwrap();
+        limits.release_program(7, 1, Charge::new(600, false));
+        assert_eq!(limits.map_budget(7).map(|b| b.remaining), Some(700));
+        assert_eq!(limits.map_budget(0), None);
     }
 }

@@ -1,30 +1,17 @@
 //! The xdpd daemon.
 
 use clap::Parser;
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::EnvFilter;
 
 use xdpd::config::Config;
 
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_env("XDPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Under systemd (INVOCATION_ID is set) log to journald, else to stderr.
-    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
-    if under_systemd && !config.log_stderr {
-        if let Ok(journald) = tracing_journald::layer() {
-            tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("xdpd".into())).init();
-            return;
-        }
-    }
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
-}
-
 fn main() -> std::process::ExitCode {
+    // The service starts itself as a short-lived child to parse a caller's object.
+    if std::env::args_os().nth(1).is_some_and(|a| a == xdpd::engine::sandbox::CHILD_ARG) {
+        let args: Vec<String> = std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        return xdpd::engine::sandbox::child_main(&args);
+    }
     let config = Config::parse();
-    init_logging(&config);
+    xdpd::log::init(config.log_stderr);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -30,4 +30,14 @@ pub struct ProgramSpec {
     /// Restore the maps from the snapshot saved when the service last stopped.
     #[serde(default)]
     pub snapshot: bool,
+    /// Estimated kernel memory of the program's maps: what its owner is charged.
+    #[serde(default)]
+    pub map_bytes: u64,
+}
+
+impl ProgramSpec {
+    /// What the program counts against its owner's limits.
+    pub fn charge(&self) -> crate::limits::Charge {
+        crate::limits::Charge::new(self.map_bytes, self.snapshot)
+    }
 }

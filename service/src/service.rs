@@ -12,9 +12,11 @@ use crate::config::Config;
 use crate::dbus::manager::Manager;
 use crate::dbus::publisher::Publisher;
 use crate::dbus::{BUS_NAME, MANAGER_PATH};
+use crate::engine::sandbox::Sandbox;
 use crate::iface::{watch, Registry};
 use crate::intake::Intake;
-use crate::limits::Limits;
+use crate::kernel::bpffs::Bpffs;
+use crate::limits::{Limits, UidLimits};
 use crate::request::Front;
 use crate::state::Store;
 
@@ -37,11 +39,26 @@ fn features() -> Vec<String> {
     vec!["bpf-link".into(), "frags".into()]
 }
 
+/// Holds an exclusive lock on the directory `dir` itself (bpffs holds no
+/// plain files) while the returned handle lives.
+fn lock_directory(dir: &std::path::Path) -> Result<std::fs::File, BoxError> {
+    let handle = std::fs::File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(format!("another xdpd uses {}; only one may run", dir.display()).into())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", dir.display()).into()),
+    }
+}
+
 pub async fn run(config: Config) -> Result<(), BoxError> {
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.bpffs_root)
         .map_err(|e| format!("cannot create {} (is bpffs mounted?): {e}", config.bpffs_root.display()))?;
 
+    // One instance per bpffs root too: another's start-up would take our pins for leftovers.
+    let _bpffs_lock = lock_directory(&config.bpffs_root)?;
     let store = Arc::new(
         Store::open(&config.state_dir)
             .map_err(|e| format!("cannot use the state directory {}: {e}", config.state_dir.display()))?,
@@ -52,9 +69,23 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     crate::engine::reserve_member_ids(store.high_water().next_program_id.saturating_sub(1));
     let connection = bus(&config)?.build().await?;
     let activity = Activity::new();
-    let limits = Limits::new(config.max_programs_per_uid, config.max_requests_per_client);
+    let per_uid = UidLimits {
+        programs: config.max_programs_per_uid,
+        map_bytes: config.max_map_memory_per_uid,
+        snapshot_bytes: config.max_snapshot_bytes_per_uid,
+    };
+    let limits = Limits::new(per_uid, config.max_programs, config.max_requests_per_client);
     let front = Front::new(activity.clone(), limits.clone());
-    let publisher = Publisher::new(connection.clone(), front.clone(), Intake::new(config.max_object_size));
+    let publisher = Publisher::new(
+        connection.clone(),
+        front.clone(),
+        Intake::new(
+            config.max_object_size,
+            limits.clone(),
+            Bpffs::new(&config.bpffs_root),
+            Sandbox::of_this_executable()?,
+        ),
+    );
     let links = Registry::new(config.clone(), store.clone(), limits, publisher);
     // Objects first, name last: a call that activated us finds everything in place.
     connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
@@ -63,7 +94,16 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .at(MANAGER_PATH, Manager { registry: links.clone(), front, features: features() })
         .await?;
     let watcher = watch::watch(links.clone()).await?;
-    connection.request_name(BUS_NAME).await?;
+    // Never replaceable, never queued: a second instance is refused (and the
+    // state directory's lock already stopped one on the same directory).
+    let flags = zbus::fdo::RequestNameFlags::DO_NOT_QUEUE;
+    match connection.request_name_with_flags(BUS_NAME, flags).await {
+        Ok(zbus::fdo::RequestNameReply::PrimaryOwner) => {}
+        Ok(_) | Err(zbus::Error::NameTaken) => {
+            return Err(format!("{BUS_NAME} is already owned on this bus: another xdpd runs; only one may").into())
+        }
+        Err(e) => return Err(e.into()),
+    }
     links.announce_relinked().await;
     tracing::info!(
         bpffs = %config.bpffs_root.display(),

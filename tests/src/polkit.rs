@@ -107,3 +107,28 @@ impl Drop for Polkit {
         }
     }
 }
+
+/// A zbus connection whose peer credentials are `user`'s: the socket is
+/// connected on a thread that switched (only itself, with raw syscalls) to
+/// the user's uid and gid, which is what the bus records for the connection.
+pub async fn connect_as(bus: &TestBus, user: &str) -> zbus::Connection {
+    let uid = self::uid(user);
+    let out = std::process::Command::new("id").args(["-g", user]).output().expect("id -g");
+    let gid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("gid");
+    let socket = bus.address.strip_prefix("unix:path=").expect("a unix:path address").to_string();
+    let stream = std::thread::spawn(move || {
+        let groups = [gid];
+        // SAFETY: per-thread credential changes (raw syscalls, not glibc's process-wide
+        // wrappers); the thread ends right after connecting.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_setgroups, 1usize, groups.as_ptr()), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresgid, gid, gid, gid), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresuid, uid, uid, uid), 0);
+        }
+        std::os::unix::net::UnixStream::connect(socket)
+    })
+    .join()
+    .expect("connecting thread")
+    .expect("connect to the bus socket");
+    zbus::connection::Builder::unix_stream(stream).user_id(uid).build().await.expect("authenticate as the test user")
+}

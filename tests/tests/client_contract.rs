@@ -188,6 +188,10 @@ fn signature(ty: &str) -> Result<String, String> {
     if ty == "()" {
         return Ok(String::new());
     }
+    // A slice `[T]` (behind the `&` stripped above) is an array, like `Vec<T>`.
+    if let Some(item) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return Ok(format!("a{}", signature(item)?));
+    }
     if ty.starts_with('(') {
         let inner = &ty[1..ty.len() - 1];
         let parts: Result<Vec<String>, String> = split_top(inner).iter().map(|t| signature(t)).collect();

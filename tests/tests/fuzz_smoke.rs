@@ -77,6 +77,8 @@ fn object_seeds() -> Vec<Vec<u8>> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        // Hundreds of MiB of maps each: for the limit tests, not for thousands of loads.
+        .filter(|p| !p.to_string_lossy().contains("bigmap") && !p.to_string_lossy().contains("midmap"))
         .collect();
     objects.sort();
     assert!(objects.len() >= 10, "compiled test objects in {}", xdpd_bpf::OBJECT_DIR);
@@ -176,4 +178,97 @@ fn option_seeds_round_trip() {
             std::fs::write(Path::new(&dir).join(format!("wire-{i}")), bytes).unwrap();
         }
     }
+}
+
+/// Real third-party objects on this machine (xdp-tools' programs, installed
+/// by .ci/run), as further seeds for the sandboxed intake.
+fn third_party_objects() -> Vec<Vec<u8>> {
+    let dir = Path::new("/usr/lib/x86_64-linux-gnu/bpf");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "o")).collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// The object target's function names, and one that calls a kfunc (the
+/// regression that crashed libbpf picks it).
+const SANDBOX_FUNCTIONS: [Option<&str>; 7] =
+    [None, Some("xdp_pass"), Some("udp_count"), Some("probe"), Some(""), Some("no_such_function"), Some("kfunc")];
+
+/// The whole intake path as the service runs it: mutated real objects go to
+/// a sandboxed child (the built xdpd as `xdpd __intake`). Whatever the child
+/// does — refuse, crash in libbpf, run out of time — this process, standing
+/// for the service, gets an answer and never crashes. `XDPD_FUZZ_SECONDS=600`
+/// turns it into the ten-minute run of the closing notes.
+#[test]
+fn sandboxed_intake_survives_mutated_real_objects() {
+    use xdpd::engine::sandbox::{Job, Sandbox};
+    xdpd_tests::require_root();
+    let sandbox = Sandbox::new(xdpd_tests::bus::xdpd_binary()).with_timeout(std::time::Duration::from_secs(20));
+    let outcomes: std::cell::RefCell<HashMap<String, usize>> = Default::default();
+    let mut intake = |input: &[u8]| {
+        let Some((&choice, object)) = input.split_first() else { return };
+        let function = SANDBOX_FUNCTIONS[choice as usize % SANDBOX_FUNCTIONS.len()].map(str::to_string);
+        let job = Job {
+            function,
+            max_size: targets::MAX_OBJECT,
+            maps_dir: None,
+            shared_dir: None,
+            user: choice & 0x80 != 0,
+            map_budget: None,
+            object_name: None,
+        };
+        let outcome = match sandbox.load(object, &job) {
+            Ok(p) => {
+                assert!(
+                    p.insn_count() > 0 && p.section.starts_with("xdp"),
+                    "loaded {} of section {}",
+                    p.name,
+                    p.section
+                );
+                "loaded".to_string()
+            }
+            Err(xdpd::engine::Error::InvalidObject(m)) if m.contains("crashed libbpf") => {
+                "crashed-in-child".to_string()
+            }
+            Err(xdpd::engine::Error::InvalidObject(m)) if m.contains("longer than") => "timed-out-in-child".to_string(),
+            Err(xdpd::engine::Error::InvalidObject(_)) => "invalid-object".to_string(),
+            Err(xdpd::engine::Error::VerifierRejected { .. }) => "verifier".to_string(),
+            Err(xdpd::engine::Error::LimitExceeded(_)) => "limit".to_string(),
+            Err(xdpd::engine::Error::Kernel(_)) => "kernel".to_string(),
+            Err(_) => "other".to_string(),
+        };
+        *outcomes.borrow_mut().entry(outcome).or_default() += 1;
+    };
+    let regressions = regressions("sandboxed_intake");
+    assert!(!regressions.is_empty(), "fuzz/regressions/sandboxed_intake holds the object that crashed libbpf");
+    run("sandboxed_intake", &mut intake, regressions.into_iter().map(|r| r.1));
+    assert!(outcomes.borrow().contains_key("crashed-in-child"), "the regression crashes only the child: {outcomes:?}");
+
+    let mut seeds: Vec<Vec<u8>> = third_party_objects().into_iter().map(|o| [&[0u8][..], &o].concat()).collect();
+    let third_party = seeds.len();
+    seeds.extend(object_seeds().into_iter().filter(|s| targets::object_intake_outcome(s) != "invalid-object"));
+    let seconds: u64 = std::env::var("XDPD_FUZZ_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let budget = if seconds > 0 { usize::MAX } else { iterations(300) };
+    let mut m = Mutator::new(seed(0x5a4d_b0c5));
+    let inputs = std::iter::from_fn(|| {
+        if seconds > 0 && Instant::now() > deadline {
+            return None;
+        }
+        let seed = &seeds[m.below(seeds.len())];
+        let mut input = m.mutate_in_place(&seed[1..]);
+        input.insert(0, if m.below(8) == 0 { m.next_u64() as u8 } else { seed[0] });
+        Some(input)
+    });
+    let n = run("sandboxed_intake", &mut intake, inputs.take(budget));
+    eprintln!(
+        "sandboxed_intake: {n} mutated inputs from {} seeds ({third_party} third-party): {:?}",
+        seeds.len(),
+        outcomes.borrow()
+    );
+    assert!(outcomes.borrow().get("loaded").copied().unwrap_or(0) > 0, "{outcomes:?}");
 }

@@ -77,31 +77,7 @@ fn memfd_with(bytes: &[u8]) -> std::fs::File {
     file
 }
 
-/// A zbus connection whose peer credentials are `user`'s: the socket is
-/// connected on a thread that switched (only itself, with raw syscalls) to
-/// the user's uid and gid, which is what the bus records for the connection.
-async fn connect_as(bus: &TestBus, user: &str) -> Connection {
-    let uid = polkit::uid(user);
-    let out = std::process::Command::new("id").args(["-g", user]).output().expect("id -g");
-    let gid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("gid");
-    let socket = bus.address.strip_prefix("unix:path=").expect("a unix:path address").to_string();
-    let stream = std::thread::spawn(move || {
-        let groups = [gid];
-        // SAFETY: per-thread credential changes (raw syscalls, not glibc's process-wide
-        // wrappers); the thread ends right after connecting.
-        unsafe {
-            assert_eq!(libc::syscall(libc::SYS_setgroups, 1usize, groups.as_ptr()), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresgid, gid, gid, gid), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, uid, uid, uid), 0);
-        }
-        UnixStream::connect(socket)
-    })
-    .join()
-    .expect("connecting thread")
-    .expect("connect to the bus socket");
-    zbus::connection::Builder::unix_stream(stream).user_id(uid).build().await.expect("authenticate as the test user")
-}
-
+use xdpd_tests::polkit::connect_as;
 use xdpd_tests::service::{link_proxy, program_proxy};
 
 /// Relative paths and kinds of everything under `root` ("d" directory, "f" file, "l" symlink, ...).
@@ -574,7 +550,7 @@ fn catalogue(
         case("empty program name, object with several XDP programs", INVALID_OBJECT, add_fd(mem(&udp), "", vec![]))
             .saying("name the one to add"),
         case("no such function", INVALID_OBJECT, add_fd(mem(&udp), "nope", vec![])),
-        case("100 KiB function name", INVALID_OBJECT, add_fd(mem(&udp), &"f".repeat(100 << 10), vec![])),
+        case("100 KiB function name", INVALID_ARGS, add_fd(mem(&udp), &"f".repeat(100 << 10), vec![])),
         // --- descriptors that are not regular files ---
         case("FIFO descriptor", INVALID_OBJECT, add_fd(fifo_fd(scratch), "", vec![])).saying("FIFO"),
         case("socket descriptor", INVALID_OBJECT, add_fd(sock.into(), "", vec![])).saying("socket"),

@@ -174,6 +174,7 @@ impl LinkIface {
         program: String,
         request: AddRequest,
     ) -> Result<OwnedObjectPath, ServiceError> {
+        options::function_name(&program)?;
         let details = self.details(&admitted, &program, &request.tag, request.sha256.clone());
         admitted.authorize(Action::AddProgram, &details).await?;
         if request.replace {

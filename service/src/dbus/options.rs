@@ -77,7 +77,7 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
                 })?)
             }
             ("tag", Variant::Str(s)) => {
-                if s.as_str().len() > 256 || s.as_str().chars().any(char::is_control) {
+                if !printable(s.as_str(), 256) {
                     return Err(ServiceError::InvalidArgs("tag must be at most 256 printable characters".into()));
                 }
                 req.tag = s.as_str().to_string()
@@ -105,6 +105,25 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
         return Err(ServiceError::InvalidArgs("option 'replace' needs a 'tag' naming the program to replace".into()));
     }
     Ok(req)
+}
+
+/// Whether a caller-chosen name is at most `max` bytes with no control
+/// character (so it can never break a log line or a message).
+fn printable(s: &str, max: usize) -> bool {
+    s.len() <= max && !s.chars().any(char::is_control)
+}
+
+/// Checks the function-name argument of AddProgram: what a BPF program's
+/// name can be, and nothing that could break a log line.
+pub fn function_name(name: &str) -> Result<(), ServiceError> {
+    if printable(name, 256) && !name.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidArgs(
+            "the program's function name must be at most 256 characters, none of them spaces or control characters"
+                .into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,24 @@ impl ProgramIface {
         if admitted.caller().uid != self.view.spec.owner_uid {
             admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
         }
-        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone()).await?;
+        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone(), None).await?;
+        Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
+    }
+
+    /// Descriptors of the named maps (at most 16, what one reply may carry
+    /// on the system bus), with the same authorization as GetMaps.
+    #[zbus(out_args("maps"))]
+    async fn get_maps_by_name(
+        &self,
+        names: Vec<String>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
+        let admitted = self.front.begin(connection, &header).await?;
+        if admitted.caller().uid != self.view.spec.owner_uid {
+            admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
+        }
+        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone(), Some(names)).await?;
         Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
     }
 

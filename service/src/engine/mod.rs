@@ -14,6 +14,7 @@ pub mod linker;
 pub mod member;
 pub mod object;
 pub mod run_config;
+pub mod sandbox;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};

@@ -31,12 +31,59 @@ pub struct ProgramMap {
     pub map_type: u32,
     /// Our descriptor: keeps the map alive across relinks.
     pub fd: OwnedFd,
+    /// Declared `pinning = LIBBPF_PIN_BY_NAME`: shared between the programs of
+    /// one owner through a pin in that owner's directory (never anyone else's).
+    pub shared: bool,
+    /// Kernel memory the map may take, estimated from its definition
+    /// (entries x (key + value per CPU)); what the per-user limit counts.
+    pub bytes: u64,
+}
+
+/// A limit on the kernel memory the maps of one object may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MapBudget {
+    /// What the caller may still use.
+    pub remaining: u64,
+    /// The configured limit, for the message.
+    pub limit: u64,
+}
+
+/// How one object is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions<'a> {
+    /// Function name asked for; `None` or "": the only XDP program.
+    pub function: Option<&'a str>,
+    /// Objects larger than this are refused.
+    pub max_size: usize,
+    /// Reuse maps pinned as `<maps_dir>/<map name>` (a restored program).
+    pub maps_dir: Option<&'a std::path::Path>,
+    /// Maps declared pinned by name are reused from here (the owner's own
+    /// directory) when pinned there; never from or to anywhere else.
+    pub shared_dir: Option<&'a std::path::Path>,
+    /// Whose verifier judges the program.
+    pub privilege: Privilege,
+    /// Map memory the caller may still use; `None`: no limit.
+    pub budget: Option<MapBudget>,
+    /// The object's name (after its file, see [`object_name_of`]); `None`: [`DEFAULT_OBJECT_NAME`].
+    pub object_name: Option<&'a str>,
+}
+
+/// The object name when the object's file name is not known.
+pub const DEFAULT_OBJECT_NAME: &str = "xdpd-object";
+
+/// The object name libbpf would give the file at `path`: its file name up to
+/// the first dot (`ip_blocklist.bpf.o` → `ip_blocklist`). libbpf derives the
+/// names of global-data maps from it (`<object>.data`).
+pub fn object_name_of(path: &std::path::Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.split('.').next().filter(|n| !n.is_empty())?;
+    Some(name.to_string())
 }
 
 /// An application's program, verified on its own and ready to be linked.
 #[derive(Debug)]
 pub struct LoadedProgram {
-    /// The object name libbpf knew it under (see [`load_named`]).
+    /// The object name libbpf knew it under (see [`LoadOptions::object_name`]).
     pub object: String,
     /// Function name of the program in its object.
     pub name: String,
@@ -176,36 +223,19 @@ pub fn load_with(
     maps_dir: Option<&std::path::Path>,
     privilege: Privilege,
 ) -> Result<LoadedProgram, Error> {
-    load_named(bytes, function, max_size, maps_dir, privilege, DEFAULT_OBJECT_NAME)
+    load_opts(bytes, &LoadOptions { function, max_size, maps_dir, privilege, ..Default::default() })
 }
 
-/// The object name when the object's file name is not known.
-pub const DEFAULT_OBJECT_NAME: &str = "xdpd-object";
-
-/// The object name libbpf would give the file at `path`: its file name up to
-/// the first dot (`ip_blocklist.bpf.o` → `ip_blocklist`).
-pub fn object_name_of(path: &std::path::Path) -> Option<String> {
-    let file = path.file_name()?.to_str()?;
-    let name = file.split('.').next().filter(|n| !n.is_empty())?;
-    Some(name.to_string())
-}
-
-/// Like [`load_with`], with the object opened under `object_name`, as libbpf
-/// names an object after its file: global-data maps are `<object>.data` etc.
-pub fn load_named(
-    bytes: &[u8],
-    function: Option<&str>,
-    max_size: usize,
-    maps_dir: Option<&std::path::Path>,
-    privilege: Privilege,
-    object_name: &str,
-) -> Result<LoadedProgram, Error> {
+/// Loads a program of the ELF object `bytes` as `opts` say.
+pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, Error> {
+    let (function, max_size, privilege) = (opts.function, opts.max_size, opts.privilege);
     if bytes.len() > max_size {
         return Err(Error::LimitExceeded(format!("object is {} bytes, the limit is {max_size}", bytes.len())));
     }
     let elf = Elf::parse(bytes).map_err(Error::InvalidObject)?;
     let license = elf.license().unwrap_or_default();
     libbpf_object::register_hook()?;
+    let object_name = opts.object_name.unwrap_or(DEFAULT_OBJECT_NAME);
     let name = std::ffi::CString::new(object_name)
         .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
     let object = Object::open_named(bytes, &name).map_err(|f| {
@@ -219,9 +249,7 @@ pub fn load_named(
         .with_btf(|btf| run_config::read(Some(btf), &chosen.name))
         .unwrap_or_else(|| Ok(RunConfig::default()))
         .map_err(Error::InvalidObject)?;
-    if let Some(dir) = maps_dir {
-        object.reuse_pinned_maps(dir)?;
-    }
+    let (sizes, shared) = prepare_maps(&object, opts)?;
     let capture = object.load(chosen, privilege == Privilege::User).map_err(|f| load_failure(&chosen.name, f))?;
     if !capture.seen || capture.insns.is_empty() {
         return Err(Error::InvalidObject(format!(
@@ -230,7 +258,11 @@ pub fn load_named(
         )));
     }
     let kernel_tag = bpf::prog_info(object.prog_fd(chosen)?)?.tag_hex();
-    let (maps, map_refs) = take_maps(&object, &capture.insns, &chosen.name)?;
+    let (mut maps, map_refs) = take_maps(&object, &capture.insns, &chosen.name)?;
+    for map in &mut maps {
+        map.shared = shared.contains(&map.name);
+        map.bytes = sizes.iter().find(|(n, _)| *n == map.name).map_or(0, |(_, b)| *b);
+    }
     let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
         Some(libbpf_object::kernel_btf(capture.btf_fd)?)
     } else {
@@ -254,6 +286,77 @@ pub fn load_named(
         func_info,
         line_info,
     })
+}
+
+/// `(map name, estimated bytes)` of every map of an object.
+type MapSizes = Vec<(String, u64)>;
+
+/// Before anything is created: checks the maps against the budget, takes
+/// pinning away from libbpf, and reuses what `opts` names. Returns every
+/// map's estimated size and the names of the maps shared by name.
+fn prepare_maps(object: &Object, opts: &LoadOptions<'_>) -> Result<(MapSizes, Vec<String>), Error> {
+    let sizes: Vec<(String, u64)> =
+        object.map_definitions().iter().map(|d| (d.name.clone(), estimated_bytes(d))).collect();
+    if let Some(budget) = opts.budget {
+        check_budget(&sizes, budget)?;
+    }
+    let shared = object.take_over_pinning()?;
+    for name in &shared {
+        if !is_pin_name(name) {
+            return Err(Error::InvalidObject(format!(
+                "map '{name}' is pinned by name, but a pinned map's name may hold only letters, digits and '_'"
+            )));
+        }
+        if let Some(pin) = opts.shared_dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+            object.reuse_pin(name, &pin).map_err(|e| {
+                Error::InvalidObject(format!(
+                    "map '{name}' is pinned by name, and the map of that name your other programs share does not match its definition ({e})"
+                ))
+            })?;
+        }
+    }
+    if let Some(dir) = opts.maps_dir {
+        object.reuse_pinned_maps(dir)?;
+    }
+    Ok((sizes, shared))
+}
+
+/// Kernel memory a map may take, from its definition: entries x (key +
+/// value, per CPU for per-CPU maps); ring buffers hold max_entries bytes.
+pub fn estimated_bytes(d: &libbpf_object::MapDefinition) -> u64 {
+    let per_cpu = matches!(
+        d.map_type,
+        libbpf_sys::BPF_MAP_TYPE_PERCPU_HASH
+            | libbpf_sys::BPF_MAP_TYPE_PERCPU_ARRAY
+            | libbpf_sys::BPF_MAP_TYPE_LRU_PERCPU_HASH
+            | libbpf_sys::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
+    );
+    let value = u64::from(d.value_size) * if per_cpu { u64::from(libbpf_object::possible_cpus()) } else { 1 };
+    let (entries, key) = (u64::from(d.max_entries), u64::from(d.key_size));
+    if key == 0 && value == 0 {
+        entries
+    } else {
+        entries.saturating_mul(key + value)
+    }
+}
+
+/// Refuses an object whose maps would take more than the caller may still use.
+fn check_budget(sizes: &[(String, u64)], budget: MapBudget) -> Result<(), Error> {
+    let total: u64 = sizes.iter().map(|(_, b)| *b).fold(0, u64::saturating_add);
+    if total <= budget.remaining {
+        return Ok(());
+    }
+    let (largest, bytes) = sizes.iter().max_by_key(|(_, b)| *b).cloned().unwrap_or_default();
+    Err(Error::LimitExceeded(format!(
+        "the object's maps need about {total} bytes of kernel memory (map '{largest}' alone {bytes}); \
+         you may use {} more of your limit of {} bytes of map memory",
+        budget.remaining, budget.limit
+    )))
+}
+
+/// A name bpffs takes as one path element and libbpf as one map name.
+pub fn is_pin_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// What a failed libbpf load means: the verifier refused the program, the
@@ -283,7 +386,7 @@ fn take_maps(object: &Object, insns: &[Insn], program: &str) -> Result<(Vec<Prog
     let mut maps = Vec::with_capacity(created.len());
     for m in created {
         let info = bpf::map_info(m.fd.as_fd())?;
-        maps.push(ProgramMap { name: m.name, id: info.id, map_type: info.map_type, fd: m.fd });
+        maps.push(ProgramMap { name: m.name, id: info.id, map_type: info.map_type, fd: m.fd, shared: false, bytes: 0 });
     }
     let map_refs = find_map_refs(insns, &by_fd, program)?;
     Ok((maps, map_refs))
@@ -301,6 +404,28 @@ impl LoadedProgram {
                 continue;
             }
             bpf::obj_pin(map.fd.as_fd(), &path_cstring(&pin)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl LoadedProgram {
+    /// Pins the maps the object shares by name as `<dir>/<map name>` (the
+    /// owner's directory), where the owner's next programs find them; a map
+    /// already pinned there is the one this program reused.
+    pub fn pin_shared_maps(&self, dir: &std::path::Path) -> Result<(), Error> {
+        let shared: Vec<&ProgramMap> = self.maps.iter().filter(|m| m.shared).collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
+        })?;
+        for map in shared {
+            let pin = dir.join(&map.name);
+            if !pin.exists() {
+                bpf::obj_pin(map.fd.as_fd(), &path_cstring(&pin)?)?;
+            }
         }
         Ok(())
     }

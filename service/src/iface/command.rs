@@ -41,7 +41,7 @@ pub enum Command {
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
-    GetMaps { id: MemberId, caller: Caller, reply: Reply<Vec<(String, OwnedFd)>> },
+    GetMaps { id: MemberId, caller: Caller, names: Option<Vec<String>>, reply: Reply<Vec<(String, OwnedFd)>> },
     /// Take the interface back from a foreign program.
     Reclaim { caller: Caller, reply: Reply<()> },
     /// Switch verdict counting on or off (a relink).

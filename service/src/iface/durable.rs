@@ -27,6 +27,8 @@ pub struct Draft {
     pub specs: BTreeMap<MemberId, ProgramSpec>,
     /// The spec of the program being added (priority and proceed-on come from the chain).
     pub added: Option<ProgramSpec>,
+    /// Its owner's directory of maps shared by name.
+    pub shared_dir: Option<PathBuf>,
 }
 
 impl Draft {
@@ -71,7 +73,9 @@ impl Draft {
         spec.priority = m.priority;
         spec.proceed_on = m.proceed_on.names();
         let dir = self.maps_root.join(m.id.to_string());
-        m.program.pin_maps(&dir).map_err(|e| {
+        let shared = self.shared_dir.as_deref();
+        let pinned = m.program.pin_maps(&dir).and_then(|()| shared.map_or(Ok(()), |d| m.program.pin_shared_maps(d)));
+        pinned.map_err(|e| {
             let _ = std::fs::remove_dir_all(&dir);
             format!("cannot pin the maps of program {}: {e}", m.id)
         })?;

@@ -77,8 +77,14 @@ impl Handle {
         self.ask(|reply| Command::Remove { id, caller, reply }).await
     }
 
-    pub async fn get_maps(&self, id: MemberId, caller: Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
-        self.ask(|reply| Command::GetMaps { id, caller, reply }).await
+    /// Descriptors of the program's maps: all (`names` None) or the named ones.
+    pub async fn get_maps(
+        &self,
+        id: MemberId,
+        caller: Caller,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+        self.ask(|reply| Command::GetMaps { id, caller, names, reply }).await
     }
 
     pub async fn reclaim(&self, caller: Caller) -> Result<(), ServiceError> {

@@ -8,10 +8,12 @@
 pub mod command;
 mod durable;
 pub mod handle;
+pub mod map_access;
 pub mod owner;
 pub mod publish;
 pub mod registry;
 pub mod restore;
+pub mod shared_maps;
 pub mod view;
 pub mod watch;
 

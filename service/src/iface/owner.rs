@@ -17,15 +17,18 @@ use tokio::sync::{mpsc, watch};
 use super::command::{AddRequest, Command};
 use super::durable::{self, Draft};
 use super::handle::Handle;
+use super::map_access::map_selection;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
 use super::restore::UNEXPLAINED;
+use super::shared_maps;
 use super::view::Observed;
 
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
-use crate::limits::Limits;
+use crate::kernel::bpffs::Bpffs;
+use crate::limits::{Charge, Limits};
 use crate::program::ProgramSpec;
 use crate::state::{snapshot, IfaceRecord, MemberRecord, Store};
 
@@ -99,8 +102,8 @@ impl Owner {
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
                 }
-                Command::GetMaps { id, caller, reply } => {
-                    let _ = reply.send(self.get_maps(id, &caller).await);
+                Command::GetMaps { id, caller, names, reply } => {
+                    let _ = reply.send(self.get_maps(id, &caller, names).await);
                 }
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
@@ -175,24 +178,13 @@ impl Owner {
             .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
             .flatten()
             .map(|p| p.id);
-        if let Some(id) = self.unexplained() {
-            return Err(ServiceError::Conflict(format!(
-                "a chain no record explains runs on this interface (program {id}, tagged '{UNEXPLAINED}'); an administrator removes it first"
-            )));
-        }
-        if request.snapshot {
-            let unsaveable = snapshot::unsaveable(program.maps.iter().map(|m| (m.name.as_str(), m.map_type)));
-            if !unsaveable.is_empty() {
-                return Err(ServiceError::InvalidArgs(format!(
-                    "snapshot: the contents of map {} cannot be saved (only hash, array, LRU and LPM trie maps and their per-CPU forms can)",
-                    unsaveable.join(", ")
-                )));
-            }
-        }
-        // A replacement keeps the count; a new program needs room under the uid's limit.
-        if replaced.is_none() {
-            self.cx.limits.reserve_program(caller.uid)?;
-        }
+        self.check_add(&program, &request)?;
+        // A replacement keeps the count; a new program needs room under the
+        // uid's limits, and so do its maps (the replaced program's are released after).
+        let new_programs = usize::from(replaced.is_none());
+        let charge = Charge::new(program.maps.iter().map(|m| m.bytes).sum(), request.snapshot);
+        self.cx.limits.reserve_program(caller.uid, new_programs, charge)?;
+        let old_charge = replaced.and_then(|old| self.programs.get(&old)).map(|p| p.spec.charge());
         let (function, sha256) = (program.name.clone(), program.sha256.clone());
         // The object is stored (durably) before the chain changes: a full disk refuses the request.
         let result = match self.cx.store.hold_object(&sha256, &object) {
@@ -205,14 +197,33 @@ impl Owner {
             Err(e) => Err(ServiceError::NotDurable(format!("cannot store the object in the state directory: {e}"))),
         };
         let (id, view) = result.inspect_err(|e| {
-            if replaced.is_none() {
-                self.cx.limits.release_program(caller.uid);
-            }
-            tracing::info!(%caller, interface = %self.ifname(), program = %function, "add refused: {e}");
+            self.cx.limits.release_program(caller.uid, new_programs, charge);
+            tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
         })?;
-        tracing::info!(%caller, interface = %self.ifname(), program = %function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
+        if let Some(old) = old_charge {
+            self.cx.limits.release_program(caller.uid, 0, old);
+        }
+        tracing::info!(%caller, interface = %self.ifname(), program = ?function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
+    }
+
+    /// Refuses an add the service could not keep its promises for: while an
+    /// unexplained chain runs, or a snapshot of maps that cannot be saved.
+    fn check_add(&self, program: &LoadedProgram, request: &AddRequest) -> Result<(), ServiceError> {
+        if let Some(id) = self.unexplained() {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (program {id}, tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
+        let unsaveable = snapshot::unsaveable(program.maps.iter().map(|m| (m.name.as_str(), m.map_type)));
+        if request.snapshot && !unsaveable.is_empty() {
+            return Err(ServiceError::InvalidArgs(format!(
+                "snapshot: the contents of map {} cannot be saved (only hash, array, LRU and LPM trie maps and their per-CPU forms can)",
+                unsaveable.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// Links the program into the chain (checking the expected generation)
@@ -242,6 +253,7 @@ impl Owner {
             loaded_at: now_micros(),
             persist: request.persist,
             snapshot: request.snapshot,
+            map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
             ..Default::default()
         };
         let (id, priority, proceed_on, map_ids) = self
@@ -277,6 +289,7 @@ impl Owner {
             name: self.ifname(),
             maps_root: self.maps_root.clone(),
             specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
+            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
             added,
         };
         let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
@@ -303,26 +316,31 @@ impl Owner {
     }
 
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
-        let owner_uid = self.programs.get(&id).map(|p| p.spec.owner_uid).ok_or_else(|| no_such_program(id))?;
+        let spec = self.programs.get(&id).map(|p| p.spec.clone()).ok_or_else(|| no_such_program(id))?;
         if self.unexplained() == Some(id) {
             self.durably(None, |chain| chain.clear()).await?;
         } else {
             self.durably(None, move |chain| chain.remove(id)).await?;
         }
-        self.cx.limits.release_program(owner_uid);
+        self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
         Ok(())
     }
 
-    async fn get_maps(&self, id: MemberId, caller: &Caller) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
+    async fn get_maps(
+        &self,
+        id: MemberId,
+        caller: &Caller,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<(String, OwnedFd)>, ServiceError> {
         tracing::debug!(%caller, interface = %self.ifname(), id, "map descriptors handed out");
         self.with_chain(move |chain| {
             let member = chain.member(id).ok_or_else(|| no_such_program(id))?;
-            member
-                .program
-                .maps
-                .iter()
+            let maps = &member.program.maps;
+            let wanted = map_selection(maps.iter().map(|m| m.name.as_str()), names)?;
+            maps.iter()
+                .filter(|m| wanted.contains(&m.name))
                 .map(|m| Ok((m.name.clone(), m.fd.try_clone().map_err(|e| ServiceError::Kernel(e.to_string()))?)))
                 .collect()
         })
@@ -344,15 +362,21 @@ impl Owner {
         if let Some(view) = &added {
             self.programs.insert(view.id, view.clone());
         }
-        if let Some(gone) = removed.and_then(|id| self.programs.remove(&id)) {
+        let gone = removed.and_then(|id| self.programs.remove(&id));
+        if let Some(gone) = &gone {
             let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
             self.cx.store.remove_snapshot(gone.id);
             if !gone.spec.sha256.is_empty() {
                 self.cx.store.drop_object_if_unused(&gone.spec.sha256);
             }
         }
+        let removed_owner = gone.map(|p| p.spec.owner_uid);
         self.refresh_view().await;
         if let Some(id) = removed {
+            if let Some(uid) = removed_owner {
+                let bpffs = Bpffs::new(&self.cx.bpffs_root);
+                let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
+            }
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
         if let Some(view) = added {

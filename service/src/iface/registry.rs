@@ -84,7 +84,7 @@ impl Registry {
         }
         self.cx.publish.interface_added(&handle).await;
         for view in owner.programs() {
-            self.cx.limits.count_program(view.spec.owner_uid);
+            self.cx.limits.count_program(view.spec.owner_uid, view.spec.charge());
             self.cx.publish.program_added(&handle, view.clone()).await;
         }
         let count = owner.programs().count();

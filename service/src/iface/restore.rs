@@ -10,8 +10,10 @@ use std::path::Path;
 use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
-use crate::engine::object::{load_named, DEFAULT_OBJECT_NAME};
+use crate::engine::object::Privilege;
+use crate::engine::sandbox::{Job, Sandbox};
 use crate::engine::{ActionSet, Chain, CounterResume, LoadedProgram, MemberId, ProgramMap, RestoredMember};
+use crate::kernel::bpffs::Bpffs;
 use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
 use crate::state::{snapshot, RecoveryPlan, Store};
@@ -222,15 +224,22 @@ fn load_member(
     let m = &planned.member;
     let maps = maps_root.join(m.id.to_string());
     let loaded = store.object(&m.spec.sha256).map_err(|e| format!("object {}: {e}", m.spec.sha256)).and_then(|bytes| {
-        let privilege = caller::privilege_of(m.spec.owner_uid);
-        let object = Some(m.spec.object.as_str()).filter(|o| !o.is_empty()).unwrap_or(DEFAULT_OBJECT_NAME);
-        load_named(&bytes, Some(&m.spec.function), config.max_object_size, Some(&maps), privilege, object)
-            .map_err(|e| e.to_string())
+        let job = Job {
+            function: Some(m.spec.function.clone()),
+            max_size: config.max_object_size,
+            maps_dir: Some(maps.clone()),
+            shared_dir: Some(Bpffs::new(&config.bpffs_root).owner_dir(m.spec.owner_uid)),
+            user: caller::privilege_of(m.spec.owner_uid) == Privilege::User,
+            map_budget: None,
+            object_name: Some(m.spec.object.clone()).filter(|o| !o.is_empty()),
+        };
+        // A recorded object is still a caller's bytes: libbpf parses them in a child.
+        Sandbox::of_this_executable().and_then(|s| s.load(&bytes, &job)).map_err(|e| e.to_string())
     });
     let program = match loaded {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(ifindex, id = m.id, program = %m.spec.function, "cannot restore a recorded program: {e}");
+            tracing::error!(ifindex, id = m.id, program = ?m.spec.function, "cannot restore a recorded program: {e}");
             return None;
         }
     };

@@ -52,6 +52,26 @@ pub struct LinkInfo {
     pub xdp_ifindex: u32,
 }
 
+/// Ids of the maps the program `fd` uses.
+pub fn prog_map_ids(fd: BorrowedFd<'_>) -> Result<Vec<u32>, KernelError> {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a valid bpf_prog_info of `len` bytes; the first call only counts.
+    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading program information".into()
+    })?;
+    let mut ids = vec![0u32; info.nr_map_ids as usize];
+    let mut info = libbpf_sys::bpf_prog_info { nr_map_ids: ids.len() as u32, ..Default::default() };
+    info.map_ids = ids.as_mut_ptr() as u64;
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: the kernel writes at most nr_map_ids ids into `ids`, which outlives the call.
+    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
+        "reading the program's map ids".into()
+    })?;
+    ids.truncate(info.nr_map_ids as usize);
+    Ok(ids)
+}
+
 fn c_name(raw: &[std::ffi::c_char]) -> String {
     let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
@@ -112,29 +132,6 @@ pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
 pub fn map_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
     owned(unsafe { libbpf_sys::bpf_map_get_fd_by_id(id) }, || format!("opening map {id}"))
-}
-
-/// The ids of the maps a loaded program uses (what it reaches at run time).
-pub fn prog_map_ids(fd: BorrowedFd<'_>) -> Result<Vec<u32>, KernelError> {
-    let mut info = libbpf_sys::bpf_prog_info::default();
-    let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: info is a valid bpf_prog_info of `len` bytes; this first call reads the count.
-    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
-        "reading program information".into()
-    })?;
-    let mut ids = vec![0u32; info.nr_map_ids as usize];
-    let mut info = libbpf_sys::bpf_prog_info {
-        nr_map_ids: ids.len() as u32,
-        map_ids: ids.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    let mut len = std::mem::size_of_val(&info) as u32;
-    // SAFETY: map_ids points at nr_map_ids writable u32s that outlive the call.
-    check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
-        "reading the maps of a program".into()
-    })?;
-    ids.truncate(info.nr_map_ids as usize);
-    Ok(ids)
 }
 
 /// A descriptor of the link `id` (to find who holds an interface).

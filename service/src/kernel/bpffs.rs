@@ -4,6 +4,7 @@
 //! <root>/<ifindex>/link                    the interface's bpf_link (the chain survives the service)
 //! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by pin name (its state survives a restart)
 //! <root>/<ifindex>/stats                   the chain's verdict counter table (counts survive a restart)
+//! <root>/owner/<uid>/<map>                 maps an owner's objects pin by name, shared by that owner's programs
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,12 @@ impl Bpffs {
     /// The root itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Maps pinned by name for the programs of `uid`: shared between them,
+    /// and never seen by another owner's objects.
+    pub fn owner_dir(&self, uid: u32) -> PathBuf {
+        self.root.join("owner").join(uid.to_string())
     }
 
     /// Everything pinned for interface `ifindex`.

@@ -50,7 +50,10 @@ impl CounterTable {
             .map_err(|e| KernelError::from_libbpf_rs(format!("opening {}", path.display()), e))?;
         let info = super::bpf::map_info(map.as_fd())?;
         let size = info.value_size as usize;
-        if info.name != "xdpd_stats" || info.map_type != libbpf_sys::BPF_MAP_TYPE_ARRAY || size % RECORD_BYTES != 0 {
+        if info.name != "xdpd_stats"
+            || info.map_type != libbpf_sys::BPF_MAP_TYPE_ARRAY
+            || !size.is_multiple_of(RECORD_BYTES)
+        {
             return Err(KernelError::invalid(format!("opening {}", path.display()), "not a verdict counter table"));
         }
         CounterTable::mapped(map, size, size / RECORD_BYTES)

@@ -17,6 +17,7 @@ pub mod insn;
 pub mod libbpf_log;
 pub mod netlink;
 pub mod object;
+pub mod process;
 pub mod prog;
 pub mod regular_file;
 

@@ -23,6 +23,8 @@ pub struct Store {
     high_water: Mutex<HighWater>,
     /// Objects stored for requests under way (not yet named by a record): not garbage.
     holds: Mutex<HashMap<String, usize>>,
+    /// Held while the service runs: one instance per state directory.
+    _lock: std::fs::File,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -45,9 +47,28 @@ fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Takes `<dir>/lock` (an empty file) for this process: released when the
+/// process ends, however it ends.
+fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "another xdpd uses this state directory; only one may run",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 impl Store {
+    /// Opens the state directory for this process alone: a second instance
+    /// (another xdpd on the same directory) is refused before it changes anything.
     pub fn open(dir: &Path) -> std::io::Result<Store> {
         use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let lock = lock_dir(dir)?;
         for sub in ["", "objects", "links", "snapshots"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
             // Temporary files are writes a crash interrupted.
@@ -64,7 +85,12 @@ impl Store {
             }),
             Err(_) => HighWater::default(),
         };
-        let store = Store { dir: dir.to_path_buf(), high_water: Mutex::new(high_water), holds: Default::default() };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            high_water: Mutex::new(high_water),
+            holds: Default::default(),
+            _lock: lock,
+        };
         // The records say what was handed out too (ids.json may be older or lost).
         for record in store.links() {
             let next = record.members.iter().map(|m| m.id + 1).max().unwrap_or(0);

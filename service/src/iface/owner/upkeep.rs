@@ -130,8 +130,10 @@ impl Owner {
 
     pub(super) async fn gone(mut self) {
         tracing::info!(ifindex = self.ifindex, "interface removed");
+        let mut owners = std::collections::BTreeSet::new();
         for (id, p) in std::mem::take(&mut self.programs) {
-            self.cx.limits.release_program(p.spec.owner_uid);
+            self.cx.limits.release_program(p.spec.owner_uid, 1, p.spec.charge());
+            owners.insert(p.spec.owner_uid);
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
         // The device is gone and its link with it: drop the pins, the chain and the record.
@@ -140,6 +142,10 @@ impl Owner {
         if let Some(dir) = self.maps_root.parent() {
             let _ = std::fs::remove_dir(dir);
         }
+        let bpffs = Bpffs::new(&self.cx.bpffs_root);
+        let _ =
+            tokio::task::spawn_blocking(move || owners.into_iter().for_each(|uid| shared_maps::collect(&bpffs, uid)))
+                .await;
         self.cx.store.remove_link(self.ifindex);
         self.cx.publish.interface_gone(self.ifindex).await;
     }
