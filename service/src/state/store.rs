@@ -356,6 +356,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         store.raise_high_water(12, "eth1", 4).unwrap();
         store.save_link(&record("a")).unwrap();
+        drop(store);
         let again = Store::open(&dir).unwrap().high_water();
         assert_eq!((again.next_program_id, again.generation("eth1"), again.generation("eth0")), (12, 4, 5));
         let _ = std::fs::remove_dir_all(dir);
