@@ -163,6 +163,19 @@ function verdictCell(path, counting) {
     return h("td", { class: "xdp-verdicts", "data-label": "Verdicts" }, items);
 }
 
+/* How a member runs, from the link's Linking property ("inline", "call",
+ * "not-linked"); while that is not known (a chain adopted after a restart),
+ * whether an earlier member ends the chain. */
+function runsLabel(how, linked) {
+    if (how === "inline")
+        return h("span", { class: "xdp-label xdp-label-green", title: "Spliced into the dispatcher: no call" }, "linked, inlined");
+    if (how === "call")
+        return h("span", { class: "xdp-label xdp-label-green", title: "Run through a BPF-to-BPF call" }, "linked, called");
+    if (how === "not-linked" || !linked)
+        return h("span", { class: "xdp-label xdp-label-grey", title: "An earlier program ends the chain: this one never runs" }, "not linked");
+    return h("span", { class: "xdp-label xdp-label-green", title: "Runs; how is known after the chain's next change" }, "linked");
+}
+
 function renderProgramRow(link, entry, position, linked) {
     const p = entry.p;
     const proceed = (p.ProceedOn || []).length ? p.ProceedOn.join(", ") : "none (ends the chain)";
@@ -177,10 +190,7 @@ function renderProgramRow(link, entry, position, linked) {
              h("td", { "data-label": "Tag" }, p.Tag || h("span", { class: "xdp-muted" }, "—")),
              h("td", { "data-label": "Owner" }, owner(p.Owner)),
              h("td", { "data-label": "Proceed on" }, proceed),
-             h("td", { "data-label": "Runs", title: "The service's contract does not say whether a member is inlined or called" },
-               linked
-                   ? h("span", { class: "xdp-label xdp-label-green" }, "linked")
-                   : h("span", { class: "xdp-label xdp-label-grey", title: "An earlier program ends the chain: this one never runs" }, "not linked")),
+             h("td", { "data-label": "Runs" }, runsLabel((link.Linking || {})[entry.path], linked)),
              verdictCell(entry.path, link.Counting),
              h("td", { class: "xdp-actions" },
                button("Change…", { class: "xdp-btn xdp-btn-secondary xdp-change", disabled: !admin, title: why, onclick: () => changeDialog(link, entry) }),

@@ -72,6 +72,9 @@ pub trait Link {
     #[zbus(property)]
     fn foreign_program_id(&self) -> zbus::Result<u32>;
 
+    #[zbus(property)]
+    fn linking(&self) -> zbus::Result<HashMap<OwnedObjectPath, String>>;
+
     #[zbus(signal)]
     fn chain_changed(&self, generation: u64, programs: Vec<OwnedObjectPath>) -> zbus::Result<()>;
 

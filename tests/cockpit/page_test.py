@@ -203,7 +203,7 @@ def admin_run(page, driver):
     page.wait("the program added with xdpctl", lambda: page.row("proto_count") is not None, LIVE)
     step(f"  shown after {time.monotonic() - start:.2f} s")
     row = page.row("proto_count")
-    for expected in ["demo-counter", "90", "root", "pass", "linked", str(added["id"])]:
+    for expected in ["demo-counter", "90", "root", "pass", "linked, inlined", str(added["id"])]:
         if expected not in row.text:
             fail(f"the row of proto_count lacks {expected!r}: {row.text}")
     mode = page.link(IFACE).find_element(By.CSS_SELECTOR, ".xdp-mode").text

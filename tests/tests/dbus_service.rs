@@ -559,3 +559,26 @@ async fn verdict_counting_through_dbus() {
     link.set_counting(false).await.unwrap();
     assert_eq!(program.stats().await.unwrap().get("drop"), Some(&30), "kept while off");
 }
+
+/// `Linking` says how each program runs: inlined, called, or not linked
+/// behind a program that ends the chain; it follows every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linking_says_how_each_program_runs() {
+    xdpd_tests::require_root();
+    let fx = Fixture::new("linking").await;
+    let link = fx.link().await;
+    let first = link.add_program_from_path(&object("basic"), "xdp_pass", HashMap::new()).await.unwrap();
+    let linking = link.linking().await.unwrap();
+    assert_eq!(linking.get(&first).map(String::as_str), Some("inline"), "{linking:?}");
+    // A program that proceeds on nothing ends the chain: the one after it never runs.
+    let ender = HashMap::from([("priority", Variant::from(60i32)), ("proceed-on", Variant::from(Vec::<&str>::new()))]);
+    let ends = link.add_program_from_path(&object("basic"), "xdp_pass", ender).await.unwrap();
+    let after = HashMap::from([("priority", Variant::from(70i32))]);
+    let never = link.add_program_from_path(&object("basic"), "xdp_drop", after).await.unwrap();
+    let linking = link.linking().await.unwrap();
+    assert_eq!(linking.len(), 3, "{linking:?}");
+    assert_eq!(linking[&ends], "inline", "{linking:?}");
+    assert_eq!(linking[&never], "not-linked", "{linking:?}");
+    fx.program(&ends).await.remove().await.unwrap();
+    assert_eq!(link.linking().await.unwrap()[&never], "inline");
+}

@@ -67,15 +67,17 @@ fn syscall_group(name: &str, cache: &mut HashMap<String, BTreeSet<String>>) -> B
     set
 }
 
-/// Every system call xdpd made while the D-Bus, hostile, load, polkit,
-/// survival and xdpctl tests ran (recorded with `strace -f` around the
+/// Every system call xdpd (and its intake children) made while the D-Bus,
+/// hostile, load, polkit, survival, xdpctl and tenant tests ran (recorded with `strace -f` around the
 /// activated service; see SECURITY.md to record it again).
-const SYSCALLS: &str = "access arch_prctl bind bpf brk clone3 close connect dup3 epoll_create1 epoll_ctl epoll_wait \
-    eventfd2 execve exit exit_group faccessat2 fcntl fsync futex getdents64 geteuid getpid getrandom getsockname \
-    getsockopt gettid madvise memfd_create mkdir mmap mprotect mremap munmap newfstatat openat poll prctl pread64 \
-    prlimit64 read recvfrom recvmsg rename rmdir rseq rt_sigaction rt_sigprocmask rt_sigreturn sched_getaffinity \
-    sendmsg sendto set_robust_list set_tid_address setfsgid setfsuid setgroups setsockopt sigaltstack socket \
-    socketpair statx uname unlink unlinkat write";
+const SYSCALLS: &str =
+    "access arch_prctl bind bpf brk capget capset clone3 close close_range connect dup2 dup3 epoll_create1 \
+    epoll_ctl epoll_wait eventfd2 execve exit exit_group faccessat2 fcntl flock fsync futex getdents64 \
+    geteuid getpid getrandom getsockname getsockopt gettid lseek madvise memfd_create mkdir mmap \
+    mprotect mremap munmap newfstatat openat poll prctl pread64 prlimit64 read recvfrom recvmsg rename \
+    rmdir rseq rt_sigaction rt_sigprocmask rt_sigreturn sched_getaffinity sendmsg sendto set_robust_list \
+    set_tid_address setfsgid setfsuid setgroups setsockopt sigaltstack socket socketpair statx uname \
+    unlink unlinkat wait4 write";
 
 #[test]
 fn the_system_call_filter_allows_what_the_service_does() {

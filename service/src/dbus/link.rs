@@ -132,6 +132,15 @@ impl LinkIface {
         self.handle.view().kernel_program_id
     }
 
+    /// How each program runs in the linked chain: "inline" (spliced into the
+    /// dispatcher), "call" (a BPF-to-BPF call) or "not-linked" (an earlier
+    /// program ends the chain); empty when not known (a chain adopted after a
+    /// restart, until its next change).
+    #[zbus(property)]
+    fn linking(&self) -> HashMap<OwnedObjectPath, String> {
+        linking(&self.handle.view())
+    }
+
     /// Kernel id of an XDP program someone else attached, 0 if none.
     #[zbus(property)]
     fn foreign_program_id(&self) -> u32 {
@@ -203,4 +212,9 @@ impl LinkIface {
     pub(super) async fn emit_foreign_program_detected(emitter: &SignalEmitter<'_>, id: u32) -> zbus::Result<()> {
         LinkIface::foreign_program_detected(emitter, id).await
     }
+}
+
+/// The Linking property of `view`: program path to how it runs.
+pub(super) fn linking(view: &crate::iface::IfaceView) -> HashMap<OwnedObjectPath, String> {
+    view.linking.iter().map(|(id, how)| (super::program_path(view.index, *id), how.clone())).collect()
 }

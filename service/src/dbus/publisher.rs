@@ -42,6 +42,7 @@ impl Publisher {
                 IfaceProperty::KernelProgramId => ("KernelProgramId", Variant::from(view.kernel_program_id)),
                 IfaceProperty::ForeignProgramId => ("ForeignProgramId", Variant::from(view.foreign_program_id)),
                 IfaceProperty::Counting => ("Counting", Variant::from(view.counting)),
+                IfaceProperty::Linking => ("Linking", Variant::from(super::link::linking(view))),
             };
             values.insert(name, value);
         }

@@ -178,6 +178,24 @@ impl Chain {
     }
 
     /// The id of the program running for the chain, linked or adopted.
+    /// How each member runs in the linked program: "inline", "call" or
+    /// "not-linked" (an earlier member ends the chain). Empty when not known:
+    /// no chain, or a chain adopted after a restart and not relinked since.
+    pub fn linking(&self) -> Vec<(MemberId, &'static str)> {
+        let Some(Running::Linked(linked)) = &self.running else { return Vec::new() };
+        let how = |id: MemberId| {
+            if linked.inlined_members.contains(&id) {
+                "inline"
+            } else if linked.layout.iter().any(|s| s.id == id) {
+                "call"
+            } else {
+                "not-linked"
+            }
+        };
+        self.members.iter().map(|m| (m.id, how(m.id))).collect()
+    }
+
+    /// Kernel id of the running chain program, if any.
     pub fn running_prog_id(&self) -> Option<u32> {
         self.running.as_ref().map(Running::id)
     }

@@ -19,17 +19,19 @@ pub enum IfaceProperty {
     KernelProgramId,
     ForeignProgramId,
     Counting,
+    Linking,
 }
 
 impl IfaceProperty {
     /// Everything a change of the chain may change.
-    pub const CHAIN: [IfaceProperty; 6] = [
+    pub const CHAIN: [IfaceProperty; 7] = [
         IfaceProperty::Generation,
         IfaceProperty::Programs,
         IfaceProperty::KernelProgramId,
         IfaceProperty::Mode,
         IfaceProperty::ForeignProgramId,
         IfaceProperty::Counting,
+        IfaceProperty::Linking,
     ];
 }
 

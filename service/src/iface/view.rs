@@ -22,6 +22,8 @@ pub struct IfaceView {
     pub kernel_program_id: u32,
     pub foreign_program_id: u32,
     pub counting: bool,
+    /// How each member runs: "inline", "call", "not-linked"; empty when not known.
+    pub linking: Vec<(MemberId, String)>,
 }
 
 /// What a program shows; fixed for the program's life.
@@ -63,6 +65,7 @@ pub struct Observed {
     foreign_program_id: u32,
     mode: String,
     counting: bool,
+    linking: Vec<(MemberId, String)>,
     pub counters: HashMap<MemberId, Arc<VerdictCounters>>,
 }
 
@@ -78,6 +81,7 @@ impl Observed {
             foreign_program_id: hook.and_then(|h| h.foreign().ok().flatten()).map_or(0, |f| f.prog_id),
             mode: hook.and_then(|h| h.mode()).map_or("", |m| m.name()).to_string(),
             counting: chain.counting(),
+            linking: chain.linking().into_iter().map(|(id, how)| (id, how.to_string())).collect(),
             counters: chain.members().iter().filter_map(|m| Some((m.id, m.counters()?))).collect(),
         }
     }
@@ -90,5 +94,6 @@ impl Observed {
         view.foreign_program_id = self.foreign_program_id;
         view.mode = self.mode;
         view.counting = self.counting;
+        view.linking = self.linking;
     }
 }

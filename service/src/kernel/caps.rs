@@ -8,6 +8,8 @@
 //! effective set here affects nothing else; it is raised again afterwards
 //! (it stays in the permitted set).
 
+use super::{last_errno, KernelError};
+
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
@@ -42,18 +44,22 @@ fn set(data: &[Data; 2]) -> bool {
 }
 
 /// Runs `f` on this thread without CAP_SYS_ADMIN and CAP_PERFMON in effect.
-pub fn without_admin<T>(f: impl FnOnce() -> T) -> T {
-    let Some(original) = get() else { return f() };
+/// Fails closed: when the capabilities cannot be lowered, `f` does not run
+/// (a user's program must never be verified with the service's privileges).
+pub fn without_admin<T>(f: impl FnOnce() -> T) -> Result<T, KernelError> {
+    let lowering = "lowering the thread's capabilities for an unprivileged verification";
+    let original = get().ok_or_else(|| KernelError::new(lowering, last_errno()))?;
     let mut lowered = original;
     for cap in [CAP_SYS_ADMIN, CAP_PERFMON] {
         lowered[(cap / 32) as usize].effective &= !(1 << (cap % 32));
     }
     if !set(&lowered) {
-        tracing::error!("cannot lower the thread's capabilities: {}", std::io::Error::last_os_error());
+        return Err(KernelError::new(lowering, last_errno()));
     }
     let result = f();
     if !set(&original) {
+        // Nothing to undo: this thread stays unprivileged, which fails safe.
         tracing::error!("cannot restore the thread's capabilities: {}", std::io::Error::last_os_error());
     }
-    result
+    Ok(result)
 }

@@ -377,7 +377,13 @@ impl Object {
         CAPTURE.with(|c| *c.borrow_mut() = Some(Capture::default()));
         // SAFETY: loading an open object.
         let load = || unsafe { libbpf_sys::bpf_object__load(self.0.as_ptr()) };
-        let (ret, messages) = libbpf_log::collect(|| if as_user { caps::without_admin(load) } else { load() });
+        let (ret, messages) = libbpf_log::collect(|| {
+            if as_user {
+                caps::without_admin(load).unwrap_or_else(|e| -e.errno())
+            } else {
+                load()
+            }
+        });
         let capture = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
         if ret < 0 {
             // SAFETY: the buffer is zero-initialised and libbpf NUL-terminates what it wrote.

@@ -84,7 +84,7 @@ fn load_once(image: &Image<'_>, debug: &mut Option<DebugInfo>, log: Option<&mut 
             &mut opts,
         )
     };
-    let fd = if image.as_user { caps::without_admin(load) } else { load() };
+    let fd = if image.as_user { caps::without_admin(load).unwrap_or_else(|e| -e.errno()) } else { load() };
     if fd >= 0 {
         // SAFETY: a non-negative return is a fresh descriptor we own.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -134,6 +134,8 @@ pub struct LinkedChain {
     pub frags: bool,
     /// How many members were inlined (the others are called).
     pub inlined: usize,
+    /// The members whose main function was inlined.
+    pub inlined_members: Vec<MemberId>,
 }
 
 impl LinkedChain {
@@ -169,7 +171,7 @@ struct Linked {
     insns: Vec<Insn>,
     debug: Option<DebugInfo>,
     layout: Vec<Segment>,
-    inlined: usize,
+    inlined_members: Vec<MemberId>,
 }
 
 /// plan → emit → relocate → debug info.
@@ -195,13 +197,18 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
     }
     relocate::member_calls(&mut out.insns, &out.calls, &out.places);
     let debug = debug_info::build(members, &placements, &out.places)?;
-    let inlined = placements.iter().filter(|p| matches!(p, Placement::Inline { .. })).count();
-    Ok(Linked { insns: out.insns, debug, layout: out.layout, inlined })
+    let inlined_members = members
+        .iter()
+        .zip(&placements)
+        .filter(|(_, p)| matches!(p, Placement::Inline { .. }))
+        .map(|(m, _)| m.id)
+        .collect();
+    Ok(Linked { insns: out.insns, debug, layout: out.layout, inlined_members })
 }
 
 /// Builds and loads the chain with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
-    let Linked { insns, debug, layout, inlined } = build(members, target.mode)?;
+    let Linked { insns, debug, layout, inlined_members } = build(members, target.mode)?;
     let fd = load::load(&insns, debug, members, target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
@@ -210,5 +217,6 @@ fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain,
         }),
     })?;
     let info = bpf::prog_info(fd.as_fd())?;
-    Ok(LinkedChain { fd, info, layout, insn_count: insns.len(), frags: load::frags(members), inlined })
+    let (insn_count, frags, inlined) = (insns.len(), load::frags(members), inlined_members.len());
+    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members })
 }
