@@ -17,6 +17,8 @@ pub enum ServiceError {
     Busy(String),
     LimitExceeded(String),
     Kernel(String),
+    /// A change that could not be made durable (record, object, pins): nothing changed.
+    NotDurable(String),
     InvalidArgs(String),
     AccessDenied(String),
     InteractiveAuthorizationRequired(String),
@@ -34,6 +36,7 @@ impl ServiceError {
             ServiceError::Busy(_) => "org.xdp.Manager1.Error.Busy",
             ServiceError::LimitExceeded(_) => "org.xdp.Manager1.Error.LimitExceeded",
             ServiceError::Kernel(_) => "org.xdp.Manager1.Error.Kernel",
+            ServiceError::NotDurable(_) => "org.xdp.Manager1.Error.NotDurable",
             ServiceError::InvalidArgs(_) => "org.freedesktop.DBus.Error.InvalidArgs",
             ServiceError::AccessDenied(_) => "org.freedesktop.DBus.Error.AccessDenied",
             ServiceError::InteractiveAuthorizationRequired(_) => {
@@ -53,6 +56,7 @@ impl ServiceError {
             | ServiceError::Busy(m)
             | ServiceError::LimitExceeded(m)
             | ServiceError::Kernel(m)
+            | ServiceError::NotDurable(m)
             | ServiceError::InvalidArgs(m)
             | ServiceError::AccessDenied(m)
             | ServiceError::InteractiveAuthorizationRequired(m)
@@ -82,6 +86,7 @@ impl From<engine::Error> for ServiceError {
             engine::Error::LimitExceeded(_) => ServiceError::LimitExceeded(text),
             engine::Error::InvalidArgument(_) => ServiceError::InvalidArgs(text),
             engine::Error::Kernel(_) => ServiceError::Kernel(text),
+            engine::Error::NotDurable(_) => ServiceError::NotDurable(text),
         }
     }
 }

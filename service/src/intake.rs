@@ -10,6 +10,7 @@
 //! per-client request limit bounds how many may wait.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ impl Intake {
         sha256: Option<&str>,
     ) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
-        let (fd, size) = blocking(move || open(source, &opener)).await?;
+        let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
         let max = self.max_object_size;
         let (cap, reserve) = match size {
             // Not a regular file: the read refuses it without reading.
@@ -129,6 +130,7 @@ impl Intake {
             // A non-root user's program is verified as an unprivileged loader's would be.
             user: !caller.is_root(),
             map_budget: self.limits.map_budget(caller.uid),
+            object_name: Some(object_name),
         };
         let sandbox = self.sandbox.clone();
         let (program, object) = blocking(move || {
@@ -149,16 +151,25 @@ impl Intake {
 }
 
 /// Opens the source (a path as the caller) and tells its size (`None` for
-/// what is not a regular file: the read refuses it with the precise reason).
-fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>), ServiceError> {
-    let fd = match source {
-        Source::Fd(fd) => fd,
-        Source::Path(path) => open_as(caller, Path::new(&path))
-            .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path:?} as uid {}: {e}", caller.uid)))?,
+/// what is not a regular file: the read refuses it with the precise reason)
+/// and the object name libbpf would give it (after its file name).
+fn open(source: Source, caller: &Caller) -> Result<(OwnedFd, Option<usize>, String), ServiceError> {
+    let (fd, path) = match source {
+        Source::Fd(fd) => {
+            // The file the caller's descriptor names, if it is one (not a memfd or a pipe).
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok();
+            (fd, link.filter(|p| p.is_absolute() && !p.starts_with("/memfd:")))
+        }
+        Source::Path(path) => {
+            let fd = open_as(caller, Path::new(&path))
+                .map_err(|e| ServiceError::InvalidObject(format!("cannot open {path:?} as uid {}: {e}", caller.uid)))?;
+            (fd, Some(path.into()))
+        }
     };
+    let name = path.as_deref().and_then(object::object_name_of);
     let meta = fd.try_clone().map(File::from).and_then(|f| f.metadata());
     let size = meta.ok().filter(|m| m.file_type().is_file()).map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX));
-    Ok((fd, size))
+    Ok((fd, size, name.unwrap_or_else(|| object::DEFAULT_OBJECT_NAME.to_string())))
 }
 
 /// Reads at most `cap` bytes (the size reserved for); `max` is the service's limit.

@@ -12,7 +12,7 @@
 //! main → service → dbus → {request, intake, iface} → {state, engine} → kernel
 //! ```
 //!
-//! `error`, `caller`, `config`, `program` are leaves everyone may use;
+//! `error`, `caller`, `config`, `program`, `crash` are leaves everyone may use;
 //! `auth`, `limits`, `activity` serve `request`; `kernel/` imports nothing
 //! from the crate. Nothing below `dbus` imports `dbus`; nothing in `iface`,
 //! `state`, `engine` or `kernel` imports zbus. Check with
@@ -22,6 +22,7 @@ pub mod activity;
 pub mod auth;
 pub mod caller;
 pub mod config;
+pub mod crash;
 pub mod dbus;
 pub mod engine;
 pub mod error;

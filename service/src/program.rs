@@ -10,6 +10,10 @@ pub struct ProgramSpec {
     pub function: String,
     /// SHA-256 of the object the program came from, hex.
     pub sha256: String,
+    /// The object's name as libbpf knows it (after its file name; global-data
+    /// maps are `<object>.data`); empty in records written before it existed.
+    #[serde(default)]
+    pub object: String,
     /// Lower runs first.
     pub priority: i32,
     /// Actions on which the chain proceeds to the next program.

@@ -86,6 +86,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     );
     // Objects no record refers to are leftovers of requests that failed.
     store.collect_garbage();
+    // Program ids go on above every id ever handed out, also of removed programs.
+    crate::engine::reserve_member_ids(store.high_water().next_program_id.saturating_sub(1));
     let connection = bus(&config)?.build().await?;
     let activity = Activity::new();
     let per_uid = UidLimits {
@@ -123,6 +125,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         }
         Err(e) => return Err(e.into()),
     }
+    links.announce_relinked().await;
     tracing::info!(
         bpffs = %config.bpffs_root.display(),
         idle_timeout = config.idle_timeout,
@@ -130,9 +133,29 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         "xdpd {} ready as {BUS_NAME}", env!("CARGO_PKG_VERSION")
     );
 
+    let stop = serve_until_stop(&config, &activity, &links, &connection).await?;
+    // Persistent programs that asked for it keep their maps' contents across a reboot.
+    let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
+    let _ = connection.release_name(BUS_NAME).await;
+    watcher.abort();
+    saved.map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("{stop}: exiting without saving every snapshot (the previous ones stay): {}", text.join("; ")).into()
+    })
+}
+
+/// Serves until a signal, the loss of the bus, or an idle exit (which waits
+/// while a snapshot cannot be saved); says why it stopped ("" when idle,
+/// snapshots saved).
+async fn serve_until_stop(
+    config: &Config,
+    activity: &Activity,
+    links: &Registry,
+    connection: &zbus::Connection,
+) -> Result<&'static str, BoxError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // The stream ends when the bus goes away; then there is nobody left to serve.
-    let mut bus_messages = zbus::MessageStream::from(&connection);
+    let mut bus_messages = zbus::MessageStream::from(connection);
     let disconnected = async move {
         use futures_util::StreamExt;
         while let Some(Ok(_)) = bus_messages.next().await {}
@@ -142,24 +165,28 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     // While persistent programs wait for interfaces that are not there, stay
     // (looked at again every AWAIT_CHECK, not every tick: it reads the records).
     let mut awaiting_until = None;
-    loop {
+    let stop = loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: exiting; chains stay attached"); break }
-            _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break }
+            _ = term.recv() => { tracing::info!("SIGTERM: exiting; chains stay attached"); break "SIGTERM" }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: exiting; chains stay attached"); break "SIGINT" }
+            _ = &mut disconnected => { tracing::warn!("lost the bus connection: exiting; chains stay attached"); break "bus lost" }
             _ = tick.tick() => {
-                if let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) {
-                    if idle >= limit && !awaiting(&links, &mut awaiting_until) {
-                        tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs());
-                        break;
+                let (Some(limit), Some(idle)) = (config.idle_timeout(), activity.idle_for()) else { continue };
+                if idle < limit || awaiting(links, &mut awaiting_until) {
+                    continue;
+                }
+                // An idle exit that would lose a snapshot does not happen: stay, and try again later.
+                match links.save_snapshots().await {
+                    Ok(()) => { tracing::info!("idle for {}s: exiting; chains stay attached", idle.as_secs()); break "" }
+                    Err(errors) => {
+                        for e in errors {
+                            tracing::error!("not exiting when idle: {e}");
+                        }
+                        drop(activity.begin());
                     }
                 }
             }
         }
-    }
-    // Persistent programs that asked for it keep their maps' contents across a reboot.
-    links.save_snapshots().await;
-    let _ = connection.release_name(BUS_NAME).await;
-    watcher.abort();
-    Ok(())
+    };
+    Ok(stop)
 }

@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod craft;
+pub mod faults;
 pub mod netns;
 pub mod packet;
 pub mod polkit;

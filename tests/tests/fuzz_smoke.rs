@@ -219,6 +219,7 @@ fn sandboxed_intake_survives_mutated_real_objects() {
             shared_dir: None,
             user: choice & 0x80 != 0,
             map_budget: None,
+            object_name: None,
         };
         let outcome = match sandbox.load(object, &job) {
             Ok(p) => {

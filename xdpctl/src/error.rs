@@ -343,6 +343,7 @@ mod tests {
             ("org.xdp.Manager1.Error.Conflict", Exit::Conflict),
             ("org.xdp.Manager1.Error.Busy", Exit::Conflict),
             ("org.xdp.Manager1.Error.Kernel", Exit::Failure),
+            ("org.xdp.Manager1.Error.NotDurable", Exit::Failure),
             ("org.freedesktop.DBus.Error.AccessDenied", Exit::Denied),
             ("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", Exit::Denied),
             ("org.freedesktop.DBus.Error.InvalidArgs", Exit::Usage),

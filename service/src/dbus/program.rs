@@ -147,6 +147,8 @@ impl ProgramIface {
     /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> HashMap<String, u64> {
+        // A client watching the counts is using the service: no idle exit under it.
+        drop(self.front.busy());
         let stats = self.handle.stats(self.view.id).unwrap_or_default();
         if !self.handle.view().counting && stats == Default::default() {
             return HashMap::new();

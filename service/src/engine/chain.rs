@@ -7,14 +7,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+mod gate;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
+pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo};
+use crate::kernel::bpffs::Bpffs;
 use crate::kernel::counter_table::CounterTable;
 use crate::kernel::hook::{AttachMode, Hook};
+use gate::GateSlot;
+pub use gate::{Gate, Proposal};
 
 /// Default cap on the members of one chain.
 pub const DEFAULT_MAX_MEMBERS: usize = 1024;
@@ -65,6 +70,9 @@ pub struct Chain {
     link_mode: LinkMode,
     counting: bool,
     counter_table: Option<Arc<CounterTable>>,
+    /// Where the counter table is pinned (interfaces only), so counts outlive the process.
+    counter_pin: Option<std::path::PathBuf>,
+    gate: GateSlot,
 }
 
 impl Chain {
@@ -81,12 +89,15 @@ impl Chain {
             link_mode: LinkMode::Inline,
             counting: false,
             counter_table: None,
+            counter_pin: None,
+            gate: GateSlot::default(),
         }
     }
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
-        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), ..Chain::unattached() }
+        let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
+        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -100,11 +111,26 @@ impl Chain {
         generation: u64,
         running_id: u32,
     ) -> Result<Chain, Error> {
+        Chain::restore_counting(ifindex, bpffs_dir, members, generation, running_id, &CounterResume::default())
+    }
+
+    /// [`Chain::restore`], taking back the pinned counter table and each
+    /// member's recorded slot first, so counts go on and a chain that ran
+    /// with counting on is adopted as it runs.
+    pub fn restore_counting(
+        ifindex: u32,
+        bpffs_dir: &Path,
+        members: Vec<RestoredMember>,
+        generation: u64,
+        running_id: u32,
+        resume: &CounterResume,
+    ) -> Result<Chain, Error> {
         let mut chain = Chain::for_interface(ifindex, bpffs_dir);
         chain.generation = generation;
         chain.members = members.into_iter().map(Member::from).collect();
         chain.members.sort_by_key(|m| (m.priority, m.seq));
         chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
+        chain.resume_counters(resume);
         let attached = chain.hook.as_ref().and_then(Hook::attached_prog_id);
         if chain.members.is_empty() {
             return Ok(chain);
@@ -268,6 +294,9 @@ impl Chain {
         if let Some(hook) = &mut self.hook {
             hook.forget();
         }
+        if let Some(pin) = &self.counter_pin {
+            let _ = std::fs::remove_file(pin);
+        }
         self.running = None;
         self.members.clear();
         self.generation += 1;
@@ -284,18 +313,26 @@ impl Chain {
     /// Links `candidate` and swaps it in; only then it becomes the chain:
     /// assign counter slots → check the mode → link → swap in.
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
+        let gate = self.gate.0.take();
         candidate.sort_by_key(|m| (m.priority, m.seq));
         if self.counting {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;
         if candidate.is_empty() {
+            self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;
+            }
+            // No member, no counts to keep: the next chain counts in a new table.
+            if let Some(pin) = &self.counter_pin {
+                let _ = std::fs::remove_file(pin);
+                self.counter_table = None;
             }
             self.running = None;
         } else {
             let linked = self.link(&candidate, options)?;
+            self.pass_gate(gate, &candidate, linked.info.id)?;
             self.swap_in(&linked, options)?;
             self.running = Some(Running::Linked(linked));
         }
@@ -309,7 +346,13 @@ impl Chain {
     fn assign_counter_slots(&mut self, candidate: &mut [Member]) -> Result<(), Error> {
         let table = match &self.counter_table {
             Some(t) => t.clone(),
-            None => self.counter_table.insert(Arc::new(CounterTable::create(self.max_members)?)).clone(),
+            None => {
+                let table = CounterTable::create(self.max_members)?;
+                if let Some(pin) = &self.counter_pin {
+                    table.pin(pin)?;
+                }
+                self.counter_table.insert(Arc::new(table)).clone()
+            }
         };
         let mut used: Vec<bool> = vec![false; table.slots()];
         for m in self.members.iter().chain(candidate.iter()) {

@@ -21,6 +21,12 @@ pub(crate) fn next_member_id() -> MemberId {
     NEXT_MEMBER_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The id the next new member will get (every id below it was handed out),
+/// without handing it out: for the high-water mark the service records.
+pub fn next_free_member_id() -> MemberId {
+    NEXT_MEMBER_ID.load(Ordering::Relaxed)
+}
+
 /// Makes sure ids handed out from now on are above `id` (after a restart).
 pub fn reserve_member_ids(id: MemberId) {
     NEXT_MEMBER_ID.fetch_max(id + 1, Ordering::Relaxed);

@@ -18,9 +18,9 @@ pub mod sandbox;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};
-pub use chain::Chain;
+pub use chain::{Chain, CounterResume, Gate, Proposal};
 pub use linker::{LinkMode, LinkedChain};
-pub use member::{reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
+pub use member::{next_free_member_id, reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
 pub use object::{LoadedProgram, ProgramMap};
 pub use run_config::RunConfig;
 pub use stats::Stats;
@@ -76,6 +76,9 @@ pub enum Error {
     /// The request itself is malformed (e.g. an empty chain to link).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The change could not be made durable (its record, object or pins); nothing changed.
+    #[error("not durable: {0}")]
+    NotDurable(String),
     /// A kernel call failed for reasons that are not the object's fault.
     #[error("kernel error: {0}")]
     Kernel(#[from] KernelError),

@@ -64,11 +64,27 @@ pub struct LoadOptions<'a> {
     pub privilege: Privilege,
     /// Map memory the caller may still use; `None`: no limit.
     pub budget: Option<MapBudget>,
+    /// The object's name (after its file, see [`object_name_of`]); `None`: [`DEFAULT_OBJECT_NAME`].
+    pub object_name: Option<&'a str>,
+}
+
+/// The object name when the object's file name is not known.
+pub const DEFAULT_OBJECT_NAME: &str = "xdpd-object";
+
+/// The object name libbpf would give the file at `path`: its file name up to
+/// the first dot (`ip_blocklist.bpf.o` → `ip_blocklist`). libbpf derives the
+/// names of global-data maps from it (`<object>.data`).
+pub fn object_name_of(path: &std::path::Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.split('.').next().filter(|n| !n.is_empty())?;
+    Some(name.to_string())
 }
 
 /// An application's program, verified on its own and ready to be linked.
 #[derive(Debug)]
 pub struct LoadedProgram {
+    /// The object name libbpf knew it under (see [`LoadOptions::object_name`]).
+    pub object: String,
     /// Function name of the program in its object.
     pub name: String,
     /// ELF section it came from (`xdp`, `xdp.frags`, ...).
@@ -219,7 +235,10 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     let elf = Elf::parse(bytes).map_err(Error::InvalidObject)?;
     let license = elf.license().unwrap_or_default();
     libbpf_object::register_hook()?;
-    let object = Object::open(bytes).map_err(|f| {
+    let object_name = opts.object_name.unwrap_or(DEFAULT_OBJECT_NAME);
+    let name = std::ffi::CString::new(object_name)
+        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
+    let object = Object::open_named(bytes, &name).map_err(|f| {
         let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
         Error::InvalidObject(with_messages(&summary, &f.messages))
     })?;
@@ -252,6 +271,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
     Ok(LoadedProgram {
+        object: object_name.to_string(),
         name: chosen.name.clone(),
         section: chosen.section.clone(),
         run_config,
@@ -379,7 +399,7 @@ impl LoadedProgram {
             KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(libc::EIO))
         })?;
         for map in &self.maps {
-            let pin = dir.join(&map.name);
+            let pin = dir.join(crate::kernel::bpffs::pin_name(&map.name));
             if pin.exists() {
                 continue;
             }

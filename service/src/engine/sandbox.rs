@@ -53,6 +53,9 @@ pub struct Job {
     pub user: bool,
     /// Map memory the caller may still use; `None`: no limit (root).
     pub map_budget: Option<object::MapBudget>,
+    /// The object's name (after its file); `None`: the default.
+    #[serde(default)]
+    pub object_name: Option<String>,
 }
 
 /// How intake children are started and bounded.
@@ -222,6 +225,7 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
                 shared_dir: job.shared_dir.as_deref(),
                 privilege: if job.user { Privilege::User } else { Privilege::Full },
                 budget: job.map_budget,
+                object_name: job.object_name.as_deref(),
             },
         ),
         Err(e) => Err(Error::LimitExceeded(format!("reading the object: {e}"))),
@@ -267,6 +271,8 @@ struct WireMap {
 
 #[derive(Serialize, Deserialize)]
 struct WireProgram {
+    #[serde(default)]
+    object: String,
     name: String,
     section: String,
     priority: i32,
@@ -308,6 +314,7 @@ impl WireProgram {
             })
             .collect();
         let wire = WireProgram {
+            object: p.object,
             name: p.name,
             section: p.section,
             priority: p.run_config.priority,
@@ -350,6 +357,7 @@ impl WireProgram {
             })
             .collect();
         Ok(LoadedProgram {
+            object: self.object,
             name: self.name,
             section: self.section,
             run_config: RunConfig { priority: self.priority, proceed_on: action_set(self.proceed_on) },

@@ -28,6 +28,16 @@ impl Stats {
     }
 }
 
+/// What a restored chain's counting was: on or off, and each member's slot
+/// in the counter table pinned for the interface.
+#[derive(Debug, Clone, Default)]
+pub struct CounterResume {
+    /// Counting was on.
+    pub counting: bool,
+    /// `(member, slot)` as recorded.
+    pub slots: Vec<(super::member::MemberId, usize)>,
+}
+
 /// One member's slot in its chain's counter table.
 #[derive(Debug)]
 pub struct VerdictCounters {
@@ -36,6 +46,11 @@ pub struct VerdictCounters {
 }
 
 impl VerdictCounters {
+    /// Takes `slot` of `table` back after a restart, with its counts.
+    pub fn resume(table: Arc<CounterTable>, slot: usize) -> Option<VerdictCounters> {
+        (slot < table.slots()).then_some(VerdictCounters { table, slot })
+    }
+
     /// Takes `slot` of `table`, starting from zero.
     pub fn new(table: Arc<CounterTable>, slot: usize) -> VerdictCounters {
         table.clear(slot);

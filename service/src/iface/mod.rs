@@ -6,6 +6,7 @@
 //! which `dbus/` implements. Nothing here knows the bus.
 
 pub mod command;
+mod durable;
 pub mod handle;
 pub mod map_access;
 pub mod owner;

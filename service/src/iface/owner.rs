@@ -15,13 +15,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
 use super::command::{AddRequest, Command};
+use super::durable::{self, Draft};
 use super::handle::Handle;
 use super::map_access::map_selection;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
+use super::restore::UNEXPLAINED;
 use super::shared_maps;
 use super::view::Observed;
+
+mod upkeep;
 use crate::caller::Caller;
-use crate::engine::{AddOptions, Chain, LoadedProgram, MemberId};
+use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::kernel::bpffs::Bpffs;
 use crate::limits::{Charge, Limits};
@@ -108,8 +112,7 @@ impl Owner {
                     let _ = reply.send(self.set_counting(on, caller).await);
                 }
                 Command::SaveSnapshots { reply } => {
-                    self.save_snapshots().await;
-                    let _ = reply.send(Ok(()));
+                    let _ = reply.send(self.save_snapshots().await);
                 }
                 Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => self.renamed(name).await,
@@ -151,7 +154,16 @@ impl Owner {
         if let Ok(mut counters) = self.handle.counters.write() {
             counters.clone_from(&observed.counters);
         }
-        self.view.send_modify(|v| observed.apply(v));
+        let unexplained = self.unexplained();
+        self.view.send_modify(|v| {
+            observed.apply(v);
+            v.programs.extend(unexplained);
+        });
+    }
+
+    /// The program standing for a running chain no record explains (see `restore::unexplained`).
+    fn unexplained(&self) -> Option<MemberId> {
+        self.programs.values().find(|p| p.spec.sha256.is_empty() && p.spec.tag == UNEXPLAINED).map(|p| p.id)
     }
 
     async fn add(
@@ -166,6 +178,7 @@ impl Owner {
             .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
             .flatten()
             .map(|p| p.id);
+        self.check_add(&program, &request)?;
         // A replacement keeps the count; a new program needs room under the
         // uid's limits, and so do its maps (the replaced program's are released after).
         let new_programs = usize::from(replaced.is_none());
@@ -173,7 +186,16 @@ impl Owner {
         self.cx.limits.reserve_program(caller.uid, new_programs, charge)?;
         let old_charge = replaced.and_then(|old| self.programs.get(&old)).map(|p| p.spec.charge());
         let (function, sha256) = (program.name.clone(), program.sha256.clone());
-        let result = self.add_to_chain(program, &request, &caller, replaced).await;
+        // The object is stored (durably) before the chain changes: a full disk refuses the request.
+        let result = match self.cx.store.hold_object(&sha256, &object) {
+            Ok(()) => {
+                crate::crash::at("stored");
+                let added = self.add_to_chain(program, &request, &caller, replaced).await;
+                self.cx.store.release_object(&sha256);
+                added
+            }
+            Err(e) => Err(ServiceError::NotDurable(format!("cannot store the object in the state directory: {e}"))),
+        };
         let (id, view) = result.inspect_err(|e| {
             self.cx.limits.release_program(caller.uid, new_programs, charge);
             tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
@@ -181,14 +203,27 @@ impl Owner {
         if let Some(old) = old_charge {
             self.cx.limits.release_program(caller.uid, 0, old);
         }
-        // The object is kept only once its program is in the chain, and before
-        // the record names it: a refused request leaves no file behind.
-        if let Err(e) = self.cx.store.save_object(&sha256, &object) {
-            tracing::error!(%caller, interface = %self.ifname(), "cannot keep a copy of the object; the program will not survive a restart: {e}");
-        }
         tracing::info!(%caller, interface = %self.ifname(), program = ?function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
+    }
+
+    /// Refuses an add the service could not keep its promises for: while an
+    /// unexplained chain runs, or a snapshot of maps that cannot be saved.
+    fn check_add(&self, program: &LoadedProgram, request: &AddRequest) -> Result<(), ServiceError> {
+        if let Some(id) = self.unexplained() {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (program {id}, tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
+        let unsaveable = snapshot::unsaveable(program.maps.iter().map(|m| (m.name.as_str(), m.map_type)));
+        if request.snapshot && !unsaveable.is_empty() {
+            return Err(ServiceError::InvalidArgs(format!(
+                "snapshot: the contents of map {} cannot be saved (only hash, array, LRU and LPM trie maps and their per-CPU forms can)",
+                unsaveable.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// Links the program into the chain (checking the expected generation)
@@ -209,10 +244,20 @@ impl Owner {
             privilege: caller.privilege(),
         };
         let expected = request.expected_generation;
-        let (function, sha256) = (program.name.clone(), program.sha256.clone());
-        let map_bytes = program.maps.iter().map(|m| m.bytes).sum();
+        let template = ProgramSpec {
+            object: program.object.clone(),
+            function: program.name.clone(),
+            sha256: program.sha256.clone(),
+            tag: request.tag.clone(),
+            owner_uid: caller.uid,
+            loaded_at: now_micros(),
+            persist: request.persist,
+            snapshot: request.snapshot,
+            map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
+            ..Default::default()
+        };
         let (id, priority, proceed_on, map_ids) = self
-            .with_chain(move |chain| {
+            .durably(Some(template.clone()), move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
                     let now = chain.generation();
                     return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
@@ -225,25 +270,58 @@ impl Owner {
                 let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
                 Ok((id, m.priority, m.proceed_on.names(), maps))
             })
-            .await??;
-        let spec = ProgramSpec {
-            function,
-            sha256,
-            priority,
-            proceed_on,
-            tag: request.tag.clone(),
-            owner_uid: caller.uid,
-            loaded_at: now_micros(),
-            persist: request.persist,
-            snapshot: request.snapshot,
-            map_bytes,
-        };
+            .await?;
+        let spec = ProgramSpec { priority, proceed_on, ..template };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
+    }
+
+    /// Runs change `f` on the chain behind a gate that makes it durable
+    /// before the swap (see `durable`); commits the record after the swap,
+    /// and undoes what was prepared when the change did not happen.
+    async fn durably<T: Send + 'static>(
+        &self,
+        added: Option<ProgramSpec>,
+        f: impl FnOnce(&mut Chain) -> Result<T, crate::engine::Error> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let draft = Draft {
+            store: self.cx.store.clone(),
+            ifindex: self.ifindex,
+            name: self.ifname(),
+            maps_root: self.maps_root.clone(),
+            specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
+            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
+            added,
+        };
+        let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
+        self.with_chain(move |chain| {
+            chain.gate_next_change(draft.gate());
+            let result = f(chain);
+            let unused = chain.take_gate().is_some();
+            match result {
+                Ok(value) if unused => Ok(value),
+                Ok(value) => {
+                    crate::crash::at("swapped");
+                    let committed = durable::commit(&store, ifindex).map(|()| value);
+                    crate::crash::at("committed");
+                    committed
+                }
+                Err(e) => {
+                    let ids: Vec<MemberId> = chain.members().iter().map(|m| m.id).collect();
+                    durable::undo(&store, ifindex, &maps_root, &ids);
+                    Err(e.into())
+                }
+            }
+        })
+        .await?
     }
 
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         let spec = self.programs.get(&id).map(|p| p.spec.clone()).ok_or_else(|| no_such_program(id))?;
-        self.with_chain(move |chain| chain.remove(id)).await??;
+        if self.unexplained() == Some(id) {
+            self.durably(None, |chain| chain.clear()).await?;
+        } else {
+            self.durably(None, move |chain| chain.remove(id)).await?;
+        }
         self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
         tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
@@ -269,96 +347,32 @@ impl Owner {
         .await?
     }
 
-    /// Saves the maps of members that asked for a snapshot (map reads and file writes: blocking).
-    async fn save_snapshots(&self) {
-        let (ifindex, store) = (self.ifindex, self.cx.store.clone());
-        let ids: Vec<MemberId> = self.programs.values().filter(|p| p.spec.snapshot).map(|p| p.id).collect();
-        let _ = self
-            .with_chain(move |chain| {
-                for (id, member) in ids.into_iter().filter_map(|id| Some((id, chain.member(id)?))) {
-                    let maps = member.program.maps.iter().map(|m| (m.name.as_str(), std::os::fd::AsFd::as_fd(&m.fd)));
-                    let saved = snapshot::take(maps);
-                    match store.save_snapshot(id, &saved) {
-                        Ok(()) => tracing::info!(ifindex, id, maps = saved.len(), "map snapshot saved"),
-                        Err(e) => tracing::error!(ifindex, id, "cannot save a map snapshot: {e}"),
-                    }
-                }
-            })
-            .await;
-    }
-
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
-        self.with_chain(move |chain| chain.set_counting(on)).await??;
+        self.durably(None, move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
         self.changed(None, None).await;
         Ok(())
     }
 
-    async fn reclaim(&mut self, caller: Caller) -> Result<(), ServiceError> {
-        self.with_chain(|chain| chain.reclaim()).await??;
-        tracing::warn!(%caller, interface = %self.ifname(), "interface reclaimed from a foreign program");
-        self.changed(None, None).await;
-        Ok(())
-    }
-
-    /// The record of this interface as it is now.
-    fn record(&self) -> IfaceRecord {
-        let view = self.view();
-        IfaceRecord {
-            ifindex: self.ifindex,
-            name: view.name,
-            generation: view.generation,
-            kernel_program_id: view.kernel_program_id,
-            counting: view.counting,
-            members: view
-                .programs
-                .iter()
-                .filter_map(|id| self.programs.get(id))
-                .map(|p| MemberRecord::new(p.id, &p.spec))
-                .collect(),
-        }
-    }
-
-    pub fn save_record(&self) {
-        self.write_record(self.record());
-    }
-
-    fn write_record(&self, record: IfaceRecord) {
-        let result = if record.members.is_empty() {
-            self.cx.store.remove_link(self.ifindex);
-            Ok(())
-        } else {
-            self.cx.store.save_link(&record)
-        };
-        if let Err(e) = result {
-            tracing::error!(ifindex = self.ifindex, "cannot write the record: {e}");
-        }
-    }
-
-    /// Makes pins, record, published objects and signals follow a change of
-    /// the chain. The order makes a crash at any point recoverable: a new
-    /// program's maps are pinned before the record names it, a removed
-    /// program's pins go only after the record dropped it, and pins no record
-    /// names are cleaned up at the next start.
+    /// Makes the published objects and signals follow a change of the chain,
+    /// once it is durable (see `durably`): a new program's maps were pinned
+    /// before the record named it; a removed program's pins, snapshot and
+    /// object go only after the record dropped it.
     async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
         if let Some(view) = &added {
-            let (id, dir) = (view.id, self.maps_root.join(view.id.to_string()));
-            let shared = Bpffs::new(&self.cx.bpffs_root).owner_dir(view.spec.owner_uid);
-            let pinned = self
-                .with_chain(move |c| {
-                    c.member(id).map(|m| m.program.pin_maps(&dir).and_then(|()| m.program.pin_shared_maps(&shared)))
-                })
-                .await;
-            if let Ok(Some(Err(e))) = pinned {
-                tracing::error!(ifindex = self.ifindex, id = view.id, "cannot pin the program's maps: {e}");
-            }
             self.programs.insert(view.id, view.clone());
         }
-        let removed_owner = removed.and_then(|id| self.programs.remove(&id)).map(|p| p.spec.owner_uid);
+        let gone = removed.and_then(|id| self.programs.remove(&id));
+        if let Some(gone) = &gone {
+            let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
+            self.cx.store.remove_snapshot(gone.id);
+            if !gone.spec.sha256.is_empty() {
+                self.cx.store.drop_object_if_unused(&gone.spec.sha256);
+            }
+        }
+        let removed_owner = gone.map(|p| p.spec.owner_uid);
         self.refresh_view().await;
-        self.save_record();
         if let Some(id) = removed {
-            let _ = std::fs::remove_dir_all(self.maps_root.join(id.to_string()));
             if let Some(uid) = removed_owner {
                 let bpffs = Bpffs::new(&self.cx.bpffs_root);
                 let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
@@ -369,58 +383,5 @@ impl Owner {
             self.cx.publish.program_added(&self.handle, view).await;
         }
         self.cx.publish.chain_changed(&self.view()).await;
-    }
-
-    /// Records the new name before showing it: whoever sees it finds it recorded.
-    async fn renamed(&mut self, name: String) {
-        if self.view.borrow().name == name {
-            return;
-        }
-        tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
-        if !self.programs.is_empty() {
-            self.write_record(IfaceRecord { name: name.clone(), ..self.record() });
-        }
-        self.view.send_modify(|v| v.name = name);
-        self.cx.publish.properties_changed(&self.view(), &[IfaceProperty::Name]).await;
-    }
-
-    /// Notices a chain detached or replaced behind our back: says so loudly
-    /// (log, ForeignProgramId, ForeignProgramDetected) and does not fight.
-    async fn check_foreign(&mut self) {
-        let before = self.view();
-        self.refresh_view().await;
-        let now = self.view();
-        if (now.kernel_program_id, now.foreign_program_id) == (before.kernel_program_id, before.foreign_program_id) {
-            return;
-        }
-        let has_chain = !now.programs.is_empty();
-        now.log_foreign();
-        let props = [IfaceProperty::KernelProgramId, IfaceProperty::ForeignProgramId, IfaceProperty::Mode];
-        self.cx.publish.properties_changed(&now, &props).await;
-        if has_chain || now.foreign_program_id != 0 {
-            self.cx.publish.foreign_detected(&now, now.foreign_program_id).await;
-        }
-    }
-
-    async fn gone(mut self) {
-        tracing::info!(ifindex = self.ifindex, "interface removed");
-        let mut owners = std::collections::BTreeSet::new();
-        for (id, p) in std::mem::take(&mut self.programs) {
-            self.cx.limits.release_program(p.spec.owner_uid, 1, p.spec.charge());
-            owners.insert(p.spec.owner_uid);
-            self.cx.publish.program_removed(self.ifindex, id).await;
-        }
-        // The device is gone and its link with it: drop the pins, the chain and the record.
-        let _ = self.with_chain(|chain| chain.forget()).await;
-        let _ = std::fs::remove_dir_all(&self.maps_root);
-        if let Some(dir) = self.maps_root.parent() {
-            let _ = std::fs::remove_dir(dir);
-        }
-        let bpffs = Bpffs::new(&self.cx.bpffs_root);
-        let _ =
-            tokio::task::spawn_blocking(move || owners.into_iter().for_each(|uid| shared_maps::collect(&bpffs, uid)))
-                .await;
-        self.cx.store.remove_link(self.ifindex);
-        self.cx.publish.interface_gone(self.ifindex).await;
     }
 }

@@ -20,6 +20,10 @@ pub struct Registry {
     config: Arc<Config>,
     cx: Context,
     handles: Mutex<HashMap<u32, Handle>>,
+    /// Interfaces whose restored chain was linked anew, not yet announced.
+    relinked: Mutex<Vec<Handle>>,
+    /// The service holds its name: announce relinks at once.
+    named: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -30,7 +34,13 @@ impl Registry {
         publish: Arc<dyn Publish>,
     ) -> Arc<Registry> {
         let cx = Context { store, limits, publish, bpffs_root: config.bpffs_root.clone() };
-        Arc::new(Registry { config, cx, handles: Mutex::new(HashMap::new()) })
+        Arc::new(Registry {
+            config,
+            cx,
+            handles: Mutex::new(HashMap::new()),
+            relinked: Mutex::new(Vec::new()),
+            named: Default::default(),
+        })
     }
 
     pub fn get(&self, ifindex: u32) -> Option<Handle> {
@@ -58,12 +68,14 @@ impl Registry {
         }
         let (config, store, ifname, present) =
             (self.config.clone(), self.cx.store.clone(), name.clone(), Arc::clone(present));
-        let (chain, programs) =
+        let (chain, programs, relinked) =
             tokio::task::spawn_blocking(move || restore(&config, &store, ifindex, &ifname, &present))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(ifindex, "restoring the chain failed: {e}");
-                    (Chain::for_interface(ifindex, &self.config.bpffs_root), Default::default())
+                    let floor = self.cx.store.high_water().generation(&name);
+                    let chain = Chain::for_interface(ifindex, &self.config.bpffs_root).with_generation(floor);
+                    (chain, Default::default(), false)
                 });
         let chain = chain.with_max_members(self.config.max_programs_per_link);
         let (handle, owner, rx) = Owner::new(self.cx.clone(), ifindex, name.clone(), chain, programs);
@@ -84,12 +96,32 @@ impl Registry {
                 tracing::warn!(ifindex, interface = %name, foreign = view.foreign_program_id, "the recorded chain is not attached: it was detached or replaced behind xdpd's back; Reclaim takes the interface back");
             }
             owner.save_record();
+            if relinked {
+                // Told once the service holds its name (at start-up), or now.
+                if let Ok(mut pending) = self.relinked.lock() {
+                    pending.push(handle.clone());
+                }
+                if self.named.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.announce_relinked().await;
+                }
+            }
         } else {
             // Nothing came back (e.g. no persistent programs after a reboot).
             self.cx.store.remove_link(ifindex);
         }
         tracing::debug!(ifindex, interface = %name, "interface appeared");
         tokio::spawn(owner.run(rx));
+    }
+
+    /// Sends ChainChanged for every restored chain that was linked anew
+    /// (a relink is a change like any other: new KernelProgramId, Generation).
+    pub async fn announce_relinked(&self) {
+        self.named.store(true, std::sync::atomic::Ordering::SeqCst);
+        let pending = self.relinked.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for handle in pending {
+            let view = handle.view.borrow().clone();
+            self.cx.publish.chain_changed(&view).await;
+        }
     }
 
     pub async fn renamed(&self, ifindex: u32, name: String) {
@@ -121,9 +153,18 @@ impl Registry {
     }
 
     /// Saves the maps of persistent programs that asked for a snapshot (at exit).
-    pub async fn save_snapshots(&self) {
+    /// Every failure is returned (each names its program and map).
+    pub async fn save_snapshots(&self) -> Result<(), Vec<crate::error::ServiceError>> {
+        let mut errors = Vec::new();
         for h in self.all() {
-            let _ = h.ask(|reply| Command::SaveSnapshots { reply }).await;
+            if let Err(e) = h.ask(|reply| Command::SaveSnapshots { reply }).await {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
     }
 

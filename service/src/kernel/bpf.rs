@@ -128,6 +128,12 @@ pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     owned(unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) }, || format!("opening program {id}"))
 }
 
+/// A descriptor of the map with kernel id `id`.
+pub fn map_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
+    // SAFETY: plain syscall wrapper.
+    owned(unsafe { libbpf_sys::bpf_map_get_fd_by_id(id) }, || format!("opening map {id}"))
+}
+
 /// A descriptor of the link `id` (to find who holds an interface).
 pub fn link_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: plain syscall wrapper.
@@ -198,6 +204,42 @@ pub fn map_entries(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Ve
         }
         key = Some(next);
     }
+}
+
+/// One map entry: key and value bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Every (key, value) of a map, or the error that stopped the walk; `value_size`
+/// is what one lookup returns (for per-CPU maps, every CPU's value).
+pub fn map_dump(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> Result<Vec<Entry>, KernelError> {
+    let mut out = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    loop {
+        let mut next = vec![0u8; key_size];
+        let prev = key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr().cast());
+        // SAFETY: buffers of the map's key size; a NULL previous key asks for the first.
+        let ret = unsafe { libbpf_sys::bpf_map_get_next_key(fd.as_raw_fd(), prev, next.as_mut_ptr().cast()) };
+        if ret == -libc::ENOENT {
+            return Ok(out);
+        }
+        check(ret, || "walking a map's keys".into())?;
+        let mut value = vec![0u8; value_size];
+        // SAFETY: buffers of the map's key and (per-CPU) value sizes.
+        let ret =
+            unsafe { libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), next.as_ptr().cast(), value.as_mut_ptr().cast()) };
+        // An entry deleted between the two calls is simply not there.
+        if ret != -libc::ENOENT {
+            check(ret, || "reading a map entry".into())?;
+            out.push((next.clone(), value));
+        }
+        key = Some(next);
+    }
+}
+
+/// The number of possible CPUs (the number of values of a per-CPU map entry).
+pub fn possible_cpus() -> Result<usize, KernelError> {
+    // SAFETY: reads /sys/devices/system/cpu/possible; no arguments.
+    check(unsafe { libbpf_sys::libbpf_num_possible_cpus() }, || "counting the possible CPUs".into()).map(|n| n as usize)
 }
 
 /// Writes one entry of a map.

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! <root>/<ifindex>/link                    the interface's bpf_link (the chain survives the service)
-//! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by name (its state survives a restart)
+//! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by pin name (its state survives a restart)
+//! <root>/<ifindex>/stats                   the chain's verdict counter table (counts survive a restart)
 //! <root>/owner/<uid>/<map>                 maps an owner's objects pin by name, shared by that owner's programs
 //! ```
 
@@ -47,10 +48,22 @@ impl Bpffs {
         self.iface_dir(ifindex).join("prog")
     }
 
-    /// The maps of member `id`, pinned by map name.
+    /// The pin of the chain's verdict counter table.
+    pub fn counter_pin(&self, ifindex: u32) -> PathBuf {
+        self.iface_dir(ifindex).join("stats")
+    }
+
+    /// The maps of member `id`, pinned by [`pin_name`].
     pub fn maps_dir(&self, ifindex: u32, id: u64) -> PathBuf {
         self.maps_root(ifindex).join(id.to_string())
     }
+}
+
+/// The file name a map is pinned under: its name with `.` spelled `-`, because
+/// bpffs refuses dots (`x.data`) and a map name cannot contain `-`, so no two
+/// maps share a pin.
+pub fn pin_name(map_name: &str) -> String {
+    map_name.replace('.', "-")
 }
 
 #[cfg(test)]
@@ -63,5 +76,7 @@ mod tests {
         assert_eq!(fs.link_pin(3), Path::new("/sys/fs/bpf/xdpd/3/link"));
         assert_eq!(fs.maps_dir(3, 42), Path::new("/sys/fs/bpf/xdpd/3/prog/42"));
         assert_eq!(fs.maps_root(3), Path::new("/sys/fs/bpf/xdpd/3/prog"));
+        assert_eq!(fs.counter_pin(3), Path::new("/sys/fs/bpf/xdpd/3/stats"));
+        assert_eq!(pin_name("globalda.data"), "globalda-data");
     }
 }

@@ -4,6 +4,7 @@
 //! overwrite the whole value). What the words mean is the engine's business.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
 
 use libbpf_rs::{MapHandle, MapType};
 
@@ -40,8 +41,33 @@ impl CounterTable {
             .map_err(|_| KernelError::invalid("creating the verdict counter table", "too many slots"))?;
         let map = MapHandle::create(MapType::Array, Some("xdpd_stats"), 4, value_size, 1, &opts)
             .map_err(|e| KernelError::from_libbpf_rs("creating the verdict counter table", e))?;
+        CounterTable::mapped(map, value_size as usize, slots)
+    }
+
+    /// The table pinned at `path` by an earlier run, with the counts it holds.
+    pub fn open_pinned(path: &Path) -> Result<CounterTable, KernelError> {
+        let map = MapHandle::from_pinned_path(path)
+            .map_err(|e| KernelError::from_libbpf_rs(format!("opening {}", path.display()), e))?;
+        let info = super::bpf::map_info(map.as_fd())?;
+        let size = info.value_size as usize;
+        if info.name != "xdpd_stats"
+            || info.map_type != libbpf_sys::BPF_MAP_TYPE_ARRAY
+            || !size.is_multiple_of(RECORD_BYTES)
+        {
+            return Err(KernelError::invalid(format!("opening {}", path.display()), "not a verdict counter table"));
+        }
+        CounterTable::mapped(map, size, size / RECORD_BYTES)
+    }
+
+    /// Pins the table at `path` (replacing a stale pin), so the counts outlive the process.
+    pub fn pin(&self, path: &Path) -> Result<(), KernelError> {
+        let _ = std::fs::remove_file(path);
+        super::bpf::obj_pin(self.map.as_fd(), &super::path_cstring(path)?)
+    }
+
+    fn mapped(map: MapHandle, value_size: usize, slots: usize) -> Result<CounterTable, KernelError> {
         let page = 4096;
-        let bytes = (value_size as usize).div_ceil(page) * page;
+        let bytes = value_size.div_ceil(page) * page;
         // SAFETY: mapping the array's values, shared with the kernel, for our lifetime.
         let memory = unsafe {
             libc::mmap(

@@ -203,9 +203,15 @@ impl Drop for Object {
 impl Object {
     /// Opens an ELF object from memory (libbpf copies it).
     pub fn open(bytes: &[u8]) -> Result<Object, LibbpfFailure> {
+        Object::open_named(bytes, c"xdpd-object")
+    }
+
+    /// Opens an ELF object from memory under the object name `name`, which
+    /// libbpf derives the names of global-data maps from (`<name>.data`).
+    pub fn open_named(bytes: &[u8], name: &CStr) -> Result<Object, LibbpfFailure> {
         let opts = libbpf_sys::bpf_object_open_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_object_open_opts>() as _,
-            object_name: c"xdpd-object".as_ptr(),
+            object_name: name.as_ptr(),
             ..Default::default()
         };
         // SAFETY: `bytes` and `opts` are valid for the call; libbpf copies the buffer.
@@ -342,7 +348,7 @@ impl Object {
         for map in self.maps() {
             // SAFETY: map pointers are valid while the object lives.
             let name = cstr(unsafe { libbpf_sys::bpf_map__name(map) });
-            let pin = dir.join(&name);
+            let pin = dir.join(super::bpffs::pin_name(&name));
             if !pin.exists() {
                 continue;
             }

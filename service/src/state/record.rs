@@ -12,6 +12,9 @@ pub struct MemberRecord {
     pub id: u64,
     #[serde(flatten)]
     pub spec: ProgramSpec,
+    /// Its slot in the interface's pinned verdict counter table, once counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter_slot: Option<usize>,
 }
 
 /// The record of one interface.
@@ -31,6 +34,6 @@ pub struct IfaceRecord {
 
 impl MemberRecord {
     pub fn new(id: u64, spec: &ProgramSpec) -> MemberRecord {
-        MemberRecord { id, spec: spec.clone() }
+        MemberRecord { id, spec: spec.clone(), counter_slot: None }
     }
 }

@@ -138,7 +138,7 @@ mod tests {
     use crate::program::ProgramSpec;
 
     fn member(id: u64, persist: bool, snapshot: bool) -> MemberRecord {
-        MemberRecord { id, spec: ProgramSpec { function: format!("f{id}"), persist, snapshot, ..Default::default() } }
+        MemberRecord::new(id, &ProgramSpec { function: format!("f{id}"), persist, snapshot, ..Default::default() })
     }
 
     fn record(ifindex: u32, name: &str, members: Vec<MemberRecord>) -> IfaceRecord {
