@@ -11,6 +11,7 @@ pub mod actions;
 pub mod chain;
 mod elf;
 pub mod linker;
+pub mod maps;
 pub mod member;
 pub mod object;
 pub mod run_config;
