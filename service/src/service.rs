@@ -73,13 +73,13 @@ fn lock_directory(dir: &std::path::Path) -> Result<std::fs::File, BoxError> {
     }
 }
 
-pub async fn run(config: Config) -> Result<(), BoxError> {
-    let config = Arc::new(config);
+/// Opens what only one instance may hold: the bpffs root's lock and the
+/// state directory (with its own lock), cleaned of leftovers.
+fn open_state(config: &Config) -> Result<(std::fs::File, Arc<Store>), BoxError> {
     std::fs::create_dir_all(&config.bpffs_root)
         .map_err(|e| format!("cannot create {} (is bpffs mounted?): {e}", config.bpffs_root.display()))?;
-
     // One instance per bpffs root too: another's start-up would take our pins for leftovers.
-    let _bpffs_lock = lock_directory(&config.bpffs_root)?;
+    let bpffs_lock = lock_directory(&config.bpffs_root)?;
     let store = Arc::new(
         Store::open(&config.state_dir)
             .map_err(|e| format!("cannot use the state directory {}: {e}", config.state_dir.display()))?,
@@ -88,7 +88,20 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     store.collect_garbage();
     // Program ids go on above every id ever handed out, also of removed programs.
     crate::engine::reserve_member_ids(store.high_water().next_program_id.saturating_sub(1));
-    let connection = bus(&config)?.build().await?;
+    Ok((bpffs_lock, store))
+}
+
+/// What the D-Bus side is built from: the front door, the shared limits, the
+/// publisher (with the intake) and the activity the idle exit watches.
+struct FrontDoor {
+    front: Arc<Front>,
+    limits: Arc<Limits>,
+    publisher: Arc<Publisher>,
+    activity: Activity,
+}
+
+/// The front door, the intake and the publisher, sharing one set of limits.
+fn front_door(config: &Config, connection: &zbus::Connection) -> Result<FrontDoor, BoxError> {
     let activity = Activity::new();
     let per_uid = UidLimits {
         programs: config.max_programs_per_uid,
@@ -97,16 +110,34 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     };
     let limits = Limits::new(per_uid, config.max_programs, config.max_requests_per_client);
     let front = Front::new(activity.clone(), limits.clone());
-    let publisher = Publisher::new(
-        connection.clone(),
-        front.clone(),
-        Intake::new(
-            config.max_object_size,
-            limits.clone(),
-            Bpffs::new(&config.bpffs_root),
-            Sandbox::of_this_executable()?,
-        ),
+    let intake = Intake::new(
+        config.max_object_size,
+        limits.clone(),
+        Bpffs::new(&config.bpffs_root),
+        Sandbox::of_this_executable()?,
     );
+    let publisher = Publisher::new(connection.clone(), front.clone(), intake);
+    Ok(FrontDoor { front, limits, publisher, activity })
+}
+
+/// Takes the bus name: never replaceable, never queued, so a second instance
+/// is refused (the state directory's lock already stopped one on the same directory).
+async fn take_name(connection: &zbus::Connection) -> Result<(), BoxError> {
+    let flags = zbus::fdo::RequestNameFlags::DO_NOT_QUEUE;
+    match connection.request_name_with_flags(BUS_NAME, flags).await {
+        Ok(zbus::fdo::RequestNameReply::PrimaryOwner) => Ok(()),
+        Ok(_) | Err(zbus::Error::NameTaken) => {
+            Err(format!("{BUS_NAME} is already owned on this bus: another xdpd runs; only one may").into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn run(config: Config) -> Result<(), BoxError> {
+    let config = Arc::new(config);
+    let (_bpffs_lock, store) = open_state(&config)?;
+    let connection = bus(&config)?.build().await?;
+    let FrontDoor { front, limits, publisher, activity } = front_door(&config, &connection)?;
     let links = Registry::new(config.clone(), store.clone(), limits, publisher);
     // Objects first, name last: a call that activated us finds everything in place.
     connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
@@ -115,16 +146,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .at(MANAGER_PATH, Manager { registry: links.clone(), front, features: features() })
         .await?;
     let watcher = watch::watch(links.clone()).await?;
-    // Never replaceable, never queued: a second instance is refused (and the
-    // state directory's lock already stopped one on the same directory).
-    let flags = zbus::fdo::RequestNameFlags::DO_NOT_QUEUE;
-    match connection.request_name_with_flags(BUS_NAME, flags).await {
-        Ok(zbus::fdo::RequestNameReply::PrimaryOwner) => {}
-        Ok(_) | Err(zbus::Error::NameTaken) => {
-            return Err(format!("{BUS_NAME} is already owned on this bus: another xdpd runs; only one may").into())
-        }
-        Err(e) => return Err(e.into()),
-    }
+    take_name(&connection).await?;
     links.announce_relinked().await;
     tracing::info!(
         bpffs = %config.bpffs_root.display(),
