@@ -75,3 +75,14 @@ pub fn with_func_return_type(object: &[u8], function: &str, return_type: u32) ->
     out[proto + 8..proto + 12].copy_from_slice(&return_type.to_le_bytes());
     out
 }
+
+/// `tenant_fdprobe` with its placeholder ld_imm64 turned into "r1 = the map
+/// behind descriptor `fd`" (src_reg BPF_PSEUDO_MAP_FD).
+pub fn naming_descriptor(fd: i32) -> Vec<u8> {
+    let mut object = xdpd_bpf::object_bytes("tenant_fdprobe");
+    let placeholder = [0x18, 0x01, 0, 0, 0xed, 0x5e, 0xed, 0x5e];
+    let at = object.windows(8).position(|w| w == placeholder).expect("the placeholder instruction");
+    object[at + 1] = 0x11;
+    object[at + 4..at + 8].copy_from_slice(&fd.to_le_bytes());
+    object
+}

@@ -399,7 +399,30 @@ struct Scratch {
     _socket: UnixListener,
 }
 
+/// Descriptor numbers a hostile object names in its instructions.
+const BORROWED_FDS: [i32; 8] = [0, 3, 5, 8, 12, 16, 24, 32];
+
 impl Scratch {
+    /// Objects of the tenant-safety cases, readable by the test users.
+    fn write_tenant_objects(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let crash = xdpd_tests::craft::with_func_return_type(
+            &xdpd_bpf::object_bytes("features"),
+            "bpf_cast_to_kern_ctx",
+            0x7fff_ffff,
+        );
+        let mut files = vec![
+            ("crash.o".to_string(), crash),
+            ("bigmap.o".to_string(), xdpd_bpf::object_bytes("tenant_bigmap")),
+            ("midmap.o".to_string(), xdpd_bpf::object_bytes("tenant_midmap")),
+        ];
+        files.extend(BORROWED_FDS.iter().map(|&fd| (format!("fd{fd}.o"), xdpd_tests::craft::naming_descriptor(fd))));
+        for (name, bytes) in files {
+            std::fs::write(self.dir.join(&name), bytes).unwrap();
+            std::fs::set_permissions(self.dir.join(&name), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+
     fn new(test: &str) -> Scratch {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("xdpd-hostile-{test}-{}", std::process::id()));
@@ -743,6 +766,35 @@ fn catalogue(
         case("GetLinkByIndex(i32::MAX)", NO_SUCH_LINK, Call::LinkByIndex(i32::MAX)),
         // --- other people's programs and privileges one lacks ---
         case("alice removes bob's program", INTERACTIVE, Call::Remove { who: Who::Alice, program: bobs.clone() }),
+        // Tenant safety: a user's object that crashes libbpf (contained in the
+        // intake child), maps over the user's limits, a snapshot over them, a
+        // descriptor number it never handed in, a function name that would
+        // forge a log line (refused even for a user polkit refuses).
+        case(
+            "an object that crashes libbpf, as alice",
+            INVALID_OBJECT,
+            path_as(Who::Alice, &scratch.path("crash.o"), "kfunc", vec![]),
+        ),
+        case(
+            "256 MiB of maps, as alice",
+            LIMIT_EXCEEDED,
+            path_as(Who::Alice, &scratch.path("bigmap.o"), "bigmap_pass", vec![]),
+        ),
+        case(
+            "a 32 MiB snapshot, as alice",
+            LIMIT_EXCEEDED,
+            path_as(
+                Who::Alice,
+                &scratch.path("midmap.o"),
+                "midmap_pass",
+                vec![("persist", Variant::from(true)), ("snapshot", Variant::from(true))],
+            ),
+        ),
+        case(
+            "a function name with a line break, as carol",
+            INVALID_ARGS,
+            path_as(Who::Carol, &scratch.path("public.o"), "x\nINFO xdpd: program added caller=uid 0", vec![]),
+        ),
         case("alice removes root's program", INTERACTIVE, Call::Remove { who: Who::Alice, program: counter.clone() }),
         case(
             "alice gets the maps of root's program",
@@ -782,6 +834,20 @@ fn catalogue(
             )
         },
     ]
+    .into_iter()
+    .chain(BORROWED_FDS.iter().map(|&fd| {
+        let object = scratch.path(&format!("fd{fd}.o"));
+        // The child holds none of the service's descriptors: "not a map", never a service map.
+        Case {
+            says: Some("not pointing to valid bpf_map"),
+            ..case(
+                format!("an instruction naming descriptor {fd}, as alice"),
+                VERIFIER_REJECTED,
+                path_as(Who::Alice, &object, "fd_probe", vec![]),
+            )
+        }
+    }))
+    .collect()
 }
 
 /// VmHWM (peak resident set) of process `pid`, in KiB.
@@ -839,6 +905,7 @@ async fn hostile_requests_get_exact_errors_and_change_nothing() {
     let f = Fixture::new("hostile").await;
     let scratch = Scratch::new("catalogue");
     std::fs::write(scratch.dir.join("udp.o"), xdpd_bpf::object_bytes("udp")).unwrap();
+    scratch.write_tenant_objects();
 
     // The chain the catalogue runs against: root's counter, bob's and alice's programs.
     let root_link = f.link(Who::Root).await;

@@ -334,17 +334,6 @@ fn run_second(fx: &Fixture, state: &Path, bpffs: &Path) -> std::process::Output 
     child.wait_with_output().unwrap()
 }
 
-/// `tenant_fdprobe` with its placeholder ld_imm64 turned into "r1 = the map
-/// behind descriptor `fd`" (src_reg BPF_PSEUDO_MAP_FD).
-fn naming_descriptor(fd: i32) -> Vec<u8> {
-    let mut object = xdpd_bpf::object_bytes("tenant_fdprobe");
-    let placeholder = [0x18, 0x01, 0, 0, 0xed, 0x5e, 0xed, 0x5e];
-    let at = object.windows(8).position(|w| w == placeholder).expect("the placeholder instruction");
-    object[at + 1] = 0x11;
-    object[at + 4..at + 8].copy_from_slice(&fd.to_le_bytes());
-    object
-}
-
 /// A caller's instruction naming a descriptor number (as if it were one of
 /// the caller's maps) never reaches a map of the service or of another owner:
 /// the program is loaded by a child that holds no descriptor of the service,
@@ -361,7 +350,7 @@ async fn a_descriptor_number_in_a_callers_instructions_reaches_no_map() {
     }
     let (generation, programs) = (link.generation().await.unwrap(), link.programs().await.unwrap());
     for fd in 0..64 {
-        let file = memfd_with(&naming_descriptor(fd));
+        let file = memfd_with(&xdpd_tests::craft::naming_descriptor(fd));
         let err = link.add_program(zbus::Fd::from(file.as_fd()), "fd_probe", none()).await;
         let (name, message) = method_error(err.expect_err("a borrowed descriptor number must be refused"));
         assert_eq!(name, "org.xdp.Manager1.Error.VerifierRejected", "descriptor {fd}: {message}");
