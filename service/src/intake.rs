@@ -132,11 +132,16 @@ impl Intake {
             map_budget: self.limits.map_budget(caller.uid),
             object_name: Some(object_name),
         };
-        let sandbox = self.sandbox.clone();
+        let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
         let (program, object) = blocking(move || {
             let bytes = read(fd, cap, max)?;
             // libbpf parses the caller's bytes in a child: a crash there costs only this request.
-            let program = sandbox.load(&bytes, &job)?;
+            let program = sandbox.load(&bytes, &job).inspect_err(|e| {
+                if let crate::engine::Error::VerifierRejected { program, summary, .. } = e {
+                    let message_id = crate::log::message_id::PROGRAM_REJECTED;
+                    tracing::info!(message_id, uid, program = ?program, "the verifier refused a program on its own: {summary:?}");
+                }
+            })?;
             Ok((program, Arc::new(bytes)))
         })
         .await?;

@@ -13,6 +13,20 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
+/// `MESSAGE_ID`s of the events administrators look for (`journalctl
+/// MESSAGE_ID=…`); stable across versions, documented in README ("Logs").
+pub mod message_id {
+    /// A program joined a chain (fields: CALLER, INTERFACE, PROGRAM, ID, CHAIN_PRIORITY, REPLACED).
+    pub const PROGRAM_ADDED: &str = "b386d02cb94242ae855a39fc1d309fb3";
+    /// A program left a chain (fields: CALLER, INTERFACE, ID).
+    pub const PROGRAM_REMOVED: &str = "60a34a5bc81b4320a3d4ee01f3a5caa3";
+    /// A foreign XDP program holds an interface, or the chain was detached or
+    /// replaced behind the service's back (fields: INTERFACE, IFINDEX, FOREIGN).
+    pub const FOREIGN_PROGRAM: &str = "d8719263a5a942b9b7f901e51a88e1c6";
+    /// The verifier refused a program, alone or in its chain (fields: CALLER, INTERFACE, PROGRAM).
+    pub const PROGRAM_REJECTED: &str = "5e384861154846fa9d50bd27409befbf";
+}
+
 /// Starts logging: `XDPD_LOG` filters (default `info`); journald when started
 /// by systemd (INVOCATION_ID set) unless `to_stderr`.
 pub fn init(to_stderr: bool) {
@@ -20,7 +34,10 @@ pub fn init(to_stderr: bool) {
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
     if under_systemd && !to_stderr {
         if let Ok(journald) = tracing_journald::layer() {
-            tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("xdpd".into())).init();
+            // Fields unprefixed, so MESSAGE_ID is journald's own; no field of
+            // ours is named like a field journald interprets (PRIORITY, ...).
+            let journald = journald.with_syslog_identifier("xdpd".into()).with_field_prefix(None);
+            tracing_subscriber::registry().with(filter).with(journald).init();
             return;
         }
     }

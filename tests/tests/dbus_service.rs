@@ -582,3 +582,27 @@ async fn linking_says_how_each_program_runs() {
     fx.program(&ends).await.remove().await.unwrap();
     assert_eq!(link.linking().await.unwrap()[&never], "inline");
 }
+
+/// The events administrators look for carry a stable MESSAGE_ID (journald's
+/// field; on stderr a `message_id` field): program added, removed, refused by
+/// the verifier, and a foreign program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_carry_their_message_ids() {
+    xdpd_tests::require_root();
+    let fx = Fixture::new("message-ids").await;
+    let link = fx.link().await;
+    let p = link.add_program_from_path(&object("basic"), "xdp_pass", HashMap::new()).await.unwrap();
+    fx.program(&p).await.remove().await.unwrap();
+    link.add_program_from_path(&object("unverifiable"), "", HashMap::new()).await.unwrap_err();
+    let log = fx.bus.log();
+    for (event, id) in [
+        ("program added", xdpd::log::message_id::PROGRAM_ADDED),
+        ("program removed", xdpd::log::message_id::PROGRAM_REMOVED),
+        ("the verifier refused", xdpd::log::message_id::PROGRAM_REJECTED),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(event) && l.contains(&format!("message_id=\"{id}\""))),
+            "no {event:?} line with MESSAGE_ID {id}:\n{log}"
+        );
+    }
+}

@@ -198,12 +198,18 @@ impl Owner {
         };
         let (id, view) = result.inspect_err(|e| {
             self.cx.limits.release_program(caller.uid, new_programs, charge);
-            tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
+            if matches!(e, ServiceError::VerifierRejected(..)) {
+                let message_id = crate::log::message_id::PROGRAM_REJECTED;
+                tracing::info!(message_id, %caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
+            } else {
+                tracing::info!(%caller, interface = %self.ifname(), program = ?function, "add refused: {e}");
+            }
         })?;
         if let Some(old) = old_charge {
             self.cx.limits.release_program(caller.uid, 0, old);
         }
-        tracing::info!(%caller, interface = %self.ifname(), program = ?function, id, priority = view.spec.priority, replaced = ?replaced, "program added");
+        let (message_id, chain_priority) = (crate::log::message_id::PROGRAM_ADDED, view.spec.priority);
+        tracing::info!(message_id, %caller, interface = %self.ifname(), program = ?function, id, chain_priority, replaced = ?replaced, "program added");
         self.changed(Some(view), replaced).await;
         Ok(id)
     }
@@ -323,7 +329,8 @@ impl Owner {
             self.durably(None, move |chain| chain.remove(id)).await?;
         }
         self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
-        tracing::info!(%caller, interface = %self.ifname(), id, "program removed");
+        let message_id = crate::log::message_id::PROGRAM_REMOVED;
+        tracing::info!(message_id, %caller, interface = %self.ifname(), id, "program removed");
         self.changed(None, Some(id)).await;
         Ok(())
     }

@@ -42,17 +42,18 @@ impl IfaceView {
     /// back, or that a foreign program holds the interface.
     pub fn log_foreign(&self) {
         let (ifindex, name, foreign) = (self.index, &self.name, self.foreign_program_id);
+        let message_id = crate::log::message_id::FOREIGN_PROGRAM;
         if !self.programs.is_empty() && self.kernel_program_id == 0 {
             match foreign {
                 0 => {
-                    tracing::warn!(ifindex, interface = %name, "the chain was detached behind xdpd's back; Reclaim takes the interface back")
+                    tracing::warn!(message_id, ifindex, interface = %name, "the chain was detached behind xdpd's back; Reclaim takes the interface back")
                 }
                 id => {
-                    tracing::warn!(ifindex, interface = %name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back")
+                    tracing::warn!(message_id, ifindex, interface = %name, foreign = id, "the chain was replaced by a foreign program; Reclaim takes the interface back")
                 }
             }
         } else if foreign != 0 {
-            tracing::warn!(ifindex, interface = %name, foreign, "a foreign XDP program is attached");
+            tracing::warn!(message_id, ifindex, interface = %name, foreign, "a foreign XDP program is attached");
         }
     }
 }
