@@ -359,3 +359,45 @@ async fn a_descriptor_number_in_a_callers_instructions_reaches_no_map() {
     assert_eq!(link.generation().await.unwrap(), generation);
     assert_eq!(link.programs().await.unwrap(), programs);
 }
+
+/// What the service takes from an intake child is checked by the service
+/// itself, so a child libbpf may have been subverted in cannot lie where it
+/// matters: the object's hash (polkit's `object_sha256`), each map's id, type
+/// and size (the per-user map limit), a descriptor that is no map, and BTF
+/// the linker would parse (the kernel must accept it first).
+#[test]
+fn a_childs_answer_is_vouched_for_by_the_service() {
+    use xdpd::engine::sandbox::vouch;
+    xdpd_tests::require_root();
+    let bytes = xdpd_bpf::object_bytes("udp");
+    let honest = xdpd::engine::object::load(&bytes, Some("udp_count"), 1 << 24).unwrap();
+    let (sha256, ids): (String, Vec<(u32, u32, u64)>) =
+        (honest.sha256.clone(), honest.maps.iter().map(|m| (m.id, m.map_type, m.bytes)).collect());
+    let mut lying = honest;
+    lying.sha256 = "0".repeat(64);
+    for map in &mut lying.maps {
+        (map.id, map.map_type, map.bytes) = (999_999, 0, 0);
+    }
+    let vouched = vouch(lying, &bytes).unwrap();
+    assert_eq!(vouched.sha256, sha256);
+    assert_eq!(vouched.maps.iter().map(|m| (m.id, m.map_type, m.bytes)).collect::<Vec<_>>(), ids);
+    assert!(ids.iter().all(|&(_, _, bytes)| bytes > 0), "{ids:?}");
+
+    // A descriptor that is no map is refused.
+    let mut lying = vouched;
+    lying.maps[0].fd = OwnedFd::from(memfd_with(b"not a map"));
+    let err = vouch(lying, &bytes).unwrap_err().to_string();
+    assert!(err.contains("no map"), "{err}");
+
+    // BTF goes through the kernel before libbpf parses it in the service (the
+    // honest program's BTF, the kernel's own copy, passed above).
+    use xdpd::kernel::btf::Btf;
+    let mut btf = Btf::empty().unwrap();
+    btf.add_int("int", 4, true).unwrap();
+    let valid = btf.raw_data();
+    Btf::kernel_accepts(&valid).expect("a BTF with one int");
+    let mut broken = valid;
+    broken[8..12].copy_from_slice(&u32::MAX.to_le_bytes()); // type_off far outside
+    assert!(Btf::kernel_accepts(&broken).is_err());
+    assert!(Btf::kernel_accepts(b"\x9f\xeb garbage").is_err());
+}

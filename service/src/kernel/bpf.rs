@@ -39,6 +39,8 @@ pub struct MapInfo {
     pub key_size: u32,
     /// Bytes per value.
     pub value_size: u32,
+    /// Entries (bytes for ring buffers).
+    pub max_entries: u32,
 }
 
 /// What the kernel reports about a link.
@@ -102,6 +104,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
         map_type: info.type_,
         key_size: info.key_size,
         value_size: info.value_size,
+        max_entries: info.max_entries,
     })
 }
 

@@ -95,6 +95,19 @@ impl Btf {
         Btf::from_ptr(unsafe { libbpf_sys::btf__new_empty() }, "creating BTF")
     }
 
+    /// Has the kernel check raw BTF (BPF_BTF_LOAD), which is hardened against
+    /// hostile input where libbpf's parser is not; the loaded copy is dropped.
+    pub fn kernel_accepts(raw: &[u8]) -> Result<(), KernelError> {
+        // SAFETY: the kernel reads `raw.len()` bytes from `raw`; no options.
+        let fd = unsafe { libbpf_sys::bpf_btf_load(raw.as_ptr().cast(), raw.len() as _, std::ptr::null_mut()) };
+        if fd < 0 {
+            return Err(KernelError::new("loading BTF into the kernel", -fd));
+        }
+        // SAFETY: a fresh descriptor of ours.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        Ok(())
+    }
+
     /// Parses raw BTF (as the kernel or `raw_data` returns it).
     pub fn from_raw(raw: &[u8]) -> Result<Btf, KernelError> {
         // SAFETY: libbpf copies the buffer.

@@ -25,8 +25,12 @@ use serde::{Deserialize, Serialize};
 mod wire;
 
 use self::wire::{WireError, WireProgram};
+use super::maps::estimated_bytes;
 use super::object::{self, LoadOptions, LoadedProgram, Privilege};
 use super::Error;
+use crate::kernel::bpf;
+use crate::kernel::btf::Btf;
+use crate::kernel::object::MapDefinition;
 use crate::kernel::process::{self, Confinement, MAX_FDS_PER_MESSAGE};
 use crate::kernel::KernelError;
 
@@ -123,7 +127,7 @@ impl Sandbox {
         }
         let status = child.wait().map_err(|e| fault("waiting for the intake process", e))?;
         match reply {
-            Ok(program) => program,
+            Ok(program) => program.and_then(|p| vouch(p, bytes)),
             Err(Reply::TimedOut) => Err(Error::InvalidObject(format!(
                 "loading the object took longer than {} s; it was stopped",
                 self.timeout.as_secs()
@@ -135,6 +139,34 @@ impl Sandbox {
             })),
         }
     }
+}
+
+/// What the service itself checks of a child's answer, so that a child
+/// libbpf may have been subverted in cannot lie where it matters: the hash
+/// is the service's own (polkit's `object_sha256` relies on it), each map's
+/// id, type and size come from the kernel (the per-user map limit relies on
+/// them; a descriptor that is no map is refused), and the BTF the linker will
+/// parse with libbpf is first accepted by the kernel.
+pub fn vouch(mut program: LoadedProgram, bytes: &[u8]) -> Result<LoadedProgram, Error> {
+    program.sha256 = object::sha256_hex(bytes);
+    for map in &mut program.maps {
+        let info = bpf::map_info(map.fd.as_fd()).map_err(|e| {
+            Error::InvalidObject(format!("the intake process sent map {:?} that is no map: {e}", map.name))
+        })?;
+        let definition = MapDefinition {
+            name: info.name.clone(),
+            map_type: info.map_type,
+            max_entries: info.max_entries,
+            key_size: info.key_size,
+            value_size: info.value_size,
+        };
+        (map.id, map.map_type, map.bytes) = (info.id, info.map_type, estimated_bytes(&definition));
+    }
+    if let Some(raw) = &program.btf {
+        Btf::kernel_accepts(raw)
+            .map_err(|e| Error::InvalidObject(format!("the intake process sent BTF the kernel refuses: {e}")))?;
+    }
+    Ok(program)
 }
 
 enum Reply {
