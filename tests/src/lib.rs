@@ -121,3 +121,17 @@ impl Rng {
         self.next_u64() % n
     }
 }
+
+/// A memfd holding `bytes`, its position left at the end (the service reads
+/// from offset 0 whatever the position).
+pub fn memfd_with(bytes: &[u8]) -> std::fs::File {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create with a static name; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"xdpd-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor we own.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes).expect("write the memfd");
+    file
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use xdpd_client::{LinkProxy, ManagerProxy, ProgramProxy};
+use xdpd_tests::memfd_with;
 use xdpd_tests::netns::VethPair;
 use zbus::{MatchRule, Message, MessageStream, OwnedObjectPath, Variant};
 
@@ -145,14 +146,6 @@ async fn busctl_end_to_end_with_signals_and_traffic() {
     assert_eq!((generation, programs), (4, vec![blocker.clone(), count.clone()]));
     assert_eq!(f.traffic(9999, 20), 20, "the dropping program is gone");
     assert_eq!(link.generation().await.unwrap(), 4);
-}
-
-fn memfd_with(bytes: &[u8]) -> std::fs::File {
-    use std::io::Write;
-    // SAFETY: memfd_create with a static name; the descriptor is owned right away.
-    let mut file = unsafe { std::fs::File::from_raw_fd(libc::memfd_create(c"obj".as_ptr(), libc::MFD_CLOEXEC)) };
-    file.write_all(bytes).unwrap();
-    file
 }
 
 fn error_name(e: &zbus::Error) -> String {

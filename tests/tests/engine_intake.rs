@@ -1,11 +1,12 @@
 //! Intake of application objects: what is accepted, and a precise error for
 //! everything else, with the running chain untouched.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use xdpd::engine::object::{load, load_fd, read_fd, DEFAULT_MAX_OBJECT_SIZE};
 use xdpd::engine::{AddOptions, Chain, Error};
+use xdpd_tests::memfd_with;
 use xdpd_tests::packet::{probe_packet, trace};
 use xdpd_tests::require_root;
 
@@ -86,16 +87,6 @@ fn a_program_the_verifier_refuses_returns_its_own_log() {
         }
         other => panic!("expected VerifierRejected, got {other}"),
     }
-}
-
-fn memfd_with(bytes: &[u8]) -> std::fs::File {
-    // SAFETY: memfd_create with a static name.
-    let fd = unsafe { libc::memfd_create(c"xdpd-test".as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0);
-    // SAFETY: fresh descriptor.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(bytes).unwrap();
-    file
 }
 
 #[test]

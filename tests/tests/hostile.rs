@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use xdpd_client::{LinkProxy, ManagerProxy};
 use xdpd_tests::bus::TestBus;
+use xdpd_tests::memfd_with;
 use xdpd_tests::netns::VethPair;
 use xdpd_tests::polkit::{self, Polkit};
 use zbus::{Connection, OwnedObjectPath, Variant};
@@ -64,17 +65,6 @@ fn error_name(e: &zbus::Error) -> String {
         zbus::Error::FDO(e) => zbus::DBusError::name(&**e).to_string(),
         other => format!("{other}"),
     }
-}
-
-fn memfd_with(bytes: &[u8]) -> std::fs::File {
-    use std::io::Write;
-    // SAFETY: memfd_create with a static name; the descriptor is owned right away.
-    let fd = unsafe { libc::memfd_create(c"hostile".as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor we own.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(bytes).unwrap();
-    file
 }
 
 use xdpd_tests::polkit::connect_as;

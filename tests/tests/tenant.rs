@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use xdpd_client::LinkProxy;
+use xdpd_tests::memfd_with;
 use xdpd_tests::polkit::{self, connect_as, Polkit};
 use xdpd_tests::service::{link_proxy, program_proxy, Service as Fixture};
 use zbus::{OwnedObjectPath, Variant};
@@ -23,17 +24,6 @@ polkit.addRule(function(action, subject) {
     return polkit.Result.NOT_HANDLED;
 });
 "#;
-
-fn memfd_with(bytes: &[u8]) -> std::fs::File {
-    use std::io::Write;
-    // SAFETY: memfd_create with a static name; the descriptor is owned right away.
-    let fd = unsafe { libc::memfd_create(c"tenant".as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor we own.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(bytes).unwrap();
-    file
-}
 
 /// Adds program `function` of test object `object`, passed as a memfd.
 async fn add(

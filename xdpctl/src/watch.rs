@@ -208,18 +208,7 @@ pub async fn run(client: &Client, out: &mut Output, count: Option<u64>) -> Resul
         .map_err(|e| classify(e, &Doing::Read))?;
     // After subscribing, so no link can be missed in between; it also
     // activates the service, so "ready" means it is up.
-    let objects = client.managed_objects().await?;
-    let mut names = Names(
-        objects
-            .iter()
-            .filter_map(|(path, ifaces)| {
-                ifaces
-                    .iter()
-                    .find(|(i, _)| i.as_str() == LINK_IFACE)
-                    .map(|(_, p)| (path.to_string(), props::string(p, "Name")))
-            })
-            .collect(),
-    );
+    let mut names = Names(crate::change::link_names(client).await?);
     if out.json {
         out.json_line(&json!({ "event": "ready" }))?;
     } else {

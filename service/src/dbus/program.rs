@@ -32,6 +32,21 @@ impl ProgramIface {
             sha256: Some(self.view.spec.sha256.clone()),
         }
     }
+
+    /// GetMaps and GetMapsByName: the owner may; anyone else needs manage.
+    async fn maps(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+        names: Option<Vec<String>>,
+    ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
+        let admitted = self.front.begin(connection, header).await?;
+        if admitted.caller().uid != self.view.spec.owner_uid {
+            admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
+        }
+        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone(), names).await?;
+        Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
+    }
 }
 
 #[interface(name = "org.xdp.Manager1.Program")]
@@ -58,12 +73,7 @@ impl ProgramIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
-        let admitted = self.front.begin(connection, &header).await?;
-        if admitted.caller().uid != self.view.spec.owner_uid {
-            admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
-        }
-        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone(), None).await?;
-        Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
+        self.maps(connection, &header, None).await
     }
 
     /// Descriptors of the named maps (at most 16, what one reply may carry
@@ -75,12 +85,7 @@ impl ProgramIface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<HashMap<String, zbus::OwnedFd>, ServiceError> {
-        let admitted = self.front.begin(connection, &header).await?;
-        if admitted.caller().uid != self.view.spec.owner_uid {
-            admitted.authorize(Action::Manage, &self.details(&admitted)).await?;
-        }
-        let maps = self.handle.get_maps(self.view.id, admitted.caller().clone(), Some(names)).await?;
-        Ok(maps.into_iter().map(|(name, fd)| (name, zbus::OwnedFd::from(fd))).collect())
+        self.maps(connection, &header, Some(names)).await
     }
 
     /// The program's id, also the last element of its object path.

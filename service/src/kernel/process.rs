@@ -188,25 +188,3 @@ pub fn confine_self(limits: Confinement) -> io::Result<()> {
     cvt(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } as libc::c_int)?;
     Ok(())
 }
-
-/// The descriptor `fd` as a file positioned anywhere, read whole from offset 0.
-pub fn read_all(fd: BorrowedFd<'_>, max: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut chunk = vec![0u8; 1 << 16];
-    loop {
-        // SAFETY: the destination lies inside `chunk`.
-        let n =
-            unsafe { libc::pread(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len(), out.len() as libc::off_t) };
-        match n {
-            0 => return Ok(out),
-            n if n > 0 => {
-                out.extend_from_slice(&chunk[..n as usize]);
-                if out.len() > max {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "input larger than allowed"));
-                }
-            }
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            _ => return Err(io::Error::last_os_error()),
-        }
-    }
-}

@@ -32,6 +32,7 @@ use crate::kernel::bpf;
 use crate::kernel::btf::Btf;
 use crate::kernel::object::MapDefinition;
 use crate::kernel::process::{self, Confinement, MAX_FDS_PER_MESSAGE};
+use crate::kernel::regular_file;
 use crate::kernel::KernelError;
 
 /// The first argument that makes the service's executable an intake child.
@@ -222,7 +223,7 @@ fn receive(sock: &OwnedFd, timeout: Duration) -> Result<Result<LoadedProgram, Er
     if fds.len() != maps {
         return Err(Reply::Bad(format!("{} map descriptors where {maps} were announced", fds.len())));
     }
-    let json = process::read_all(description.as_fd(), MAX_REPLY).map_err(|e| Reply::Bad(e.to_string()))?;
+    let json = regular_file::read(description.as_fd(), MAX_REPLY).map_err(|e| Reply::Bad(e.to_string()))?;
     let wire: Result<WireProgram, WireError> =
         serde_json::from_slice(&json).map_err(|e| Reply::Bad(format!("an unreadable description: {e}")))?;
     Ok(match wire {
@@ -246,7 +247,7 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
     }
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let result = match process::read_all(stdin.as_fd(), job.max_size) {
+    let result = match regular_file::read(stdin.as_fd(), job.max_size) {
         Ok(bytes) => object::load_opts(
             &bytes,
             &LoadOptions {
