@@ -41,13 +41,17 @@ impl Action {
 
 /// What the request is about, shown in polkit's messages and usable in rules
 /// (`action.lookup("interface")`). The service vouches for `interface`,
-/// `ifindex` and `caller_uid`, and for `sha256`/`object_sha256` (an object
+/// `ifindex`, `netns` (the interface's network namespace by name, "" for the
+/// service's own), `netns_inode` and `caller_uid`, and for `sha256`/`object_sha256` (an object
 /// whose hash differs from the announced one is refused after reading);
 /// `program` and `tag` are whatever the caller chose: rules must not trust them.
 #[derive(Debug, Clone, Default)]
 pub struct Details {
     pub interface: String,
     pub ifindex: u32,
+    /// The interface's network namespace: its name ("" for the service's own) and inode.
+    pub netns: String,
+    pub netns_inode: u64,
     pub caller_uid: u32,
     /// The program's function name (caller-chosen).
     pub program: String,
@@ -62,6 +66,8 @@ impl Details {
         let mut map = HashMap::from([
             ("interface", self.interface.clone()),
             ("ifindex", self.ifindex.to_string()),
+            ("netns", self.netns.clone()),
+            ("netns_inode", self.netns_inode.to_string()),
             ("caller_uid", self.caller_uid.to_string()),
             ("program", self.program.clone()),
             ("tag", self.tag.clone()),

@@ -62,6 +62,12 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_requests_per_client: usize,
 
+    /// Directory of named network namespaces to follow (as `ip netns` and
+    /// container runtimes make them): the interfaces of each are managed like
+    /// the service's own.
+    #[arg(long, value_name = "DIR", default_value = "/run/netns")]
+    pub netns_dir: PathBuf,
+
     /// Connect to this bus address instead of the system bus (for tests).
     #[arg(long, value_name = "ADDRESS")]
     pub bus_address: Option<String>,

@@ -13,6 +13,7 @@ use crate::dbus::manager::Manager;
 use crate::dbus::publisher::Publisher;
 use crate::dbus::{BUS_NAME, MANAGER_PATH};
 use crate::engine::sandbox::Sandbox;
+use crate::iface::netns::Namespaces;
 use crate::iface::{watch, Registry};
 use crate::intake::Intake;
 use crate::kernel::bpffs::Bpffs;
@@ -139,13 +140,13 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let connection = bus(&config)?.build().await?;
     let FrontDoor { front, limits, publisher, activity } = front_door(&config, &connection)?;
     let links = Registry::new(config.clone(), store.clone(), limits, publisher);
+    let namespaces = Namespaces::new(config.netns_dir.clone(), links.clone());
     // Objects first, name last: a call that activated us finds everything in place.
     connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
-    connection
-        .object_server()
-        .at(MANAGER_PATH, Manager { registry: links.clone(), front, features: features() })
-        .await?;
+    let manager = Manager { registry: links.clone(), namespaces: namespaces.clone(), front, features: features() };
+    connection.object_server().at(MANAGER_PATH, manager).await?;
     let watcher = watch::watch(links.clone()).await?;
+    let netns_watcher = namespaces.clone().watch().await;
     take_name(&connection).await?;
     links.announce_relinked().await;
     tracing::info!(
@@ -160,6 +161,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
     let _ = connection.release_name(BUS_NAME).await;
     watcher.abort();
+    netns_watcher.abort();
     saved.map_err(|errors| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         format!("{stop}: exiting without saving every snapshot (the previous ones stay): {}", text.join("; ")).into()

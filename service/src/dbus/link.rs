@@ -102,6 +102,21 @@ impl LinkIface {
         self.handle.ifindex as i32
     }
 
+    /// The name of the interface's network namespace under the namespace
+    /// directory (`/run/netns`); "" for the service's own namespace.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn netns(&self) -> String {
+        self.handle.view().netns.name
+    }
+
+    /// The inode of the interface's network namespace (as `ls -i
+    /// /run/netns/NAME` or `readlink /proc/PID/ns/net` show it), also for the
+    /// service's own.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn netns_inode(&self) -> u64 {
+        self.handle.view().netns.inode
+    }
+
     /// The interface's name; follows renames.
     #[zbus(property)]
     fn name(&self) -> String {
@@ -123,7 +138,8 @@ impl LinkIface {
     /// The programs of the chain, in run order.
     #[zbus(property)]
     fn programs(&self) -> Vec<OwnedObjectPath> {
-        self.handle.view().programs.iter().map(|id| super::program_path(self.handle.ifindex, *id)).collect()
+        let view = self.handle.view();
+        view.programs.iter().map(|id| super::program_path_in(view.netns.scope(), view.index, *id)).collect()
     }
 
     /// Kernel id of the attached chain program, 0 if none.
@@ -166,6 +182,8 @@ impl LinkIface {
         Details {
             interface: self.handle.view().name,
             ifindex: self.handle.ifindex,
+            netns: self.handle.view().netns.name,
+            netns_inode: self.handle.view().netns.inode,
             caller_uid: admitted.caller().uid,
             program: program.to_string(),
             tag: tag.to_string(),
@@ -196,7 +214,7 @@ impl LinkIface {
         let verified = self.intake.take(source, caller, &program, request.sha256.as_deref()).await?;
         let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
         drop(verified.budget);
-        Ok(super::program_path(self.handle.ifindex, id))
+        Ok(super::program_path_in(self.handle.view().netns.scope(), self.handle.ifindex, id))
     }
 
     /// Emits a link's ChainChanged signal.
@@ -216,5 +234,6 @@ impl LinkIface {
 
 /// The Linking property of `view`: program path to how it runs.
 pub(super) fn linking(view: &crate::iface::IfaceView) -> HashMap<OwnedObjectPath, String> {
-    view.linking.iter().map(|(id, how)| (super::program_path(view.index, *id), how.clone())).collect()
+    let at = |id: u64| super::program_path_in(view.netns.scope(), view.index, id);
+    view.linking.iter().map(|(id, how)| (at(*id), how.clone())).collect()
 }

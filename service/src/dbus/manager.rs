@@ -6,11 +6,13 @@ use zbus::interface;
 use zbus::OwnedObjectPath;
 
 use crate::error::ServiceError;
+use crate::iface::netns::Namespaces;
 use crate::iface::Registry;
 use crate::request::Front;
 
 pub struct Manager {
     pub registry: Arc<Registry>,
+    pub namespaces: Arc<Namespaces>,
     pub front: Arc<Front>,
     pub features: Vec<String>,
 }
@@ -36,6 +38,23 @@ impl Manager {
             .and_then(|i| self.registry.get(i))
             .map(|h| super::link_path(h.ifindex))
             .ok_or_else(|| ServiceError::NoSuchLink(format!("no interface with index {index}")))
+    }
+
+    /// The link object of the interface called `name` in the network
+    /// namespace called `netns` (its name under `/run/netns`, as `ip -n`
+    /// takes it; "" for the service's own namespace).
+    #[zbus(out_args("link"))]
+    async fn get_link_in_netns(&self, netns: String, name: String) -> Result<OwnedObjectPath, ServiceError> {
+        let _busy = self.front.busy();
+        let registry = self
+            .namespaces
+            .registry(&netns)
+            .ok_or_else(|| ServiceError::NoSuchLink(format!("no network namespace called '{netns}'")))?;
+        let scope = registry.netns_tag().scope();
+        registry
+            .by_name(&name)
+            .map(|h| super::link_path_in(scope, h.ifindex))
+            .ok_or_else(|| ServiceError::NoSuchLink(format!("no interface called '{name}' in network namespace '{netns}'")))
     }
 
     /// Version of the service.

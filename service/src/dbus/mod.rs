@@ -22,12 +22,32 @@ fn path(p: String) -> OwnedObjectPath {
     OwnedObjectPath::try_from(p).unwrap_or_else(|_| OwnedObjectPath::try_from(MANAGER_PATH).expect("static path"))
 }
 
-/// The object of interface `ifindex` (the only place paths are built).
+/// The object of interface `ifindex` of the service's own network namespace
+/// (the only place paths are built).
 pub fn link_path(ifindex: u32) -> OwnedObjectPath {
-    path(format!("{MANAGER_PATH}/link/{ifindex}"))
+    link_path_in(None, ifindex)
 }
 
-/// The object of program `id` on interface `ifindex`.
+/// The object of program `id` on interface `ifindex` of the service's own namespace.
 pub fn program_path(ifindex: u32, id: u64) -> OwnedObjectPath {
-    path(format!("{MANAGER_PATH}/link/{ifindex}/program/{id}"))
+    program_path_in(None, ifindex, id)
+}
+
+/// The prefix of the objects of namespace `netns` (its inode; None: the
+/// service's own, whose paths are those of a service that knows no other).
+fn scope_prefix(netns: Option<u64>) -> String {
+    match netns {
+        None => MANAGER_PATH.to_string(),
+        Some(inode) => format!("{MANAGER_PATH}/netns/{inode}"),
+    }
+}
+
+/// The object of interface `ifindex` of namespace `netns`.
+pub fn link_path_in(netns: Option<u64>, ifindex: u32) -> OwnedObjectPath {
+    path(format!("{}/link/{ifindex}", scope_prefix(netns)))
+}
+
+/// The object of program `id` on interface `ifindex` of namespace `netns`.
+pub fn program_path_in(netns: Option<u64>, ifindex: u32, id: u64) -> OwnedObjectPath {
+    path(format!("{}/link/{ifindex}/program/{id}", scope_prefix(netns)))
 }

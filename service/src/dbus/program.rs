@@ -26,6 +26,8 @@ impl ProgramIface {
         Details {
             interface: self.handle.view().name,
             ifindex: self.handle.ifindex,
+            netns: self.handle.view().netns.name,
+            netns_inode: self.handle.view().netns.inode,
             caller_uid: admitted.caller().uid,
             program: self.view.spec.function.clone(),
             tag: self.view.spec.tag.clone(),
@@ -103,7 +105,7 @@ impl ProgramIface {
     /// The link object of the interface whose chain holds this program.
     #[zbus(property(emits_changed_signal = "const"))]
     fn link(&self) -> OwnedObjectPath {
-        super::link_path(self.view.ifindex)
+        super::link_path_in(self.handle.view().netns.scope(), self.view.ifindex)
     }
 
     /// Lower runs first; equal priorities run in the order they were added.

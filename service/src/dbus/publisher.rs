@@ -10,7 +10,7 @@ use zbus::{Connection, OwnedObjectPath, Variant};
 
 use super::link::{LinkIface, INTERFACE};
 use super::program::ProgramIface;
-use super::{link_path, program_path};
+use super::{link_path_in, program_path_in};
 use crate::engine::MemberId;
 use crate::iface::{BoxFuture, Handle, IfaceProperty, IfaceView, ProgramView, Publish};
 use crate::intake::Intake;
@@ -20,15 +20,17 @@ pub struct Publisher {
     connection: Connection,
     front: Arc<Front>,
     intake: Arc<Intake>,
+    /// The namespace whose objects this publisher shows (its inode; None: the service's own).
+    netns: Option<u64>,
 }
 
 impl Publisher {
     pub fn new(connection: Connection, front: Arc<Front>, intake: Arc<Intake>) -> Arc<Publisher> {
-        Arc::new(Publisher { connection, front, intake })
+        Arc::new(Publisher { connection, front, intake, netns: None })
     }
 
     fn programs(view: &IfaceView) -> Vec<OwnedObjectPath> {
-        view.programs.iter().map(|id| program_path(view.index, *id)).collect()
+        view.programs.iter().map(|id| program_path_in(view.netns.scope(), view.index, *id)).collect()
     }
 
     async fn emit_properties(&self, view: &IfaceView, changed: &[IfaceProperty]) {
@@ -47,7 +49,7 @@ impl Publisher {
             values.insert(name, value);
         }
         let body = (INTERFACE, values, Vec::<&str>::new());
-        let path = link_path(view.index);
+        let path = link_path_in(self.netns, view.index);
         if let Err(e) = self
             .connection
             .emit_signal(None::<&str>, path.as_ref(), "org.freedesktop.DBus.Properties", "PropertiesChanged", &body)
@@ -58,7 +60,7 @@ impl Publisher {
     }
 
     fn emitter(&self, ifindex: u32) -> SignalEmitter<'static> {
-        SignalEmitter::from_parts(self.connection.clone(), link_path(ifindex).into())
+        SignalEmitter::from_parts(self.connection.clone(), link_path_in(self.netns, ifindex).into())
     }
 }
 
@@ -66,7 +68,7 @@ impl Publish for Publisher {
     fn interface_added<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let iface = LinkIface { handle: handle.clone(), front: self.front.clone(), intake: self.intake.clone() };
-            if let Err(e) = self.connection.object_server().at(link_path(handle.ifindex), iface).await {
+            if let Err(e) = self.connection.object_server().at(link_path_in(self.netns, handle.ifindex), iface).await {
                 tracing::error!(ifindex = handle.ifindex, "cannot export the link object: {e}");
             }
         })
@@ -74,7 +76,7 @@ impl Publish for Publisher {
 
     fn interface_gone(&self, ifindex: u32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<LinkIface, _>(link_path(ifindex)).await;
+            let _ = self.connection.object_server().remove::<LinkIface, _>(link_path_in(self.netns, ifindex)).await;
         })
     }
 
@@ -82,7 +84,7 @@ impl Publish for Publisher {
         Box::pin(async move {
             let (ifindex, id) = (view.ifindex, view.id);
             let iface = ProgramIface { view, handle: handle.clone(), front: self.front.clone() };
-            if let Err(e) = self.connection.object_server().at(program_path(ifindex, id), iface).await {
+            if let Err(e) = self.connection.object_server().at(program_path_in(self.netns, ifindex, id), iface).await {
                 tracing::error!(ifindex, id, "cannot export the program object: {e}");
             }
         })
@@ -90,8 +92,13 @@ impl Publish for Publisher {
 
     fn program_removed(&self, ifindex: u32, id: MemberId) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<ProgramIface, _>(program_path(ifindex, id)).await;
+            let _ = self.connection.object_server().remove::<ProgramIface, _>(program_path_in(self.netns, ifindex, id)).await;
         })
+    }
+
+    fn for_netns(&self, inode: u64) -> Arc<dyn Publish> {
+        let (connection, front, intake) = (self.connection.clone(), self.front.clone(), self.intake.clone());
+        Arc::new(Publisher { connection, front, intake, netns: Some(inode) })
     }
 
     fn chain_changed<'a>(&'a self, view: &'a IfaceView) -> BoxFuture<'a, ()> {

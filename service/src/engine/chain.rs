@@ -18,6 +18,7 @@ use crate::kernel::bpf::{self, ProgInfo};
 use crate::kernel::bpffs::Bpffs;
 use crate::kernel::counter_table::CounterTable;
 use crate::kernel::hook::{AttachMode, Hook};
+use crate::kernel::netns::Netns;
 use gate::GateSlot;
 pub use gate::{Gate, Proposal};
 
@@ -53,6 +54,16 @@ impl Running {
             Running::Adopted { info, .. } => info.id,
         }
     }
+}
+
+/// Where a chain is attached.
+pub struct At<'a> {
+    /// The interface's network namespace (None: the service's own).
+    pub netns: Option<Netns>,
+    /// The interface, by its index in that namespace.
+    pub ifindex: u32,
+    /// The root of its pins.
+    pub bpffs_dir: &'a Path,
 }
 
 /// One interface's chain (or an unattached one, for tests and benchmarks):
@@ -96,8 +107,14 @@ impl Chain {
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
+        Chain::for_interface_in(None, ifindex, bpffs_dir)
+    }
+
+    /// [`Chain::for_interface`] for interface `ifindex` of namespace `netns`
+    /// (None: the service's own).
+    pub fn for_interface_in(netns: Option<Netns>, ifindex: u32, bpffs_dir: &Path) -> Chain {
         let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
-        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
+        Chain { hook: Some(Hook::new_in(netns, ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -111,21 +128,21 @@ impl Chain {
         generation: u64,
         running_id: u32,
     ) -> Result<Chain, Error> {
-        Chain::restore_counting(ifindex, bpffs_dir, members, generation, running_id, &CounterResume::default())
+        let at = At { netns: None, ifindex, bpffs_dir };
+        Chain::restore_counting(at, members, generation, running_id, &CounterResume::default())
     }
 
     /// [`Chain::restore`], taking back the pinned counter table and each
     /// member's recorded slot first, so counts go on and a chain that ran
     /// with counting on is adopted as it runs.
     pub fn restore_counting(
-        ifindex: u32,
-        bpffs_dir: &Path,
+        at: At<'_>,
         members: Vec<RestoredMember>,
         generation: u64,
         running_id: u32,
         resume: &CounterResume,
     ) -> Result<Chain, Error> {
-        let mut chain = Chain::for_interface(ifindex, bpffs_dir);
+        let mut chain = Chain::for_interface_in(at.netns, at.ifindex, at.bpffs_dir);
         chain.generation = generation;
         chain.members = members.into_iter().map(Member::from).collect();
         chain.members.sort_by_key(|m| (m.priority, m.seq));

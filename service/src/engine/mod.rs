@@ -19,7 +19,7 @@ pub mod sandbox;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};
-pub use chain::{Chain, CounterResume, Gate, Proposal};
+pub use chain::{At, Chain, CounterResume, Gate, Proposal};
 pub use linker::{LinkMode, LinkedChain};
 pub use member::{next_free_member_id, reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
 pub use object::{LoadedProgram, ProgramMap};

@@ -54,6 +54,9 @@ pub enum Command {
     Renamed(String),
     /// The interface is gone: drop everything and end the task.
     Gone,
+    /// The interface's namespace is gone: drop everything but the record of
+    /// persistent programs (they come back with a namespace of that name).
+    NetnsGone,
 }
 
 impl Command {
@@ -69,6 +72,7 @@ impl Command {
             Command::CheckForeign => "CheckForeign",
             Command::Renamed(_) => "Renamed",
             Command::Gone => "Gone",
+            Command::NetnsGone => "NetnsGone",
         }
     }
 }

@@ -21,13 +21,14 @@ use super::map_access::map_selection;
 use super::publish::{IfaceProperty, IfaceView, ProgramView, Publish};
 use super::restore::UNEXPLAINED;
 use super::shared_maps;
-use super::view::Observed;
+use super::view::{NetnsTag, Observed};
 
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::kernel::bpffs::Bpffs;
+use crate::kernel::netns::Netns;
 use crate::limits::{Charge, Limits};
 use crate::program::ProgramSpec;
 use crate::state::{snapshot, IfaceRecord, MemberRecord, Store};
@@ -38,7 +39,13 @@ pub struct Context {
     pub store: Arc<Store>,
     pub limits: Arc<Limits>,
     pub publish: Arc<dyn Publish>,
+    /// Where this namespace's interfaces are pinned (`<root>` or `<root>/netns/<name>`).
     pub bpffs_root: PathBuf,
+    /// The service's bpffs root: owners' maps pinned by name are shared across namespaces.
+    pub shared_root: PathBuf,
+    /// The namespace of the interfaces (None: the service's own), and what it shows.
+    pub netns: Option<Netns>,
+    pub netns_tag: NetnsTag,
 }
 
 /// The task that owns one interface's chain.
@@ -53,6 +60,9 @@ pub struct Owner {
     /// The members' specs and views; its keys are the chain's member ids.
     programs: BTreeMap<MemberId, ProgramView>,
     view: watch::Sender<IfaceView>,
+    /// Ending because the namespace went: persistent programs stay recorded
+    /// for a namespace of the same name.
+    keep_persistent: bool,
 }
 
 fn now_micros() -> u64 {
@@ -73,7 +83,8 @@ impl Owner {
         chain: Chain,
         programs: BTreeMap<MemberId, ProgramView>,
     ) -> (Handle, Owner, mpsc::Receiver<Command>) {
-        let (view, view_rx) = watch::channel(IfaceView { index: ifindex, name, ..Default::default() });
+        let netns = cx.netns_tag.clone();
+        let (view, view_rx) = watch::channel(IfaceView { index: ifindex, name, netns, ..Default::default() });
         let (tx, rx) = mpsc::channel(64);
         let handle = Handle { ifindex, counters: Arc::new(RwLock::new(Default::default())), view: view_rx, tx };
         let maps_root = cx.bpffs_root.join(ifindex.to_string()).join("prog");
@@ -85,6 +96,7 @@ impl Owner {
             chain: Arc::new(Mutex::new(chain)),
             programs,
             view,
+            keep_persistent: false,
         };
         (handle, owner, rx)
     }
@@ -117,6 +129,10 @@ impl Owner {
                 Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => self.renamed(name).await,
                 Command::Gone => break,
+                Command::NetnsGone => {
+                    self.keep_persistent = true;
+                    break;
+                }
             }
         }
         self.gone().await;
@@ -295,7 +311,7 @@ impl Owner {
             name: self.ifname(),
             maps_root: self.maps_root.clone(),
             specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
-            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
+            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.shared_root).owner_dir(s.owner_uid)),
             added,
         };
         let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
@@ -381,7 +397,7 @@ impl Owner {
         self.refresh_view().await;
         if let Some(id) = removed {
             if let Some(uid) = removed_owner {
-                let bpffs = Bpffs::new(&self.cx.bpffs_root);
+                let bpffs = Bpffs::new(&self.cx.shared_root);
                 let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
             }
             self.cx.publish.program_removed(self.ifindex, id).await;

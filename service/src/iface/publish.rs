@@ -45,6 +45,8 @@ pub trait Publish: Send + Sync {
     /// The chain changed: its properties, then ChainChanged.
     fn chain_changed<'a>(&'a self, view: &'a IfaceView) -> BoxFuture<'a, ()>;
     fn properties_changed<'a>(&'a self, view: &'a IfaceView, changed: &'a [IfaceProperty]) -> BoxFuture<'a, ()>;
+    /// The port for the interfaces of another network namespace (its inode).
+    fn for_netns(&self, inode: u64) -> std::sync::Arc<dyn Publish>;
     /// Someone else replaced or removed the chain: `id` is their program (0: none).
     fn foreign_detected<'a>(&'a self, view: &'a IfaceView, id: u32) -> BoxFuture<'a, ()>;
 }

@@ -1,6 +1,7 @@
-//! Every interface of the service's network namespace, by index: starts an
-//! owner when one appears (after restoring its record), and forwards
-//! renames, disappearance and changes of an interface's XDP programs.
+//! Every interface of one network namespace (the service's own, or one
+//! `netns` follows), by index: starts an owner when one appears (after
+//! restoring its record), and forwards renames, disappearance and changes
+//! of an interface's XDP programs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,10 +10,12 @@ use super::command::Command;
 use super::handle::Handle;
 use super::owner::{Context, Owner};
 use super::publish::Publish;
-use super::restore::restore;
+use super::restore::{restore, Site};
+use super::view::NetnsTag;
 use crate::config::Config;
 use crate::engine::Chain;
 use crate::kernel::hook::Attached;
+use crate::kernel::netns::{own_inode, Netns};
 use crate::limits::Limits;
 use crate::state::Store;
 
@@ -33,7 +36,9 @@ impl Registry {
         limits: Arc<Limits>,
         publish: Arc<dyn Publish>,
     ) -> Arc<Registry> {
-        let cx = Context { store, limits, publish, bpffs_root: config.bpffs_root.clone() };
+        let netns_tag = NetnsTag { name: String::new(), inode: own_inode().unwrap_or(0), own: true };
+        let (bpffs_root, shared_root) = (config.bpffs_root.clone(), config.bpffs_root.clone());
+        let cx = Context { store, limits, publish, bpffs_root, shared_root, netns: None, netns_tag };
         Arc::new(Registry {
             config,
             cx,
@@ -41,6 +46,62 @@ impl Registry {
             relinked: Mutex::new(Vec::new()),
             named: Default::default(),
         })
+    }
+
+    /// The registry of the named namespace `netns` (its records in the
+    /// state directory's `links/netns/<name>`, its pins under
+    /// `<bpffs root>/netns/<name>`), sharing limits, ids and objects with this one.
+    pub fn for_netns(&self, netns: Netns, name: &str) -> std::io::Result<Arc<Registry>> {
+        let file_name = crate::kernel::netns::file_name(name);
+        let store = Arc::new(self.cx.store.for_netns(&file_name)?);
+        let netns_tag = NetnsTag { name: name.to_string(), inode: netns.inode(), own: false };
+        let cx = Context {
+            store,
+            limits: self.cx.limits.clone(),
+            publish: self.cx.publish.for_netns(netns.inode()),
+            bpffs_root: self.cx.shared_root.join("netns").join(file_name),
+            shared_root: self.cx.shared_root.clone(),
+            netns: Some(netns),
+            netns_tag,
+        };
+        Ok(Arc::new(Registry {
+            config: self.config.clone(),
+            cx,
+            handles: Mutex::new(HashMap::new()),
+            relinked: Mutex::new(Vec::new()),
+            named: std::sync::atomic::AtomicBool::new(self.named.load(std::sync::atomic::Ordering::SeqCst)),
+        }))
+    }
+
+    /// The namespace whose interfaces these are (None: the service's own).
+    pub fn netns(&self) -> Option<&Netns> {
+        self.cx.netns.as_ref()
+    }
+
+    /// What the namespace shows (name, inode).
+    pub fn netns_tag(&self) -> &NetnsTag {
+        &self.cx.netns_tag
+    }
+
+    /// The namespace went: every owner ends, keeping only the records of
+    /// persistent programs; pins, chains and objects go. Returns once every
+    /// owner has ended.
+    pub async fn close(&self) {
+        let handles = self.handles.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+        for h in handles.values() {
+            let _ = h.tx.send(Command::NetnsGone).await;
+        }
+        for h in handles.values() {
+            h.tx.closed().await;
+        }
+        // Only when empty: the namespace's pins and records directories.
+        let _ = std::fs::remove_dir(&self.cx.bpffs_root);
+        self.cx.store.remove_links_dir_if_empty();
+    }
+
+    /// Where this registry's interfaces are restored.
+    fn site(&self) -> Site {
+        Site { netns: self.cx.netns.clone(), pins: self.cx.bpffs_root.clone(), shared: self.cx.shared_root.clone() }
     }
 
     pub fn get(&self, ifindex: u32) -> Option<Handle> {
@@ -68,13 +129,15 @@ impl Registry {
         }
         let (config, store, ifname, present) =
             (self.config.clone(), self.cx.store.clone(), name.clone(), Arc::clone(present));
+        let site = self.site();
         let (chain, programs, relinked) =
-            tokio::task::spawn_blocking(move || restore(&config, &store, ifindex, &ifname, &present))
+            tokio::task::spawn_blocking(move || restore(&config, &store, &site, (ifindex, &ifname), &present))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(ifindex, "restoring the chain failed: {e}");
                     let floor = self.cx.store.high_water().generation(&name);
-                    let chain = Chain::for_interface(ifindex, &self.config.bpffs_root).with_generation(floor);
+                    let chain = Chain::for_interface_in(self.cx.netns.clone(), ifindex, &self.cx.bpffs_root)
+                        .with_generation(floor);
                     (chain, Default::default(), false)
                 });
         let chain = chain.with_max_members(self.config.max_programs_per_link);

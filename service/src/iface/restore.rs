@@ -5,15 +5,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::publish::ProgramView;
 use crate::caller;
 use crate::config::Config;
 use crate::engine::object::Privilege;
 use crate::engine::sandbox::{Job, Sandbox};
-use crate::engine::{ActionSet, Chain, CounterResume, LoadedProgram, MemberId, ProgramMap, RestoredMember};
+use crate::engine::{ActionSet, At, Chain, CounterResume, LoadedProgram, MemberId, ProgramMap, RestoredMember};
 use crate::kernel::bpffs::Bpffs;
+use crate::kernel::netns::Netns;
 use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
 use crate::state::{snapshot, RecoveryPlan, Store};
@@ -22,12 +23,28 @@ use crate::state::{snapshot, RecoveryPlan, Store};
 /// chain was linked anew (then ChainChanged tells the clients).
 pub type Restored = (Chain, BTreeMap<MemberId, ProgramView>, bool);
 
+/// Where interfaces are restored: their namespace (None: the service's
+/// own), their pins' root, and the root of owners' maps pinned by name
+/// (shared by every namespace).
+#[derive(Clone)]
+pub struct Site {
+    pub netns: Option<Netns>,
+    pub pins: PathBuf,
+    pub shared: PathBuf,
+}
+
 /// Rebuilds interface `ifindex` (called `name`) from the records; `present`
 /// are the interfaces present now. Blocks (files, libbpf, the kernel).
-pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present: &HashMap<u32, String>) -> Restored {
-    let root = &config.bpffs_root;
+pub fn restore(
+    config: &Config,
+    store: &Store,
+    site: &Site,
+    (ifindex, name): (u32, &str),
+    present: &HashMap<u32, String>,
+) -> Restored {
+    let root = &site.pins;
     let maps_root = root.join(ifindex.to_string()).join("prog");
-    let live = crate::kernel::hook::Hook::new(ifindex, root).attached_prog_id().is_some();
+    let live = crate::kernel::hook::Hook::new_in(site.netns.clone(), ifindex, root).attached_prog_id().is_some();
     let facts =
         Facts { ifindex, name, live, own: store.link(ifindex), all: store.links(), present, pins: pins(&maps_root) };
     let plan = RecoveryPlan::decide(facts);
@@ -46,18 +63,19 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
     // Generations go on from the highest one this interface ever had.
     let floor = store.high_water().generation(name);
     let fresh = || {
-        let chain = Chain::for_interface(ifindex, root).with_generation(floor);
+        let chain = Chain::for_interface_in(site.netns.clone(), ifindex, root).with_generation(floor);
         let programs = unexplained(&chain, store, name).into_iter().map(|p| (p.id, p)).collect();
         (chain, programs, false)
     };
     let Some(record) = &plan.record else { return fresh() };
-    let (members, mut programs) = load_members(config, store, ifindex, &plan);
+    let (members, mut programs) = load_members(config, store, site, ifindex, &plan);
     let resume = CounterResume {
         counting: record.counting,
         slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
     };
     let generation = record.generation.max(floor);
-    match Chain::restore_counting(ifindex, root, members, generation, plan.running, &resume) {
+    let at = At { netns: site.netns.clone(), ifindex, bpffs_dir: root };
+    match Chain::restore_counting(at, members, generation, plan.running, &resume) {
         Ok(mut chain) => {
             // Without its pinned counter table counting starts again from zero (a relink).
             if record.counting && !chain.counting() {
@@ -84,16 +102,17 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
 fn load_members(
     config: &Config,
     store: &Store,
+    site: &Site,
     ifindex: u32,
     plan: &RecoveryPlan,
 ) -> (Vec<RestoredMember>, BTreeMap<MemberId, ProgramView>) {
-    let maps_root = config.bpffs_root.join(ifindex.to_string()).join("prog");
+    let maps_root = site.pins.join(ifindex.to_string()).join("prog");
     let mut members = Vec::new();
     let mut programs = BTreeMap::new();
     let mut loaded: Vec<(&Planned, LoadedProgram)> = plan
         .members
         .iter()
-        .filter_map(|planned| Some((planned, load_member(config, store, ifindex, &maps_root, planned)?)))
+        .filter_map(|planned| Some((planned, load_member(config, store, &site.shared, ifindex, &maps_root, planned)?)))
         .collect();
     if plan.running != 0 {
         // The running program's maps are the truth: its members keep using them.
@@ -217,6 +236,7 @@ fn adopt_maps<'a>(maps: impl Iterator<Item = &'a mut ProgramMap>, used: &[u32], 
 fn load_member(
     config: &Config,
     store: &Store,
+    shared_root: &Path,
     ifindex: u32,
     maps_root: &Path,
     planned: &Planned,
@@ -228,7 +248,7 @@ fn load_member(
             function: Some(m.spec.function.clone()),
             max_size: config.max_object_size,
             maps_dir: Some(maps.clone()),
-            shared_dir: Some(Bpffs::new(&config.bpffs_root).owner_dir(m.spec.owner_uid)),
+            shared_dir: Some(Bpffs::new(shared_root).owner_dir(m.spec.owner_uid)),
             user: caller::privilege_of(m.spec.owner_uid) == Privilege::User,
             map_budget: None,
             object_name: Some(m.spec.object.clone()).filter(|o| !o.is_empty()),

@@ -7,14 +7,35 @@ use std::sync::Arc;
 
 use crate::engine::stats::VerdictCounters;
 use crate::engine::{Chain, MemberId};
-use crate::kernel::hook::attached;
 use crate::program::ProgramSpec;
+
+/// The network namespace an interface is in, as it shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsTag {
+    /// Its name under the namespace directory (`/run/netns`); "" for the
+    /// service's own namespace.
+    pub name: String,
+    /// The inode of the namespace (`ls -i /run/netns/NAME`, `readlink /proc/PID/ns/net`).
+    pub inode: u64,
+    /// Whether it is the service's own namespace.
+    pub own: bool,
+}
+
+impl NetnsTag {
+    /// The inode of another namespace, None for the service's own (paths
+    /// of the service's own namespace stay as they were).
+    pub fn scope(&self) -> Option<u64> {
+        (!self.own).then_some(self.inode)
+    }
+}
 
 /// What an interface shows; replaced after every change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IfaceView {
     pub index: u32,
     pub name: String,
+    /// Its network namespace (fixed for the object's life).
+    pub netns: NetnsTag,
     /// Attach mode name ("native", "generic", "offload"); "" when nothing is attached.
     pub mode: String,
     pub generation: u64,
@@ -80,7 +101,7 @@ impl Observed {
         let hook = chain.hook();
         let kernel_program_id = hook.and_then(|h| h.attached_prog_id()).unwrap_or(0);
         let foreign_program_id = hook
-            .and_then(|h| attached(h.ifindex()).ok())
+            .and_then(|h| h.attached_now().ok())
             .and_then(|a| a.ids().find(|&id| id != kernel_program_id))
             .unwrap_or(0);
         // A mode only while the chain runs: a detached chain runs nowhere.

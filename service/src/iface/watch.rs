@@ -1,4 +1,4 @@
-//! Follows the network interfaces of the service's namespace and the XDP
+//! Follows the network interfaces of one namespace (see `registry`) and the XDP
 //! programs on them, for every owner at once: one rtnetlink dump (every
 //! interface's name and XDP program ids) at start, after link events, and
 //! every few seconds — detaching a `bpf_link` sends no event. An interface
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::registry::Registry;
 use crate::kernel::netlink::{self, Link};
+use crate::kernel::netns::Netns;
 
 /// How often the XDP programs of every interface are looked at without an event.
 const POLL: Duration = Duration::from_secs(2);
@@ -20,12 +21,13 @@ const POLL: Duration = Duration::from_secs(2);
 /// One dump of the interfaces. An index of `known` missing from it is
 /// asked about alone before it counts as gone: a disappearing interface
 /// takes its chain and record with it.
-async fn dump(known: Vec<u32>) -> Option<HashMap<u32, Link>> {
+async fn dump(netns: Option<Netns>, known: Vec<u32>) -> Option<HashMap<u32, Link>> {
     let dump = move || {
-        let mut now = netlink::links()?;
+        let netns = netns.as_ref();
+        let mut now = netlink::links_in(netns)?;
         let missing: Vec<u32> = known.into_iter().filter(|i| !now.contains_key(i)).collect();
         for index in missing {
-            if let Some(link) = netlink::link(index)? {
+            if let Some(link) = netlink::link_in(netns, index)? {
                 now.insert(index, link);
             }
         }
@@ -47,7 +49,7 @@ async fn dump(known: Vec<u32>) -> Option<HashMap<u32, Link>> {
 /// Brings `registry` in line with one dump of the interfaces; `known` are
 /// the names of the previous one.
 pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
-    let Some(now) = dump(known.keys().copied().collect()).await else { return };
+    let Some(now) = dump(registry.netns().cloned(), known.keys().copied().collect()).await else { return };
     let names: Arc<HashMap<u32, String>> = Arc::new(now.iter().map(|(i, l)| (*i, l.name.clone())).collect());
     for (index, link) in &now {
         match known.get(index) {
@@ -67,7 +69,7 @@ pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
 
 /// Subscribes to link events, syncs once, and returns the task that follows changes.
 pub async fn watch(registry: Arc<Registry>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let socket = netlink::link_events()?;
+    let socket = netlink::link_events_in(registry.netns())?;
     let mut known = HashMap::new();
     sync(&registry, &mut known).await;
     Ok(tokio::spawn(async move {

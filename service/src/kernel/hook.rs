@@ -13,6 +13,7 @@ use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo};
 
 use super::bpf;
 use super::bpffs::Bpffs;
+use super::netns::{run_in, Netns};
 use super::{check, path_cstring, KernelError};
 
 /// Why the hook could not be changed.
@@ -134,8 +135,13 @@ impl Attached {
 
 /// Asks the kernel (one rtnetlink request for this interface) which XDP programs run on `ifindex`.
 pub fn attached(ifindex: u32) -> Result<Attached, KernelError> {
+    attached_in(None, ifindex)
+}
+
+/// [`attached`] for interface `ifindex` of namespace `netns` (None: the service's own).
+pub fn attached_in(netns: Option<&Netns>, ifindex: u32) -> Result<Attached, KernelError> {
     let op = || format!("querying the XDP programs of interface {ifindex}");
-    match super::netlink::link(ifindex) {
+    match super::netlink::link_in(netns, ifindex) {
         Ok(Some(link)) => Ok(link.xdp),
         Ok(None) => Err(KernelError::new(op(), libc::ENODEV)),
         Err(e) => Err(KernelError { op: op(), source: e }),
@@ -151,18 +157,27 @@ pub fn pinned_prog_id(ifindex: u32, bpffs_dir: &Path) -> Option<u32> {
     bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex == ifindex && i.prog_id != 0).map(|i| i.prog_id)
 }
 
-/// Attaches `prog` to `ifindex` through a new `bpf_link` (BPF_LINK_CREATE).
-fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachMode) -> Result<OwnedFd, KernelError> {
-    let opts = libbpf_sys::bpf_link_create_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
-        flags: mode.flags(),
-        ..Default::default()
+/// Attaches `prog` to `ifindex` through a new `bpf_link` (BPF_LINK_CREATE),
+/// inside `netns` (the kernel finds `ifindex` in the caller's namespace).
+fn link_create(
+    netns: Option<&Netns>,
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    mode: AttachMode,
+) -> Result<OwnedFd, KernelError> {
+    let op = || format!("attaching the chain to interface {ifindex} in {mode} mode");
+    let (prog, flags) = (prog.as_raw_fd(), mode.flags());
+    let create = move || {
+        let opts = libbpf_sys::bpf_link_create_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+            flags,
+            ..Default::default()
+        };
+        // SAFETY: opts is a valid, sized options struct.
+        unsafe { libbpf_sys::bpf_link_create(prog, ifindex as i32, libbpf_sys::BPF_XDP, &opts) }
     };
-    // SAFETY: opts is a valid, sized options struct.
-    let fd = check(
-        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) },
-        || format!("attaching the chain to interface {ifindex} in {mode} mode"),
-    )?;
+    let ret = run_in(netns, create).map_err(|e| KernelError { op: op(), source: e })?;
+    let fd = check(ret, op)?;
     // SAFETY: fresh descriptor from the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -171,6 +186,8 @@ fn link_create(prog: BorrowedFd<'_>, ifindex: u32, mode: AttachMode) -> Result<O
 #[derive(Debug)]
 pub struct Hook {
     ifindex: u32,
+    /// The namespace of the interface (None: the service's own).
+    netns: Option<Netns>,
     pin_path: PathBuf,
     link: Option<OwnedFd>,
     mode: Option<AttachMode>,
@@ -180,13 +197,18 @@ impl Hook {
     /// The hook of `ifindex`, its link pinned under `<bpffs_dir>/<ifindex>/link`.
     /// A live link pinned there by an earlier run is adopted.
     pub fn new(ifindex: u32, bpffs_dir: &Path) -> Hook {
+        Hook::new_in(None, ifindex, bpffs_dir)
+    }
+
+    /// [`Hook::new`] for interface `ifindex` of namespace `netns` (None: the service's own).
+    pub fn new_in(netns: Option<Netns>, ifindex: u32, bpffs_dir: &Path) -> Hook {
         let pin_path = Bpffs::new(bpffs_dir).link_pin(ifindex);
-        let mut hook = Hook { ifindex, pin_path, link: None, mode: None };
+        let mut hook = Hook { ifindex, netns, pin_path, link: None, mode: None };
         if let Ok(fd) = path_cstring(&hook.pin_path).and_then(|path| bpf::obj_get(&path)) {
             match bpf::link_info(fd.as_fd()) {
                 Ok(info) if info.xdp_ifindex == ifindex => {
                     // The mode is wherever the kernel shows the link's program.
-                    hook.mode = attached(ifindex).ok().and_then(|a| {
+                    hook.mode = hook.attached_now().ok().and_then(|a| {
                         [
                             (a.native, AttachMode::Native),
                             (a.generic, AttachMode::Generic),
@@ -210,6 +232,16 @@ impl Hook {
     /// The interface.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// The namespace of the interface (None: the service's own).
+    pub fn netns(&self) -> Option<&Netns> {
+        self.netns.as_ref()
+    }
+
+    /// The XDP programs on the interface now (one rtnetlink request in its namespace).
+    pub fn attached_now(&self) -> Result<Attached, KernelError> {
+        attached_in(self.netns.as_ref(), self.ifindex)
     }
 
     /// Where the link is pinned in bpffs.
@@ -242,7 +274,7 @@ impl Hook {
     /// An XDP program on the interface that is not ours, if any.
     pub fn foreign(&self) -> Result<Option<ForeignProgram>, KernelError> {
         let ours = self.attached_prog_id();
-        let Some(prog_id) = attached(self.ifindex)?.ids().find(|&id| Some(id) != ours) else { return Ok(None) };
+        let Some(prog_id) = self.attached_now()?.ids().find(|&id| Some(id) != ours) else { return Ok(None) };
         let name =
             bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
         // libbpf-rs's safe walk over every bpf_link of the host.
@@ -264,17 +296,22 @@ impl Hook {
             .map(drop);
         }
         let prog = bpf::prog_fd_by_id(foreign.prog_id)?;
-        let opts = libbpf_sys::bpf_xdp_attach_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
-            old_prog_fd: prog.as_raw_fd(),
-            ..Default::default()
+        let (old_prog_fd, ifindex) = (prog.as_raw_fd(), self.ifindex as i32);
+        let detach = move |flags: u32| {
+            let opts = libbpf_sys::bpf_xdp_attach_opts {
+                sz: std::mem::size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
+                old_prog_fd,
+                ..Default::default()
+            };
+            // SAFETY: opts is a valid, sized options struct.
+            unsafe { libbpf_sys::bpf_xdp_detach(ifindex, flags, &opts) }
         };
         let mut last = Ok(0);
+        let op = || format!("detaching foreign program {} from interface {}", foreign.prog_id, self.ifindex);
         for flags in [XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_HW_MODE] {
-            // SAFETY: opts is a valid, sized options struct.
-            last = check(unsafe { libbpf_sys::bpf_xdp_detach(self.ifindex as i32, flags, &opts) }, || {
-                format!("detaching foreign program {} from interface {}", foreign.prog_id, self.ifindex)
-            });
+            // Netlink, in the interface's namespace.
+            let ret = run_in(self.netns.as_ref(), || detach(flags)).map_err(|e| KernelError { op: op(), source: e })?;
+            last = check(ret, op);
             if last.is_ok() {
                 break;
             }
@@ -301,7 +338,7 @@ impl Hook {
             }
             self.evict(&foreign)?;
         }
-        let create = |mode: AttachMode| link_create(prog, self.ifindex, mode);
+        let create = |mode: AttachMode| link_create(self.netns.as_ref(), prog, self.ifindex, mode);
         let (link, mode) = match create(mode) {
             Ok(link) => (link, mode),
             Err(e)

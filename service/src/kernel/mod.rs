@@ -16,6 +16,7 @@ pub mod hook;
 pub mod insn;
 pub mod libbpf_log;
 pub mod netlink;
+pub mod netns;
 pub mod object;
 pub mod process;
 pub mod prog;

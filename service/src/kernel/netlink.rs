@@ -1,5 +1,5 @@
-//! The interfaces of the service's network namespace and the XDP programs on
-//! them, from rtnetlink: one `RTM_GETLINK` dump tells every interface's name
+//! The interfaces of a network namespace (the service's own unless one is
+//! named) and the XDP programs on them, from rtnetlink: one `RTM_GETLINK` dump tells every interface's name
 //! and XDP program ids at once; a `RTM_GETLINK` for one index tells one
 //! interface's (O(1), unlike libbpf's `bpf_xdp_query`, which dumps every
 //! interface to find one). Messages are framed and parsed with
@@ -20,6 +20,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tokio::io::unix::AsyncFd;
 
 use super::hook::Attached;
+use super::netns::{run_in, Netns};
 
 const RTM_NEWLINK: u16 = 16;
 /// `sizeof(struct ifinfomsg)`.
@@ -37,8 +38,10 @@ pub struct Link {
     pub xdp: Attached,
 }
 
-fn socket() -> io::Result<Socket> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
+/// A request socket of namespace `netns` (None: the service's own); a
+/// socket keeps the namespace it was created in.
+fn socket(netns: Option<&Netns>) -> io::Result<Socket> {
+    let mut socket = run_in(netns, || Socket::new(NETLINK_ROUTE))??;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
     Ok(socket)
@@ -136,9 +139,14 @@ fn netlink_align(len: usize) -> usize {
 /// Every interface present now, by index: one `RTM_GETLINK` dump (again
 /// when the kernel says it was interrupted by a change, a few times).
 pub fn links() -> io::Result<HashMap<u32, Link>> {
+    links_in(None)
+}
+
+/// [`links`] of namespace `netns` (None: the service's own).
+pub fn links_in(netns: Option<&Netns>) -> io::Result<HashMap<u32, Link>> {
     let mut tries = 0;
     loop {
-        let socket = socket()?;
+        let socket = socket(netns)?;
         request(&socket, 0, true)?;
         let mut out = HashMap::new();
         match receive(&socket, true, &mut out) {
@@ -150,7 +158,12 @@ pub fn links() -> io::Result<HashMap<u32, Link>> {
 
 /// Interface `ifindex` (None: there is no such interface).
 pub fn link(ifindex: u32) -> io::Result<Option<Link>> {
-    let socket = socket()?;
+    link_in(None, ifindex)
+}
+
+/// [`link`] of namespace `netns` (None: the service's own).
+pub fn link_in(netns: Option<&Netns>, ifindex: u32) -> io::Result<Option<Link>> {
+    let socket = socket(netns)?;
     request(&socket, ifindex, false)?;
     let mut out = HashMap::new();
     match receive(&socket, false, &mut out) {
@@ -162,7 +175,13 @@ pub fn link(ifindex: u32) -> io::Result<Option<Link>> {
 
 /// A non-blocking rtnetlink socket subscribed to link events, registered with tokio.
 pub fn link_events() -> io::Result<AsyncFd<Socket>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    link_events_in(None)
+}
+
+/// [`link_events`] of namespace `netns` (None: the service's own). The
+/// socket keeps the namespace alive while it is open.
+pub fn link_events_in(netns: Option<&Netns>) -> io::Result<AsyncFd<Socket>> {
+    let mut socket = run_in(netns, || Socket::new(NETLINK_ROUTE))??;
     socket.bind(&SocketAddr::new(0, RTMGRP_LINK))?;
     socket.set_non_blocking(true)?;
     // SAFETY: the AsyncFd owns the Socket, so the descriptor stays open and the same while registered.

@@ -16,15 +16,30 @@ use super::ids::HighWater;
 use super::record::IfaceRecord;
 use super::snapshot::MapSnapshot;
 
-/// The state directory: `objects/<sha256>.o`, `links/<ifindex>.json`,
-/// `snapshots/<member id>.json`, `ids.json`.
+/// The state directory: `objects/<sha256>.o`, `links/<ifindex>.json`
+/// (interfaces of the service's own network namespace),
+/// `links/netns/<namespace>/<ifindex>.json` (of a named one, see
+/// [`Store::for_netns`]), `snapshots/<member id>.json`, `ids.json`.
 pub struct Store {
     dir: PathBuf,
+    /// Where this store's records are: `links/` or `links/netns/<namespace>/`.
+    links_dir: PathBuf,
+    shared: std::sync::Arc<Shared>,
+}
+
+/// What every namespace's store shares: ids, holds, the lock.
+struct Shared {
     high_water: Mutex<HighWater>,
     /// Objects stored for requests under way (not yet named by a record): not garbage.
     holds: Mutex<HashMap<String, usize>>,
     /// Held while the service runs: one instance per state directory.
     _lock: std::fs::File,
+}
+
+/// The records in `dir` (`<ifindex>.json`), by index.
+fn record_indexes(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok()).collect()
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -85,22 +100,53 @@ impl Store {
             }),
             Err(_) => HighWater::default(),
         };
-        let store = Store {
-            dir: dir.to_path_buf(),
-            high_water: Mutex::new(high_water),
-            holds: Default::default(),
-            _lock: lock,
-        };
+        let shared = Shared { high_water: Mutex::new(high_water), holds: Default::default(), _lock: lock };
+        let store = Store { dir: dir.to_path_buf(), links_dir: dir.join("links"), shared: std::sync::Arc::new(shared) };
         // The records say what was handed out too (ids.json may be older or lost).
-        for record in store.links() {
+        for record in store.all_links() {
             let next = record.members.iter().map(|m| m.id + 1).max().unwrap_or(0);
             store.lock_high_water().raise(next, &record.name, record.generation);
         }
         Ok(store)
     }
 
+    /// The store of the records of named network namespace `name` (its
+    /// file name, see `kernel::netns::file_name`), sharing ids, objects and
+    /// snapshots with this one.
+    pub fn for_netns(&self, name: &str) -> std::io::Result<Store> {
+        use std::os::unix::fs::DirBuilderExt;
+        let links_dir = self.dir.join("links").join("netns").join(name);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&links_dir)?;
+        // Temporary files are writes a crash interrupted (nobody writes here before this).
+        for entry in std::fs::read_dir(&links_dir)?.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(Store { dir: self.dir.clone(), links_dir, shared: self.shared.clone() })
+    }
+
+    /// Removes this store's records directory when it holds none (a
+    /// namespace's, once the namespace went without persistent programs).
+    pub fn remove_links_dir_if_empty(&self) {
+        if self.links_dir != self.dir.join("links") {
+            let _ = std::fs::remove_dir(&self.links_dir);
+        }
+    }
+
+    /// The records of every namespace (for ids and garbage).
+    fn all_links(&self) -> Vec<IfaceRecord> {
+        let root = self.dir.join("links");
+        let mut dirs = vec![root.clone()];
+        if let Ok(entries) = std::fs::read_dir(root.join("netns")) {
+            dirs.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+        }
+        let at = |dir: PathBuf| Store { dir: self.dir.clone(), links_dir: dir, shared: self.shared.clone() };
+        dirs.into_iter().flat_map(|d| at(d).links()).collect()
+    }
+
     fn lock_high_water(&self) -> std::sync::MutexGuard<'_, HighWater> {
-        self.high_water.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.high_water.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// What was handed out so far.
@@ -127,14 +173,14 @@ impl Store {
     }
 
     fn link_path(&self, ifindex: u32) -> PathBuf {
-        self.dir.join("links").join(format!("{ifindex}.json"))
+        self.links_dir.join(format!("{ifindex}.json"))
     }
 
     /// Keeps a copy of an object under its hash (once), durably, and holds
     /// it until [`Store::release_object`]: a request stores its object
     /// before the chain changes, so a full disk refuses the request.
     pub fn hold_object(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut holds = self.shared.holds.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.object_path(sha256);
         if !path.exists() {
             write_atomic(&path, bytes)?;
@@ -145,7 +191,7 @@ impl Store {
 
     /// Ends a request's hold on an object; collects it if nothing needs it.
     pub fn release_object(&self, sha256: &str) {
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut holds = self.shared.holds.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = holds.get_mut(sha256) {
             *n -= 1;
             if *n == 0 {
@@ -158,12 +204,12 @@ impl Store {
     /// Deletes an object no record names and no request holds (a program
     /// was removed or replaced, or a request failed).
     pub fn drop_object_if_unused(&self, sha256: &str) {
-        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let holds = self.shared.holds.lock().unwrap_or_else(|p| p.into_inner());
         self.collect_object(&holds, sha256);
     }
 
     fn collect_object(&self, holds: &HashMap<String, usize>, sha256: &str) {
-        if holds.contains_key(sha256) || self.links().iter().any(|r| r.members.iter().any(|m| m.spec.sha256 == sha256))
+        if holds.contains_key(sha256) || self.all_links().iter().any(|r| r.members.iter().any(|m| m.spec.sha256 == sha256))
         {
             return;
         }
@@ -203,7 +249,7 @@ impl Store {
     }
 
     fn pending_path(&self, ifindex: u32) -> PathBuf {
-        self.dir.join("links").join(format!(".{ifindex}.json.pending.tmp"))
+        self.links_dir.join(format!(".{ifindex}.json.pending.tmp"))
     }
 
     /// First step of a change: the interface's next record (`None`: the
@@ -231,7 +277,7 @@ impl Store {
             },
             Err(e) => return Err(e),
         }
-        std::fs::File::open(self.dir.join("links"))?.sync_all()
+        std::fs::File::open(&self.links_dir)?.sync_all()
     }
 
     /// A change that did not happen: its prepared record goes.
@@ -239,13 +285,9 @@ impl Store {
         let _ = std::fs::remove_file(self.pending_path(ifindex));
     }
 
+    /// The records of this store's namespace.
     pub fn links(&self) -> Vec<IfaceRecord> {
-        let Ok(entries) = std::fs::read_dir(self.dir.join("links")) else { return Vec::new() };
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse::<u32>().ok())
-            .filter_map(|i| self.link(i))
-            .collect()
+        record_indexes(&self.links_dir).into_iter().filter_map(|i| self.link(i)).collect()
     }
 
     fn snapshot_path(&self, id: u64) -> PathBuf {
@@ -269,7 +311,7 @@ impl Store {
 
     /// Deletes objects and snapshots no record refers to.
     pub fn collect_garbage(&self) {
-        let records = self.links();
+        let records = self.all_links();
         let ids: std::collections::HashSet<String> =
             records.iter().flat_map(|l| l.members.iter().map(|m| format!("{}.json", m.id))).collect();
         if let Ok(entries) = std::fs::read_dir(self.dir.join("snapshots")) {

@@ -129,7 +129,8 @@ impl Owner {
     }
 
     pub(super) async fn gone(mut self) {
-        tracing::info!(ifindex = self.ifindex, "interface removed");
+        tracing::info!(ifindex = self.ifindex, netns = %self.cx.netns_tag.name, "interface removed");
+        let record = self.record();
         let mut owners = std::collections::BTreeSet::new();
         for (id, p) in std::mem::take(&mut self.programs) {
             self.cx.limits.release_program(p.spec.owner_uid, 1, p.spec.charge());
@@ -142,11 +143,19 @@ impl Owner {
         if let Some(dir) = self.maps_root.parent() {
             let _ = std::fs::remove_dir(dir);
         }
-        let bpffs = Bpffs::new(&self.cx.bpffs_root);
+        let bpffs = Bpffs::new(&self.cx.shared_root);
         let _ =
             tokio::task::spawn_blocking(move || owners.into_iter().for_each(|uid| shared_maps::collect(&bpffs, uid)))
                 .await;
-        self.cx.store.remove_link(self.ifindex);
+        let persistent: Vec<_> = record.members.into_iter().filter(|m| m.spec.persist).collect();
+        if self.keep_persistent && !persistent.is_empty() {
+            let record = IfaceRecord { kernel_program_id: 0, members: persistent, ..record };
+            if let Err(e) = self.cx.store.save_link(&record) {
+                tracing::error!(ifindex = self.ifindex, "cannot keep the record of persistent programs: {e}");
+            }
+        } else {
+            self.cx.store.remove_link(self.ifindex);
+        }
         self.cx.publish.interface_gone(self.ifindex).await;
     }
 }

@@ -1,0 +1,134 @@
+//! Follows the named network namespaces (`/run/netns/NAME`, as `ip netns`
+//! and container runtimes make them): each gets a [`Registry`] of its own
+//! with its own `watch`, so its interfaces have owners, chains, pins and
+//! records like the service's own. The directory is looked at every
+//! second; a name that disappears, or that now names another namespace
+//! (deleted and made again), ends its registry (its chains and pins go,
+//! the records of persistent programs stay) and, for the new namespace,
+//! starts one afresh, which brings persistent programs back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::registry::Registry;
+use super::watch;
+use crate::kernel::netns::{own_inode, Netns};
+
+/// How often the namespace directory is looked at.
+const POLL: Duration = Duration::from_secs(1);
+
+/// One followed namespace.
+struct Followed {
+    registry: Arc<Registry>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// Every named namespace the service follows, by name.
+pub struct Namespaces {
+    dir: PathBuf,
+    own: Arc<Registry>,
+    followed: Mutex<HashMap<String, Followed>>,
+}
+
+/// The namespaces under `dir` now, by name (the service's own left out: it
+/// is followed as the default).
+fn present(dir: &Path) -> HashMap<String, Netns> {
+    let own = own_inode().unwrap_or(0);
+    let Ok(entries) = std::fs::read_dir(dir) else { return HashMap::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, Netns::at(&e.path()).ok()?)))
+        .filter(|(_, ns)| ns.inode() != own)
+        .collect()
+}
+
+impl Namespaces {
+    /// Follows the namespaces named under `dir`, next to the service's own (`own`).
+    pub fn new(dir: PathBuf, own: Arc<Registry>) -> Arc<Namespaces> {
+        Arc::new(Namespaces { dir, own, followed: Mutex::new(HashMap::new()) })
+    }
+
+    /// The registry of namespace `name` ("" : the service's own).
+    pub fn registry(&self, name: &str) -> Option<Arc<Registry>> {
+        if name.is_empty() {
+            return Some(self.own.clone());
+        }
+        self.followed.lock().ok()?.get(name).map(|f| f.registry.clone())
+    }
+
+    /// The registries of every followed namespace, the service's own first.
+    pub fn registries(&self) -> Vec<Arc<Registry>> {
+        let mut all = vec![self.own.clone()];
+        if let Ok(followed) = self.followed.lock() {
+            all.extend(followed.values().map(|f| f.registry.clone()));
+        }
+        all
+    }
+
+    /// Brings the followed namespaces in line with the directory.
+    pub async fn sync(&self) {
+        let now = tokio::task::spawn_blocking({
+            let dir = self.dir.clone();
+            move || present(&dir)
+        })
+        .await
+        .unwrap_or_default();
+        let stale: Vec<String> = (self.followed.lock().map(|f| {
+            f.iter()
+                .filter(|(name, old)| now.get(*name).is_none_or(|ns| ns.inode() != old.registry.netns_tag().inode))
+                .map(|(name, _)| name.clone())
+                .collect()
+        }))
+        .unwrap_or_default();
+        for name in stale {
+            self.forget(&name).await;
+        }
+        for (name, netns) in now {
+            if self.registry(&name).is_none() {
+                self.follow(name, netns).await;
+            }
+        }
+    }
+
+    async fn follow(&self, name: String, netns: Netns) {
+        let inode = netns.inode();
+        let registry = match self.own.for_netns(netns, &name) {
+            Ok(registry) => registry,
+            Err(e) => return tracing::error!(netns = %name, "cannot follow the network namespace: {e}"),
+        };
+        match watch::watch(registry.clone()).await {
+            Ok(watcher) => {
+                tracing::info!(netns = %name, inode, interfaces = registry.indexes().len(), "following a network namespace");
+                if let Ok(mut followed) = self.followed.lock() {
+                    followed.insert(name, Followed { registry, watcher });
+                }
+            }
+            Err(e) => tracing::warn!(netns = %name, "cannot watch the network namespace: {e}"),
+        }
+    }
+
+    /// Stops following namespace `name` (deleted, or replaced by another).
+    async fn forget(&self, name: &str) {
+        let Some(followed) = self.followed.lock().ok().and_then(|mut f| f.remove(name)) else { return };
+        // The watcher's socket holds the namespace: it goes first.
+        followed.watcher.abort();
+        let _ = followed.watcher.await;
+        tracing::info!(netns = %name, inode = followed.registry.netns_tag().inode, "network namespace gone");
+        followed.registry.close().await;
+    }
+
+    /// Syncs once and returns the task that follows the directory.
+    pub async fn watch(self: Arc<Namespaces>) -> tokio::task::JoinHandle<()> {
+        self.sync().await;
+        tokio::spawn(async move {
+            let mut poll = tokio::time::interval(POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                poll.tick().await;
+                self.sync().await;
+            }
+        })
+    }
+}
