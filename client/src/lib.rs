@@ -16,6 +16,10 @@ pub trait Manager {
     /// The link object of the interface with index `index`.
     fn get_link_by_index(&self, index: i32) -> zbus::Result<OwnedObjectPath>;
 
+    /// The link object of the interface called `name` in the named network
+    /// namespace `netns` ("" : the service's own).
+    fn get_link_in_netns(&self, netns: &str, name: &str) -> zbus::Result<OwnedObjectPath>;
+
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
 
@@ -56,6 +60,14 @@ pub trait Link {
 
     #[zbus(property)]
     fn name(&self) -> zbus::Result<String>;
+
+    /// The interface's network namespace by name ("" : the service's own).
+    #[zbus(property)]
+    fn netns(&self) -> zbus::Result<String>;
+
+    /// The inode of the interface's network namespace.
+    #[zbus(property)]
+    fn netns_inode(&self) -> zbus::Result<u64>;
 
     #[zbus(property)]
     fn mode(&self) -> zbus::Result<String>;

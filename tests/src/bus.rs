@@ -52,6 +52,9 @@ impl TestBus {
         let dir = std::env::temp_dir().join(format!("xdpd-bus-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("services")).expect("bus dir");
+        // The named namespaces this xdpd follows: only those a test puts here
+        // (other tests' namespaces in /run/netns are none of its business).
+        std::fs::create_dir_all(dir.join("netns")).expect("netns dir");
         let pins = PinDir::new(&format!("bus-{name}"));
         let socket = dir.join("bus.sock");
         let policy = repo_file("systemd/org.xdp.Manager1.conf").canonicalize().expect("bus policy file");
@@ -94,10 +97,11 @@ impl TestBus {
         std::fs::write(
             dir.join("services/org.xdp.Manager1.service"),
             format!(
-                "[D-BUS Service]\nName=org.xdp.Manager1\nExec={} --state-dir {} --bpffs-root {} --idle-timeout {idle_timeout} --log-stderr\nUser=root\n",
+                "[D-BUS Service]\nName=org.xdp.Manager1\nExec={} --state-dir {} --bpffs-root {} --netns-dir {} --idle-timeout {idle_timeout} --log-stderr\nUser=root\n",
                 xdpd_binary().display(),
                 dir.join("state").display(),
                 pins.0.join("xdpd").display(),
+                dir.join("netns").display(),
             ),
         )
         .expect("activation file");

@@ -178,3 +178,55 @@ pub fn send_paced(sock: &std::net::UdpSocket, to: std::net::SocketAddrV4, count:
         }
     }
 }
+
+/// Namespace `ns` (of `ip netns`) shown to an xdpd under `name` in the
+/// directory of named namespaces it follows (`--netns-dir`): a bind mount,
+/// as `ip netns add` makes in /run/netns. Unmounted and removed on drop.
+pub struct Followed {
+    pub path: std::path::PathBuf,
+}
+
+impl Followed {
+    pub fn new(dir: &std::path::Path, name: &str, ns: &str) -> Followed {
+        let path = dir.join(name);
+        std::fs::File::create(&path).expect("mount point");
+        let followed = Followed { path };
+        let out = Command::new("mount")
+            .args(["--bind", &format!("/run/netns/{ns}")])
+            .arg(&followed.path)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount --bind: {}", String::from_utf8_lossy(&out.stderr));
+        followed
+    }
+
+    /// The namespace's inode, as the service reports it.
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).expect("stat the namespace").ino()
+    }
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The XDP programs on `dev` in namespace `ns`.
+pub fn attached_in(ns: &str, dev: &str) -> xdpd::kernel::hook::Attached {
+    let index = VethPair::ifindex(ns, dev);
+    VethPair::run_in(ns, || xdpd::kernel::hook::attached(index).expect("query XDP programs"))
+}
+
+impl VethPair {
+    /// Sends `count` datagrams from `a` to `b`'s `port`; returns how many arrived.
+    pub fn traffic(&self, port: u16, count: u64) -> u64 {
+        let rx = VethPair::run_in(&self.ns_b, || udp_receiver(port));
+        let tx = VethPair::run_in(&self.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").expect("bind sender"));
+        send_paced(&tx, std::net::SocketAddrV4::new(self.addr_b, port), count);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        drain(&rx)
+    }
+}

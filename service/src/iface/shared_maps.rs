@@ -12,14 +12,21 @@ use crate::kernel::bpf;
 use crate::kernel::bpffs::Bpffs;
 use crate::kernel::hook;
 
-/// Ids of every map used by a chain attached through a link pinned under `bpffs`.
+/// Ids of every map used by a chain attached through a link pinned under
+/// `bpffs`, for the service's own namespace and every other (`netns/<name>`).
 fn maps_in_use(bpffs: &Bpffs) -> HashSet<u32> {
     let mut used = HashSet::new();
-    let Ok(entries) = std::fs::read_dir(bpffs.root()) else { return used };
-    for ifindex in entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
-        let Some(prog) = hook::pinned_prog_id(ifindex, bpffs.root()) else { continue };
-        if let Ok(ids) = bpf::prog_fd_by_id(prog).and_then(|fd| bpf::prog_map_ids(fd.as_fd())) {
-            used.extend(ids);
+    let mut roots = vec![bpffs.root().to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(bpffs.root().join("netns")) {
+        roots.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+    }
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(&root) else { continue };
+        for ifindex in entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+            let Some(prog) = hook::pinned_prog_id(ifindex, &root) else { continue };
+            if let Ok(ids) = bpf::prog_fd_by_id(prog).and_then(|fd| bpf::prog_map_ids(fd.as_fd())) {
+                used.extend(ids);
+            }
         }
     }
     used

@@ -1,0 +1,182 @@
+//! Interfaces of other network namespaces: the named ones an xdpd follows
+//! (`--netns-dir`, /run/netns in production) have Link objects, chains, pins
+//! and records like the service's own; traffic through those chains; a
+//! namespace deleted and made again; a restart of the service.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use xdpd_client::{LinkProxy, ManagerProxy};
+use xdpd_tests::netns::{attached_in, Followed, VethPair};
+use xdpd_tests::service::{link_proxy, Service as Fixture};
+use zbus::{OwnedObjectPath, Variant};
+
+fn object(name: &str) -> String {
+    xdpd_bpf::object_path(name).display().to_string()
+}
+
+fn opts(priority: i32) -> HashMap<&'static str, Variant<'static>> {
+    HashMap::from([("priority", Variant::from(priority))])
+}
+
+async fn manager(f: &Fixture) -> ManagerProxy<'static> {
+    ManagerProxy::new(&f.conn).await.expect("manager proxy")
+}
+
+/// The link of `dev` in followed namespace `netns`, once the service follows it.
+async fn link_in(f: &Fixture, netns: &str, dev: &str) -> (OwnedObjectPath, LinkProxy<'static>) {
+    let manager = manager(f).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match manager.get_link_in_netns(netns, dev).await {
+            Ok(path) => return (path.clone(), link_proxy(&f.conn, path.as_str()).await),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{dev} in {netns} never appeared: {e}\n{}", f.bus.log()),
+        }
+    }
+}
+
+/// Waits until namespace `netns` is no longer followed.
+async fn wait_gone(f: &Fixture, netns: &str, dev: &str) -> zbus::Error {
+    let manager = manager(f).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match manager.get_link_in_netns(netns, dev).await {
+            Err(e) => return e,
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(path) => panic!("{path} is still there"),
+        }
+    }
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_named_namespaces_each_with_its_own_chain_and_traffic() {
+    let f = Fixture::new("netns-three").await;
+    let pairs: Vec<VethPair> = (0..3).map(|_| VethPair::new()).collect();
+    let dir = f.bus.dir.join("netns");
+    let followed: Vec<Followed> =
+        pairs.iter().enumerate().map(|(i, p)| Followed::new(&dir, &format!("pod.{i}"), &p.ns_b)).collect();
+
+    let mut links = Vec::new();
+    for (i, (pair, ns)) in pairs.iter().zip(&followed).enumerate() {
+        let name = format!("pod.{i}");
+        let (path, link) = link_in(&f, &name, &pair.dev_b).await;
+        let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
+        assert_eq!(path.as_str(), format!("/org/xdp/Manager1/netns/{}/link/{ifindex}", ns.inode()));
+        assert_eq!(link.netns().await.unwrap(), name);
+        assert_eq!(link.netns_inode().await.unwrap(), ns.inode());
+        assert_eq!(link.index().await.unwrap(), ifindex as i32);
+        assert_eq!(link.name().await.unwrap(), pair.dev_b);
+        links.push(link);
+    }
+    // The service's own namespace: the paths and answers of before.
+    let own = manager(&f).await.get_link_by_name(&f.pair.dev_b).await.unwrap();
+    assert_eq!(own.as_str(), f.link_path());
+    assert_eq!(manager(&f).await.get_link_in_netns("", &f.pair.dev_b).await.unwrap(), own);
+    let own_inode = f.link().await.netns_inode().await.unwrap();
+    assert_ne!(own_inode, 0);
+    assert_eq!(f.link().await.netns().await.unwrap(), "");
+    let err = manager(&f).await.get_link_in_netns("nowhere", "veth-b").await.unwrap_err();
+    assert_eq!(error_name(&err), "org.xdp.Manager1.Error.NoSuchLink");
+
+    // Add: each namespace gets its chain; traffic goes through it there.
+    let mut drops = Vec::new();
+    for (link, pair) in links.iter().zip(&pairs) {
+        let mut tagged = opts(10);
+        tagged.insert("tag", Variant::from("edge"));
+        drops.push(link.add_program_from_path(&object("udp"), "udp_drop", tagged).await.unwrap());
+        link.add_program_from_path(&object("udp"), "udp_count", opts(20)).await.unwrap();
+        let kernel = link.kernel_program_id().await.unwrap();
+        assert_ne!(kernel, 0);
+        assert_eq!(attached_in(&pair.ns_b, &pair.dev_b).native, kernel);
+        assert_eq!(pair.traffic(9999, 20), 0, "dropped inside {}", pair.ns_b);
+        assert_eq!(pair.traffic(9998, 20), 20);
+        assert!(drops.last().unwrap().as_str().starts_with(link.inner().path().as_str()));
+    }
+    assert_eq!(f.link().await.programs().await.unwrap(), Vec::<OwnedObjectPath>::new(), "own namespace untouched");
+    assert_eq!(f.traffic(9999, 20), 20);
+
+    // Replace in the second, remove in the third; the first stays as it is.
+    let mut replace = opts(10);
+    replace.insert("tag", Variant::from("edge"));
+    replace.insert("replace", Variant::from(true));
+    links[1].add_program_from_path(&object("udp"), "udp_count", replace).await.unwrap();
+    let program = xdpd_tests::service::program_proxy(&f.conn, &drops[2]).await;
+    program.remove().await.unwrap();
+    assert_eq!(pairs[0].traffic(9999, 20), 0);
+    assert_eq!(pairs[1].traffic(9999, 20), 20, "replaced");
+    assert_eq!(pairs[2].traffic(9999, 20), 20, "removed");
+    assert_eq!(links[1].programs().await.unwrap().len(), 2);
+    assert_eq!(links[2].programs().await.unwrap().len(), 1);
+
+    // Pins and records live per namespace.
+    let pins = f.pins().join("netns");
+    for i in 0..3 {
+        assert!(pins.join(format!("pod%2E{i}")).is_dir(), "pins of pod.{i}");
+        let records = f.bus.dir.join("state/links/netns").join(format!("pod%2E{i}"));
+        assert_eq!(std::fs::read_dir(&records).unwrap().count(), 1, "record of pod.{i}");
+    }
+    drop(followed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_namespace_takes_its_chains_and_a_new_one_of_that_name_gets_persistent_programs_back() {
+    let f = Fixture::new("netns-gone").await;
+    let first = VethPair::new();
+    let dir = f.bus.dir.join("netns");
+    let ns = Followed::new(&dir, "pod", &first.ns_b);
+    let (_, link) = link_in(&f, "pod", &first.dev_b).await;
+    let mut persist = opts(10);
+    persist.insert("persist", Variant::from(true));
+    let dropper = link.add_program_from_path(&object("udp"), "udp_drop", persist).await.unwrap();
+    link.add_program_from_path(&object("udp"), "udp_count", opts(20)).await.unwrap();
+    assert_eq!(first.traffic(9999, 20), 0);
+
+    // A restart adopts the chain as it runs.
+    let kernel = link.kernel_program_id().await.unwrap();
+    let generation = link.generation().await.unwrap();
+    f.bus.stop_service();
+    let (_, link) = link_in(&f, "pod", &first.dev_b).await;
+    assert_eq!(link.kernel_program_id().await.unwrap(), kernel);
+    assert_eq!(link.generation().await.unwrap(), generation);
+    assert_eq!(link.programs().await.unwrap().len(), 2);
+    assert_eq!(first.traffic(9999, 20), 0, "still dropping after the restart");
+
+    // The namespace goes (from the service's view: its name does).
+    drop(ns);
+    let err = wait_gone(&f, "pod", &first.dev_b).await;
+    assert_eq!(error_name(&err), "org.xdp.Manager1.Error.NoSuchLink");
+    assert!(xdpd_tests::service::program_proxy(&f.conn, &dropper).await.name().await.is_err());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while attached_in(&first.ns_b, &first.dev_b).native != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(attached_in(&first.ns_b, &first.dev_b).native, 0, "its chain is detached");
+    assert!(!f.pins().join("netns/pod").exists(), "its pins are gone");
+    let records: Vec<_> = std::fs::read_dir(f.bus.dir.join("state/links/netns/pod")).unwrap().collect();
+    assert_eq!(records.len(), 1, "the record of the persistent program stays");
+
+    // A namespace of that name again (a container restarted): the persistent program comes back.
+    let second = VethPair::new();
+    let ns = Followed::new(&dir, "pod", &second.ns_b);
+    let (path, link) = link_in(&f, "pod", &second.dev_b).await;
+    assert!(path.as_str().starts_with(&format!("/org/xdp/Manager1/netns/{}/", ns.inode())));
+    let programs = link.programs().await.unwrap();
+    assert_eq!(programs.len(), 1, "only the persistent program");
+    let program = xdpd_tests::service::program_proxy(&f.conn, &programs[0]).await;
+    assert_eq!(program.name().await.unwrap(), "udp_drop");
+    assert_eq!(second.traffic(9999, 20), 0, "dropping in the new namespace");
+    assert_eq!(second.traffic(9998, 20), 20);
+    drop(ns);
+    wait_gone(&f, "pod", &second.dev_b).await;
+}
