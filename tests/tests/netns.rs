@@ -180,3 +180,60 @@ async fn a_deleted_namespace_takes_its_chains_and_a_new_one_of_that_name_gets_pe
     drop(ns);
     wait_gone(&f, "pod", &second.dev_b).await;
 }
+
+/// Runs xdpctl against the fixture's bus; (exit code, stdout, stderr).
+fn xdpctl(f: &Fixture, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(xdpd_tests::bus::xdpctl_binary())
+        .arg("--address")
+        .arg(&f.bus.address)
+        .args(args)
+        .output()
+        .expect("run xdpctl");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
+    let f = Fixture::new("netns-ctl").await;
+    let pairs: Vec<VethPair> = (0..2).map(|_| VethPair::new()).collect();
+    let dir = f.bus.dir.join("netns");
+    let _followed: Vec<Followed> =
+        pairs.iter().enumerate().map(|(i, p)| Followed::new(&dir, &format!("ctl{i}"), &p.ns_b)).collect();
+    link_in(&f, "ctl0", "veth-b").await;
+    link_in(&f, "ctl1", "veth-b").await;
+
+    let udp = object("udp");
+    let (code, out, err) = xdpctl(&f, &["-n", "ctl1", "add", "veth-b", &udp, "-n", "udp_drop", "--tag", "edge"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(pairs[1].traffic(9999, 20), 0, "added in ctl1");
+    assert_eq!(pairs[0].traffic(9999, 20), 20, "not in ctl0");
+    assert_eq!(f.traffic(9999, 20), 20, "not in the service's own namespace");
+
+    // status: every namespace, grouped (the service's own first), with a NETNS column.
+    let (code, out, err) = xdpctl(&f, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NETNS  INTERFACE"), "{out}");
+    let netns_of: Vec<&str> = lines[1..].iter().filter_map(|l| l.split_whitespace().next()).collect();
+    let first_other = netns_of.iter().position(|n| *n != "-").expect("other namespaces shown");
+    assert!(netns_of[..first_other].iter().all(|n| *n == "-"), "own namespace first: {out}");
+    assert!(out.lines().any(|l| l.starts_with("ctl0 ") && l.contains("veth-b") && l.contains("no programs")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("ctl1 ") && l.contains("udp_drop") && l.contains("edge")), "{out}");
+
+    // -n: only that namespace; JSON says which namespace.
+    let (code, out, _) = xdpctl(&f, &["-n", "ctl1", "status", "--json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let interfaces = json["interfaces"].as_array().unwrap();
+    assert!(interfaces.iter().all(|i| i["netns"] == "ctl1"), "{out}");
+    assert!(interfaces.iter().any(|i| i["name"] == "veth-b" && i["netns_inode"].as_u64().unwrap() > 0));
+
+    // An interface of another namespace by name, and a namespace that is not followed.
+    let (code, _, err) = xdpctl(&f, &["-n", "ctl1", "remove", "--tag", "edge"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(pairs[1].traffic(9999, 20), 20, "removed");
+    let (code, _, err) = xdpctl(&f, &["-n", "nowhere", "status", "veth-b"]);
+    assert_eq!(code, 3, "no such namespace: {err}");
+    assert!(err.contains("nowhere"), "{err}");
+}

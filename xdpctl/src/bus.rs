@@ -17,6 +17,8 @@ use crate::error::{classify, Doing, Exit, Failure, Result};
 pub struct Client {
     pub conn: Connection,
     interactive: bool,
+    /// The named network namespace IFACE arguments are in (-n); None: the service's own.
+    pub netns: Option<String>,
     /// The polkit agent, started before the first call that may need it.
     agent: Mutex<Option<Agent>>,
 }
@@ -28,7 +30,8 @@ pub async fn connect(global: &Global) -> Result<Client> {
         None => (zbus::connection::Builder::system(), "the system bus".to_string()),
     };
     let conn = builder.build().await.map_err(|e| classify(e, &Doing::Connect(&bus)))?;
-    Ok(Client { conn, interactive: !global.no_ask_password, agent: Mutex::new(None) })
+    let netns = global.netns.clone();
+    Ok(Client { conn, interactive: !global.no_ask_password, netns, agent: Mutex::new(None) })
 }
 
 impl Client {
@@ -61,9 +64,14 @@ impl Client {
         om.get_managed_objects().await.map_err(|e| classify(e.into(), &Doing::Read))
     }
 
-    /// The link object of interface `iface`.
+    /// The link object of interface `iface` (in the namespace of -n, if given).
     pub async fn link_path(&self, iface: &str) -> Result<OwnedObjectPath> {
-        self.manager().await?.get_link_by_name(iface).await.map_err(|e| classify(e, &Doing::Lookup(iface)))
+        let manager = self.manager().await?;
+        let found = match &self.netns {
+            Some(netns) => manager.get_link_in_netns(netns, iface).await,
+            None => manager.get_link_by_name(iface).await,
+        };
+        found.map_err(|e| classify(e, &Doing::Lookup(iface)))
     }
 
     pub async fn link(&self, path: &OwnedObjectPath) -> Result<LinkProxy<'static>> {

@@ -53,6 +53,7 @@ EXAMPLES:
   xdpctl remove 3
   xdpctl remove --tag myapp
   xdpctl apply --dry-run /etc/xdpd/chains.toml
+  xdpctl -n pod1 add eth0 /usr/lib/myapp/filter.o --tag myapp
   xdpctl watch --json";
 
 #[derive(Debug, Parser)]
@@ -109,6 +110,22 @@ pub struct Global {
                      authentication fails with exit status 4 instead. Use it in scripts."
     )]
     pub no_ask_password: bool,
+
+    /// Act on the interfaces of the named network namespace NAME (like ip -n)
+    #[arg(
+        short = 'n',
+        long,
+        help_heading = "Global options",
+        value_name = "NAME",
+        long_help = "Act on the interfaces of the named network namespace NAME (its name under \
+                     /run/netns, as ip netns shows it, like ip -n NAME); given before the command, \
+                     as with ip (after it, -n is the command's own: add's --program, apply's \
+                     --dry-run). IFACE arguments name \
+                     interfaces of that namespace, and status shows only its interfaces. Without \
+                     it, IFACE is an interface of the service's own namespace, and status shows \
+                     every namespace the service follows, grouped by namespace (NETNS column)."
+    )]
+    pub netns: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,10 @@ const PROGRAM_IFACE: &str = "org.xdp.Manager1.Program";
 pub struct LinkStatus {
     pub name: String,
     pub index: i32,
+    /// The named network namespace of the interface; "" for the service's own.
+    pub netns: String,
+    /// The inode of the interface's network namespace.
+    pub netns_inode: u64,
     pub path: String,
     /// native, generic or offload while a chain is attached; empty otherwise.
     pub mode: String,
@@ -48,7 +52,10 @@ impl LinkStatus {
     /// What is the case and what to do, when something other than the chain
     /// the service records runs (or nothing does).
     pub fn problem(&self) -> Option<String> {
-        let (name, foreign) = (&self.name, self.foreign_program_id);
+        let foreign = self.foreign_program_id;
+        // How xdpctl names the interface in a command line.
+        let name =
+            &if self.netns.is_empty() { self.name.clone() } else { format!("{} (-n {})", self.name, self.netns) };
         match self.state {
             "detached" => Some(format!(
                 "the chain of {name} was detached behind the service's back: its programs do not run \
@@ -119,6 +126,10 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
         let Some(link) = interfaces.iter().find(|(name, _)| name.as_str() == LINK_IFACE).map(|(_, p)| p) else {
             continue;
         };
+        let netns = props::string(link, "Netns");
+        if client.netns.as_ref().is_some_and(|n| *n != netns) {
+            continue;
+        }
         let mut programs = Vec::new();
         let mut linked = true;
         for (i, program_path) in props::strings(link, "Programs").iter().enumerate() {
@@ -140,6 +151,8 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             state: LinkStatus::state_of(programs.len(), kernel_program_id, foreign_program_id),
             name: props::string(link, "Name"),
             index: props::i32_of(link, "Index"),
+            netns,
+            netns_inode: props::u64_of(link, "NetnsInode"),
             path: path.to_string(),
             mode: props::string(link, "Mode"),
             generation: props::u64_of(link, "Generation"),
@@ -149,7 +162,8 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             programs,
         });
     }
-    links.sort_by_key(|l| l.index);
+    // Grouped by namespace, the service's own first.
+    links.sort_by(|a, b| (&a.netns, a.index).cmp(&(&b.netns, b.index)));
     Ok(links)
 }
 
@@ -201,7 +215,12 @@ fn verdicts(stats: &std::collections::BTreeMap<String, u64>) -> String {
 pub fn render(links: &[LinkStatus]) -> String {
     // The verdict column only when some link counts, or counted.
     let with_stats = links.iter().any(|l| l.counting || l.programs.iter().any(|p| !p.stats.is_empty()));
+    // The namespace column only when some interface is in another namespace.
+    let with_netns = links.iter().any(|l| !l.netns.is_empty());
     let mut header = vec!["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"];
+    if with_netns {
+        header.insert(0, "NETNS");
+    }
     if with_stats {
         header.push("VERDICTS");
     }
@@ -209,8 +228,14 @@ pub fn render(links: &[LinkStatus]) -> String {
     let mut unlinked = false;
     for link in links {
         let (mode, chain) = (dash(&link.mode), id_or_dash(link.kernel_program_id));
+        let lead = |mut row: Vec<String>| {
+            if with_netns {
+                row.insert(0, dash(&link.netns));
+            }
+            row
+        };
         if link.programs.is_empty() {
-            table.row(vec![link.name.clone(), mode.clone(), chain.clone(), "no programs".into()]);
+            table.row(lead(vec![link.name.clone(), mode.clone(), chain.clone(), "no programs".into()]));
         }
         for p in &link.programs {
             unlinked |= !p.linked;
@@ -230,10 +255,10 @@ pub fn render(links: &[LinkStatus]) -> String {
             if with_stats {
                 row.push(verdicts(&p.stats));
             }
-            table.row(row);
+            table.row(lead(row));
         }
         if let Some(problem) = link.problem() {
-            table.row(vec![link.name.clone(), mode, chain, problem]);
+            table.row(lead(vec![link.name.clone(), mode, chain, problem]));
         }
     }
     let mut out = table.render();
@@ -289,6 +314,8 @@ mod tests {
             LinkStatus {
                 name: "lo".into(),
                 index: 1,
+                netns: String::new(),
+                netns_inode: 4026531840,
                 path: "/org/xdp/Manager1/link/1".into(),
                 mode: String::new(),
                 generation: 0,
@@ -301,6 +328,8 @@ mod tests {
             LinkStatus {
                 name: "eth0".into(),
                 index: 2,
+                netns: String::new(),
+                netns_inode: 4026531840,
                 path: "/org/xdp/Manager1/link/2".into(),
                 mode: "native".into(),
                 generation: 5,

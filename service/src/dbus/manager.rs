@@ -51,10 +51,9 @@ impl Manager {
             .registry(&netns)
             .ok_or_else(|| ServiceError::NoSuchLink(format!("no network namespace called '{netns}'")))?;
         let scope = registry.netns_tag().scope();
-        registry
-            .by_name(&name)
-            .map(|h| super::link_path_in(scope, h.ifindex))
-            .ok_or_else(|| ServiceError::NoSuchLink(format!("no interface called '{name}' in network namespace '{netns}'")))
+        registry.by_name(&name).map(|h| super::link_path_in(scope, h.ifindex)).ok_or_else(|| {
+            ServiceError::NoSuchLink(format!("no interface called '{name}' in network namespace '{netns}'"))
+        })
     }
 
     /// Version of the service.

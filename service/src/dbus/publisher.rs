@@ -92,7 +92,11 @@ impl Publish for Publisher {
 
     fn program_removed(&self, ifindex: u32, id: MemberId) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<ProgramIface, _>(program_path_in(self.netns, ifindex, id)).await;
+            let _ = self
+                .connection
+                .object_server()
+                .remove::<ProgramIface, _>(program_path_in(self.netns, ifindex, id))
+                .await;
         })
     }
 

@@ -21,5 +21,5 @@ pub mod watch;
 pub use command::AddRequest;
 pub use handle::Handle;
 pub use publish::{BoxFuture, IfaceProperty, IfaceView, ProgramView, Publish};
-pub use view::NetnsTag;
 pub use registry::Registry;
+pub use view::NetnsTag;

@@ -209,7 +209,8 @@ impl Store {
     }
 
     fn collect_object(&self, holds: &HashMap<String, usize>, sha256: &str) {
-        if holds.contains_key(sha256) || self.all_links().iter().any(|r| r.members.iter().any(|m| m.spec.sha256 == sha256))
+        if holds.contains_key(sha256)
+            || self.all_links().iter().any(|r| r.members.iter().any(|m| m.spec.sha256 == sha256))
         {
             return;
         }
