@@ -20,6 +20,17 @@ pub trait Manager {
     /// namespace `netns` ("" : the service's own).
     fn get_link_in_netns(&self, netns: &str, name: &str) -> zbus::Result<OwnedObjectPath>;
 
+    /// The link object of the interface called `name` in the followed network
+    /// namespace whose inode is `inode`.
+    fn get_link_in_netns_by_inode(&self, inode: u64, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// Has the service follow the network namespace of process `pid`; its inode.
+    fn follow_netns_of_process(&self, pid: u32) -> zbus::Result<u64>;
+
+    /// The inode of the service's own network namespace.
+    #[zbus(property)]
+    fn netns_inode(&self) -> zbus::Result<u64>;
+
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
 

@@ -25,16 +25,19 @@ pub enum Action {
     RemoveProgram,
     /// Others' programs, taking over a foreign program, choosing a link's mode, reclaiming.
     Manage,
+    /// Have the service follow the interfaces of another network namespace (designated by a process).
+    FollowNetns,
 }
 
 impl Action {
-    pub const ALL: [Action; 3] = [Action::AddProgram, Action::RemoveProgram, Action::Manage];
+    pub const ALL: [Action; 4] = [Action::AddProgram, Action::RemoveProgram, Action::Manage, Action::FollowNetns];
 
     pub fn id(self) -> &'static str {
         match self {
             Action::AddProgram => "org.xdp.manager1.add-program",
             Action::RemoveProgram => "org.xdp.manager1.remove-program",
             Action::Manage => "org.xdp.manager1.manage",
+            Action::FollowNetns => "org.xdp.manager1.follow-netns",
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct Details {
     pub tag: String,
     /// The object's SHA-256, when known before reading (announced, or recorded).
     pub sha256: Option<String>,
+    /// The process whose network namespace a caller designates.
+    pub pid: Option<u32>,
 }
 
 impl Details {
@@ -72,6 +77,9 @@ impl Details {
             ("program", self.program.clone()),
             ("tag", self.tag.clone()),
         ]);
+        if let Some(pid) = self.pid {
+            map.insert("pid", pid.to_string());
+        }
         if let Some(sha256) = &self.sha256 {
             map.insert("sha256", sha256.clone());
             map.insert("object_sha256", sha256.clone());

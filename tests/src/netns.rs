@@ -230,3 +230,86 @@ impl VethPair {
         drain(&rx)
     }
 }
+
+/// A process that made a network namespace of its own with `unshare -n`
+/// (as root) or `unshare -rn` (as user `uid`, in a user namespace), and
+/// sleeps in it; killed on drop, which ends the namespace.
+pub struct Unshared {
+    child: std::process::Child,
+}
+
+impl Unshared {
+    pub fn new(uid: Option<u32>) -> Unshared {
+        let mut cmd = match uid {
+            None => {
+                let mut c = Command::new("unshare");
+                c.arg("-n");
+                c
+            }
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()]);
+                c.args(["unshare", "-rn"]);
+                c
+            }
+        };
+        let child = cmd.args(["sleep", "600"]).spawn().expect("run unshare");
+        let unshared = Unshared { child };
+        let own = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // unshare execs sleep in place: the pid is the sleeper's, in its namespace once unshared.
+        while std::fs::read_link(unshared.ns_path()).is_ok_and(|l| l == own) {
+            assert!(std::time::Instant::now() < deadline, "unshare did not make a namespace");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        unshared
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn ns_path(&self) -> std::path::PathBuf {
+        format!("/proc/{}/ns/net", self.pid()).into()
+    }
+
+    /// The inode of its namespace.
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.ns_path()).expect("stat its namespace").ino()
+    }
+
+    /// Runs `f` on a thread inside its namespace.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(self.ns_path()).expect("open its namespace");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a namespace descriptor; affects only this thread.
+                let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(ret, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// Runs `ip ARGS` inside its namespace.
+    pub fn ip(&self, args: &[&str]) {
+        let pid = self.pid().to_string();
+        let out = Command::new("nsenter").args(["-t", &pid, "-n", "ip"]).args(args).output().expect("nsenter ip");
+        assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Ends the process (and so its namespace) now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

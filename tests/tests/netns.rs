@@ -55,6 +55,7 @@ async fn wait_gone(f: &Fixture, netns: &str, dev: &str) -> zbus::Error {
 fn error_name(e: &zbus::Error) -> String {
     match e {
         zbus::Error::MethodError(name, _, _) => name.to_string(),
+        zbus::Error::FDO(e) => zbus::DBusError::name(e.as_ref()).to_string(),
         other => other.to_string(),
     }
 }
@@ -236,4 +237,103 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     let (code, _, err) = xdpctl(&f, &["-n", "nowhere", "status", "veth-b"]);
     assert_eq!(code, 3, "no such namespace: {err}");
     assert!(err.contains("nowhere"), "{err}");
+}
+
+const RULES: &str = r#"
+polkit.addRule(function(action, subject) {
+    if (subject.user != "xdpd-alice") return polkit.Result.NOT_HANDLED;
+    if (action.id == "org.xdp.manager1.follow-netns") return polkit.Result.YES;
+    // Alice may add programs in namespace "src" only: the namespace is a detail.
+    if (action.id == "org.xdp.manager1.add-program" && action.lookup("netns") == "src")
+        return polkit.Result.YES;
+    return polkit.Result.NO;
+});
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_designated_by_a_process_an_interface_moved_into_one_and_a_caller_who_cannot_see_it() {
+    let f = Fixture::new("netns-pid").await;
+    let _polkit = xdpd_tests::polkit::Polkit::start(&f.bus, RULES);
+    let alice = xdpd_tests::polkit::connect_as(&f.bus, "xdpd-alice").await;
+    let alice_manager = ManagerProxy::new(&alice).await.unwrap();
+    let pair = VethPair::new();
+    let _src = Followed::new(&f.bus.dir.join("netns"), "src", &pair.ns_b);
+    let (src_path, _) = link_in(&f, "src", &pair.dev_b).await;
+
+    // Polkit sees the namespace: alice may add in "src", not in the service's own.
+    let alice_src = link_proxy(&alice, src_path.as_str()).await;
+    alice_src.add_program_from_path(&object("udp"), "udp_count", opts(20)).await.unwrap();
+    let alice_own = link_proxy(&alice, &f.link_path()).await;
+    let err = alice_own.add_program_from_path(&object("udp"), "udp_count", opts(20)).await.unwrap_err();
+    assert_eq!(error_name(&err), "org.freedesktop.DBus.Error.AccessDenied");
+
+    // A namespace alice cannot see (root's process): refused although polkit says yes; nothing followed.
+    let mut roots = xdpd_tests::netns::Unshared::new(None);
+    let err = alice_manager.follow_netns_of_process(roots.pid()).await.unwrap_err();
+    assert_eq!(error_name(&err), "org.freedesktop.DBus.Error.AccessDenied", "{err}");
+    assert!(err.to_string().contains("another user"), "{err}");
+    let err = manager(&f).await.get_link_in_netns_by_inode(roots.inode(), "lo").await.unwrap_err();
+    assert_eq!(error_name(&err), "org.xdp.Manager1.Error.NoSuchLink");
+    let err = alice_manager.follow_netns_of_process(u32::MAX).await.unwrap_err();
+    assert_eq!(error_name(&err), "org.freedesktop.DBus.Error.InvalidArgs");
+
+    // Her own (unshare -rn as alice): followed.
+    let hers = xdpd_tests::netns::Unshared::new(Some(xdpd_tests::polkit::uid("xdpd-alice")));
+    assert_eq!(alice_manager.follow_netns_of_process(hers.pid()).await.unwrap(), hers.inode());
+    let lo = manager(&f).await.get_link_in_netns_by_inode(hers.inode(), "lo").await.unwrap();
+    assert_eq!(lo.as_str(), format!("/org/xdp/Manager1/netns/{}/link/1", hers.inode()));
+    let lo = link_proxy(&f.conn, lo.as_str()).await;
+    assert_eq!((lo.netns().await.unwrap(), lo.netns_inode().await.unwrap()), (String::new(), hers.inode()));
+
+    // Root may designate any; the interface moved from "src" into it is followed there.
+    let inode = manager(&f).await.follow_netns_of_process(roots.pid()).await.unwrap();
+    assert_eq!(inode, roots.inode());
+    assert_eq!(manager(&f).await.follow_netns_of_process(roots.pid()).await.unwrap(), inode, "idempotent");
+    let out = std::process::Command::new("ip")
+        .args(["-n", &pair.ns_b, "link", "set", &pair.dev_b, "netns", &roots.pid().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_gone(&f, "src", &pair.dev_b).await;
+    let moved = wait_link_by_inode(&f, inode, &pair.dev_b).await;
+    assert!(moved.as_str().starts_with(&format!("/org/xdp/Manager1/netns/{inode}/link/")));
+    roots.ip(&["addr", "add", &format!("{}/24", pair.addr_b), "dev", &pair.dev_b]);
+    roots.ip(&["link", "set", &pair.dev_b, "up"]);
+    let link = link_proxy(&f.conn, moved.as_str()).await;
+    link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    let traffic = |port: u16| {
+        let rx = roots.run_in(|| xdpd_tests::netns::udp_receiver(port));
+        let tx = VethPair::run_in(&pair.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").unwrap());
+        xdpd_tests::netns::send_paced(&tx, std::net::SocketAddrV4::new(pair.addr_b, port), 20);
+        std::thread::sleep(Duration::from_millis(300));
+        xdpd_tests::netns::drain(&rx)
+    };
+    // The first datagrams may wait for ARP: what counts is what the chain lets through.
+    assert!(traffic(9998) > 0, "UDP to 9998 passes");
+    assert_eq!(traffic(9998), 20);
+    assert_eq!(traffic(9999), 0, "dropped inside the designated namespace");
+    let pins = f.pins().join(format!("netns/%23{inode}"));
+    assert!(pins.is_dir());
+
+    // The process goes, and its namespace with it: the links, pins and records go.
+    roots.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while manager(&f).await.get_link_in_netns_by_inode(inode, &pair.dev_b).await.is_ok() {
+        assert!(Instant::now() < deadline, "the designated namespace's link stays");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(link.name().await.is_err(), "the link object is gone");
+    assert!(!pins.exists(), "its pins are gone");
+    assert!(!f.bus.dir.join(format!("state/links/netns/%23{inode}")).exists(), "its records are gone");
+}
+
+async fn wait_link_by_inode(f: &Fixture, inode: u64, dev: &str) -> OwnedObjectPath {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match manager(f).await.get_link_in_netns_by_inode(inode, dev).await {
+            Ok(path) => return path,
+            Err(e) if Instant::now() > deadline => panic!("{dev} never appeared in {inode}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }

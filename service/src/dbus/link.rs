@@ -188,6 +188,7 @@ impl LinkIface {
             program: program.to_string(),
             tag: tag.to_string(),
             sha256,
+            pid: None,
         }
     }
 

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use zbus::interface;
-use zbus::OwnedObjectPath;
+use zbus::message::Header;
+use zbus::{interface, Connection, OwnedObjectPath};
 
+use crate::auth::{Action, Details};
 use crate::error::ServiceError;
 use crate::iface::netns::Namespaces;
 use crate::iface::Registry;
@@ -54,6 +55,46 @@ impl Manager {
         registry.by_name(&name).map(|h| super::link_path_in(scope, h.ifindex)).ok_or_else(|| {
             ServiceError::NoSuchLink(format!("no interface called '{name}' in network namespace '{netns}'"))
         })
+    }
+
+    /// The link object of the interface called `name` in the network
+    /// namespace whose inode is `inode` (one the service follows: named,
+    /// designated, or its own).
+    #[zbus(out_args("link"))]
+    async fn get_link_in_netns_by_inode(&self, inode: u64, name: String) -> Result<OwnedObjectPath, ServiceError> {
+        let _busy = self.front.busy();
+        let registry = self
+            .namespaces
+            .by_inode(inode)
+            .ok_or_else(|| ServiceError::NoSuchLink(format!("no followed network namespace with inode {inode}")))?;
+        let scope = registry.netns_tag().scope();
+        registry.by_name(&name).map(|h| super::link_path_in(scope, h.ifindex)).ok_or_else(|| {
+            ServiceError::NoSuchLink(format!("no interface called '{name}' in network namespace {inode}"))
+        })
+    }
+
+    /// Follows the network namespace of process `pid` (as long as that
+    /// process lives in it): its interfaces get link objects like any
+    /// other. Needs org.xdp.manager1.follow-netns, and the caller must see
+    /// that namespace itself (root, or the process runs as the caller).
+    #[zbus(out_args("inode"))]
+    async fn follow_netns_of_process(
+        &self,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u64, ServiceError> {
+        let admitted = self.front.begin(connection, &header).await?;
+        let uid = admitted.caller().uid;
+        let details = Details { caller_uid: uid, pid: Some(pid), ..Default::default() };
+        admitted.authorize(Action::FollowNetns, &details).await?;
+        self.namespaces.designate(pid, uid).await
+    }
+
+    /// The inode of the service's own network namespace.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn netns_inode(&self) -> u64 {
+        self.registry.netns_tag().inode
     }
 
     /// Version of the service.

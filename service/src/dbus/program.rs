@@ -32,6 +32,7 @@ impl ProgramIface {
             program: self.view.spec.function.clone(),
             tag: self.view.spec.tag.clone(),
             sha256: Some(self.view.spec.sha256.clone()),
+            pid: None,
         }
     }
 

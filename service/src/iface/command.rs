@@ -56,7 +56,7 @@ pub enum Command {
     Gone,
     /// The interface's namespace is gone: drop everything but the record of
     /// persistent programs (they come back with a namespace of that name).
-    NetnsGone,
+    NetnsGone { keep_persistent: bool },
 }
 
 impl Command {
@@ -72,7 +72,7 @@ impl Command {
             Command::CheckForeign => "CheckForeign",
             Command::Renamed(_) => "Renamed",
             Command::Gone => "Gone",
-            Command::NetnsGone => "NetnsGone",
+            Command::NetnsGone { .. } => "NetnsGone",
         }
     }
 }

@@ -6,6 +6,13 @@
 //! (deleted and made again), ends its registry (its chains and pins go,
 //! the records of persistent programs stay) and, for the new namespace,
 //! starts one afresh, which brings persistent programs back.
+//!
+//! A caller may also designate a namespace that has no name, by a process
+//! in it ([`Namespaces::designate`]): it is followed while that process
+//! lives (`/proc/PID/ns/net` still is that namespace), like a named one but
+//! without a name, so nothing of it is kept when it goes. The caller must
+//! see that namespace itself: root, or the process runs as the caller
+//! (all four uids), as the kernel asks of whoever opens `/proc/PID/ns/net`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +21,7 @@ use std::time::Duration;
 
 use super::registry::Registry;
 use super::watch;
+use crate::error::ServiceError;
 use crate::kernel::netns::{own_inode, Netns};
 
 /// How often the namespace directory is looked at.
@@ -30,6 +38,8 @@ pub struct Namespaces {
     dir: PathBuf,
     own: Arc<Registry>,
     followed: Mutex<HashMap<String, Followed>>,
+    /// Namespaces callers designated, by inode.
+    designated: Mutex<HashMap<u64, Followed>>,
 }
 
 /// The namespaces under `dir` now, by name (the service's own left out: it
@@ -47,7 +57,7 @@ fn present(dir: &Path) -> HashMap<String, Netns> {
 impl Namespaces {
     /// Follows the namespaces named under `dir`, next to the service's own (`own`).
     pub fn new(dir: PathBuf, own: Arc<Registry>) -> Arc<Namespaces> {
-        Arc::new(Namespaces { dir, own, followed: Mutex::new(HashMap::new()) })
+        Arc::new(Namespaces { dir, own, followed: Default::default(), designated: Default::default() })
     }
 
     /// The registry of namespace `name` ("" : the service's own).
@@ -58,13 +68,49 @@ impl Namespaces {
         self.followed.lock().ok()?.get(name).map(|f| f.registry.clone())
     }
 
+    /// The registry of the namespace whose inode is `inode` (the service's own too).
+    pub fn by_inode(&self, inode: u64) -> Option<Arc<Registry>> {
+        self.registries().into_iter().find(|r| r.netns_tag().inode == inode)
+    }
+
     /// The registries of every followed namespace, the service's own first.
     pub fn registries(&self) -> Vec<Arc<Registry>> {
         let mut all = vec![self.own.clone()];
         if let Ok(followed) = self.followed.lock() {
             all.extend(followed.values().map(|f| f.registry.clone()));
         }
+        if let Ok(designated) = self.designated.lock() {
+            all.extend(designated.values().map(|f| f.registry.clone()));
+        }
         all
+    }
+
+    /// Follows the network namespace of process `pid` for a caller `uid`
+    /// (already authorized), who must see it: root, or the process runs as
+    /// the caller. Returns the namespace's inode (also when it was followed
+    /// already, by name or for someone else).
+    pub async fn designate(&self, pid: u32, uid: u32) -> Result<u64, ServiceError> {
+        let (netns, uids) = tokio::task::spawn_blocking(move || crate::kernel::netns::of_process(pid))
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?
+            .map_err(|e| ServiceError::InvalidArgs(format!("no network namespace of process {pid}: {e}")))?;
+        if uid != 0 && uids.iter().any(|&u| u != uid) {
+            tracing::info!(uid, pid, "denied: designating the network namespace of another user's process");
+            return Err(ServiceError::AccessDenied(format!(
+                "process {pid} runs as another user: the caller cannot see its network namespace"
+            )));
+        }
+        let inode = netns.inode();
+        if self.by_inode(inode).is_some() {
+            return Ok(inode);
+        }
+        let registry = self.own.for_netns(netns, "").map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let watcher = watch::watch(registry.clone()).await.map_err(|e| ServiceError::Kernel(e.to_string()))?;
+        tracing::info!(pid, inode, uid, "following a designated network namespace");
+        if let Ok(mut designated) = self.designated.lock() {
+            designated.insert(inode, Followed { registry, watcher });
+        }
+        Ok(inode)
     }
 
     /// Brings the followed namespaces in line with the directory.
@@ -84,6 +130,21 @@ impl Namespaces {
         .unwrap_or_default();
         for name in stale {
             self.forget(&name).await;
+        }
+        let gone: Vec<u64> = (self.designated.lock().map(|d| {
+            // A name given to a designated namespace: followed by its name from now on.
+            let named = |inode: u64| now.values().any(|ns| ns.inode() == inode);
+            d.iter()
+                .filter(|(inode, f)| named(**inode) || f.registry.netns().is_none_or(|ns| !ns.is_present()))
+                .map(|(inode, _)| *inode)
+                .collect()
+        }))
+        .unwrap_or_default();
+        for inode in gone {
+            let designated = self.designated.lock().ok().and_then(|mut d| d.remove(&inode));
+            if let Some(followed) = designated {
+                Namespaces::end(followed, &format!("#{inode}"), false).await;
+            }
         }
         for (name, netns) in now {
             if self.registry(&name).is_none() {
@@ -112,11 +173,15 @@ impl Namespaces {
     /// Stops following namespace `name` (deleted, or replaced by another).
     async fn forget(&self, name: &str) {
         let Some(followed) = self.followed.lock().ok().and_then(|mut f| f.remove(name)) else { return };
+        Namespaces::end(followed, name, true).await;
+    }
+
+    async fn end(followed: Followed, name: &str, keep_persistent: bool) {
         // The watcher's socket holds the namespace: it goes first.
         followed.watcher.abort();
         let _ = followed.watcher.await;
         tracing::info!(netns = %name, inode = followed.registry.netns_tag().inode, "network namespace gone");
-        followed.registry.close().await;
+        followed.registry.close(keep_persistent).await;
     }
 
     /// Syncs once and returns the task that follows the directory.

@@ -129,8 +129,8 @@ impl Owner {
                 Command::CheckForeign => self.check_foreign().await,
                 Command::Renamed(name) => self.renamed(name).await,
                 Command::Gone => break,
-                Command::NetnsGone => {
-                    self.keep_persistent = true;
+                Command::NetnsGone { keep_persistent } => {
+                    self.keep_persistent = keep_persistent;
                     break;
                 }
             }

@@ -48,11 +48,14 @@ impl Registry {
         })
     }
 
-    /// The registry of the named namespace `netns` (its records in the
-    /// state directory's `links/netns/<name>`, its pins under
-    /// `<bpffs root>/netns/<name>`), sharing limits, ids and objects with this one.
+    /// The registry of namespace `netns`, called `name` ("" : a namespace a
+    /// caller designated, which has none): its records in the state
+    /// directory's `links/netns/<file name>`, its pins under `<bpffs
+    /// root>/netns/<file name>` (the name, or `#<inode>` without one),
+    /// sharing limits, ids and objects with this one.
     pub fn for_netns(&self, netns: Netns, name: &str) -> std::io::Result<Arc<Registry>> {
-        let file_name = crate::kernel::netns::file_name(name);
+        let key = if name.is_empty() { format!("#{}", netns.inode()) } else { name.to_string() };
+        let file_name = crate::kernel::netns::file_name(&key);
         let store = Arc::new(self.cx.store.for_netns(&file_name)?);
         let netns_tag = NetnsTag { name: name.to_string(), inode: netns.inode(), own: false };
         let cx = Context {
@@ -83,13 +86,13 @@ impl Registry {
         &self.cx.netns_tag
     }
 
-    /// The namespace went: every owner ends, keeping only the records of
-    /// persistent programs; pins, chains and objects go. Returns once every
-    /// owner has ended.
-    pub async fn close(&self) {
+    /// The namespace went: every owner ends; pins, chains and objects go,
+    /// the records of persistent programs stay when `keep_persistent` (for
+    /// a namespace of the same name). Returns once every owner has ended.
+    pub async fn close(&self, keep_persistent: bool) {
         let handles = self.handles.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
         for h in handles.values() {
-            let _ = h.tx.send(Command::NetnsGone).await;
+            let _ = h.tx.send(Command::NetnsGone { keep_persistent }).await;
         }
         for h in handles.values() {
             h.tx.closed().await;

@@ -89,6 +89,31 @@ impl Netns {
     }
 }
 
+/// The real, effective, saved and file-system uids of process `pid` (from
+/// `/proc/PID/status`).
+fn uids_of(pid: u32) -> io::Result<[u32; 4]> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:")).ok_or_else(|| io::Error::other("no Uid line"))?;
+    let uids: Vec<u32> = line.split_whitespace().filter_map(|u| u.parse().ok()).collect();
+    uids.try_into().map_err(|_| io::Error::other("a Uid line without four uids"))
+}
+
+/// The network namespace of process `pid` and the uids that process runs
+/// with, read after its namespace was opened and checked again afterwards:
+/// they belong to the process whose namespace it is (not to a process that
+/// took its pid meanwhile).
+pub fn of_process(pid: u32) -> io::Result<(Netns, [u32; 4])> {
+    if pid == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    let netns = Netns::at(Path::new(&format!("/proc/{pid}/ns/net")))?;
+    let uids = uids_of(pid)?;
+    if !netns.is_present() {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok((netns, uids))
+}
+
 /// Runs `f` in `netns`, or here (the service's own namespace) when `None`.
 pub fn run_in<T: Send>(netns: Option<&Netns>, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     match netns {
