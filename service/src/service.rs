@@ -44,7 +44,7 @@ const AWAIT_CHECK: Duration = Duration::from_secs(5);
 
 /// Whether persistent programs wait for an interface to appear (then the
 /// service does not exit idle: nothing else would restore them when it does).
-fn awaiting(links: &Registry, until: &mut Option<std::time::Instant>) -> bool {
+fn awaiting(links: &Namespaces, until: &mut Option<std::time::Instant>) -> bool {
     let now = std::time::Instant::now();
     if until.is_some_and(|t| now < t) {
         return true;
@@ -55,7 +55,7 @@ fn awaiting(links: &Registry, until: &mut Option<std::time::Instant>) -> bool {
         return false;
     }
     if until.is_none() {
-        tracing::info!(interfaces = ?awaited, "idle, but staying: persistent programs wait for these interfaces to appear");
+        tracing::info!(awaited = ?awaited, "idle, but staying: persistent programs wait for these interfaces or namespaces to appear, or designated namespaces are followed");
     }
     *until = Some(now + AWAIT_CHECK);
     true
@@ -156,9 +156,9 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         "xdpd {} ready as {BUS_NAME}", env!("CARGO_PKG_VERSION")
     );
 
-    let stop = serve_until_stop(&config, &activity, &links, &connection).await?;
+    let stop = serve_until_stop(&config, &activity, &namespaces, &connection).await?;
     // Persistent programs that asked for it keep their maps' contents across a reboot.
-    let saved = if stop.is_empty() { Ok(()) } else { links.save_snapshots().await };
+    let saved = if stop.is_empty() { Ok(()) } else { namespaces.save_snapshots().await };
     let _ = connection.release_name(BUS_NAME).await;
     watcher.abort();
     netns_watcher.abort();
@@ -174,7 +174,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
 async fn serve_until_stop(
     config: &Config,
     activity: &Activity,
-    links: &Registry,
+    links: &Namespaces,
     connection: &zbus::Connection,
 ) -> Result<&'static str, BoxError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

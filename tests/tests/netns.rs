@@ -132,7 +132,8 @@ async fn three_named_namespaces_each_with_its_own_chain_and_traffic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_namespace_takes_its_chains_and_a_new_one_of_that_name_gets_persistent_programs_back() {
-    let f = Fixture::new("netns-gone").await;
+    // Exits after 2 s idle, unless persistent programs wait for their namespace.
+    let f = Fixture::with_idle_timeout("netns-gone", 2).await;
     let first = VethPair::new();
     let dir = f.bus.dir.join("netns");
     let ns = Followed::new(&dir, "pod", &first.ns_b);
@@ -166,6 +167,9 @@ async fn a_deleted_namespace_takes_its_chains_and_a_new_one_of_that_name_gets_pe
     assert!(!f.pins().join("netns/pod").exists(), "its pins are gone");
     let records: Vec<_> = std::fs::read_dir(f.bus.dir.join("state/links/netns/pod")).unwrap().collect();
     assert_eq!(records.len(), 1, "the record of the persistent program stays");
+    let pid = f.bus.service_pid().expect("running");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(f.bus.service_pid(), Some(pid), "no idle exit while a persistent program waits for its namespace");
 
     // A namespace of that name again (a container restarted): the persistent program comes back.
     let second = VethPair::new();

@@ -184,6 +184,44 @@ impl Namespaces {
         followed.registry.close(keep_persistent).await;
     }
 
+    /// What keeps the service from exiting idle: interfaces persistent
+    /// programs wait for (in any namespace: `NAME/IFACE` in another), named
+    /// namespaces such programs wait for, and namespaces callers designated
+    /// (they are followed while their process lives, which an exit would end).
+    /// Reads the records (files): call it rarely.
+    pub fn awaited(&self) -> Vec<String> {
+        let mut awaited = Vec::new();
+        let mut present = Vec::new();
+        for registry in self.registries() {
+            let tag = registry.netns_tag().clone();
+            let key = if tag.name.is_empty() { format!("#{}", tag.inode) } else { tag.name.clone() };
+            present.push(crate::kernel::netns::file_name(&key));
+            let prefix = if tag.own { String::new() } else { format!("{}/", key) };
+            awaited.extend(registry.awaited().into_iter().map(|i| format!("{prefix}{i}")));
+            if !tag.own && tag.name.is_empty() {
+                awaited.push(format!("designated namespace {}", tag.inode));
+            }
+        }
+        let waiting = self.own.store().netns_with_persistent().into_iter().filter(|n| !present.contains(n));
+        awaited.extend(waiting.map(|n| format!("namespace {n}")));
+        awaited
+    }
+
+    /// Saves the snapshots of every namespace's persistent programs (at exit).
+    pub async fn save_snapshots(&self) -> Result<(), Vec<ServiceError>> {
+        let mut errors = Vec::new();
+        for registry in self.registries() {
+            if let Err(mut e) = registry.save_snapshots().await {
+                errors.append(&mut e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     /// Syncs once and returns the task that follows the directory.
     pub async fn watch(self: Arc<Namespaces>) -> tokio::task::JoinHandle<()> {
         self.sync().await;

@@ -102,6 +102,11 @@ impl Registry {
         self.cx.store.remove_links_dir_if_empty();
     }
 
+    /// The records of this registry's namespace.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.cx.store
+    }
+
     /// Where this registry's interfaces are restored.
     fn site(&self) -> Site {
         Site { netns: self.cx.netns.clone(), pins: self.cx.bpffs_root.clone(), shared: self.cx.shared_root.clone() }

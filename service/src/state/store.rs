@@ -134,6 +134,18 @@ impl Store {
         }
     }
 
+    /// The namespaces (their file names) with records of persistent
+    /// programs: they come back when a namespace of that name appears.
+    pub fn netns_with_persistent(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("links").join("netns")) else { return Vec::new() };
+        let at = |dir: PathBuf| Store { dir: self.dir.clone(), links_dir: dir, shared: self.shared.clone() };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| at(e.path()).links().iter().any(|r| r.members.iter().any(|m| m.spec.persist)))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
     /// The records of every namespace (for ids and garbage).
     fn all_links(&self) -> Vec<IfaceRecord> {
         let root = self.dir.join("links");
