@@ -1,7 +1,7 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`, `netns`
 //! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
@@ -9,6 +9,7 @@ mod control;
 mod dataplane;
 mod flood;
 mod live;
+mod netns;
 mod scale;
 mod table;
 
@@ -28,6 +29,10 @@ struct Args {
     #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [100usize, 1000])]
     interfaces: Vec<usize>,
 
+    /// Counts of followed network namespaces of the netns section (two veth interfaces each)
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [100usize])]
+    namespaces: Vec<usize>,
+
     /// Directory for the CSV files
     #[arg(long, value_name = "DIR", default_value = "target/bench")]
     csv: std::path::PathBuf,
@@ -42,6 +47,7 @@ enum Section {
     Control,
     Flood,
     Scale,
+    Netns,
 }
 
 fn main() {
@@ -77,5 +83,8 @@ fn main() {
     }
     if wants(Section::Scale) {
         scale::run_all(&args.interfaces).print_and_save(&csv_dir);
+    }
+    if wants(Section::Netns) {
+        netns::run_all(&args.namespaces).print_and_save(&csv_dir);
     }
 }
