@@ -19,18 +19,18 @@ const IDLE: Duration = Duration::from_secs(30);
 /// AddProgram calls timed per kind.
 const ADDS: usize = 20;
 
-/// `count` named namespaces `xdpd-nsb-<pid>-<i>`, each with a veth pair `a`/`b`; deleted on drop.
+/// `count` named namespaces `xdpd-nsb-<prefix>-<pid>-<i>`, each with a veth pair `a`/`b`; deleted on drop.
 struct Namespaces(Vec<String>);
 
 impl Namespaces {
-    fn new(count: usize) -> Namespaces {
+    fn new(prefix: &str, count: usize) -> Namespaces {
         let mut all = Namespaces(Vec::new());
         for i in 0..count {
-            let name = format!("xdpd-nsb-{}-{i}", std::process::id());
+            let name = format!("xdpd-nsb-{prefix}-{}-{i}", std::process::id());
             let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
             run("ip", &["netns", "add", &name]);
             all.0.push(name.clone());
-            run("ip", &["-n", &name, "link", "add", "a", "type", "veth", "peer", "name", "b"]);
+            run("ip", &["-n", &name, "link", "add", "name", "a", "type", "veth", "peer", "name", "b"]);
         }
         all
     }
@@ -85,13 +85,13 @@ async fn adds(conn: &zbus::Connection, targets: &[(String, String)]) -> Vec<f64>
 
 /// One row: `count` followed namespaces.
 fn measure(count: usize, table: &mut Table) {
-    let own = Namespaces::new(1);
+    let own = Namespaces::new("own", 1);
     // The service's own namespace gets ADDS more pairs (oN/pN) for the comparison.
     for i in 0..ADDS {
         let (o, p) = (format!("o{i}"), format!("p{i}"));
-        run("ip", &["-n", &own.0[0], "link", "add", &o, "type", "veth", "peer", "name", &p]);
+        run("ip", &["-n", &own.0[0], "link", "add", "name", &o, "type", "veth", "peer", "name", &p]);
     }
-    let namespaces = Namespaces::new(count);
+    let namespaces = Namespaces::new("f", count);
     let bus = TestBus::start(&format!("netns-bench-{count}"), &own.0[0], 0);
     let dir = bus.dir.join("netns");
     let _followed: Vec<Followed> =
