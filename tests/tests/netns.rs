@@ -241,6 +241,22 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     let (code, _, err) = xdpctl(&f, &["-n", "nowhere", "status", "veth-b"]);
     assert_eq!(code, 3, "no such namespace: {err}");
     assert!(err.contains("nowhere"), "{err}");
+
+    // By a process (the service is asked to follow its namespace) and by a path.
+    let unshared = xdpd_tests::netns::Unshared::new(None);
+    let pid = unshared.pid().to_string();
+    let (code, out, err) = xdpctl(&f, &["-n", &pid, "status"]);
+    assert_eq!(code, 0, "{err}");
+    let group = format!("#{}", unshared.inode());
+    assert!(out.lines().skip(1).all(|l| l.starts_with(&group)), "only that namespace: {out}");
+    assert!(out.lines().any(|l| l.contains(" lo ") && l.contains("no programs")), "{out}");
+    let path = unshared.ns_path().display().to_string();
+    let (code, _, err) = xdpctl(&f, &["-n", &path, "add", "lo", &udp, "-n", "udp_count", "-m", "skb"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = xdpctl(&f, &["status"]);
+    assert!(out.lines().any(|l| l.starts_with(&group) && l.contains("udp_count")), "{out}");
+    let (code, _, err) = xdpctl(&f, &["-n", "/proc/self/ns/net", "status", "lo"]);
+    assert_eq!(code, 3, "a namespace the service does not follow: {err}");
 }
 
 const RULES: &str = r#"

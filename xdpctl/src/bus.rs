@@ -17,8 +17,8 @@ use crate::error::{classify, Doing, Exit, Failure, Result};
 pub struct Client {
     pub conn: Connection,
     interactive: bool,
-    /// The named network namespace IFACE arguments are in (-n); None: the service's own.
-    pub netns: Option<String>,
+    /// The network namespace IFACE arguments are in (-n); None: the service's own.
+    pub netns: Option<Netns>,
     /// The polkit agent, started before the first call that may need it.
     agent: Mutex<Option<Agent>>,
 }
@@ -30,7 +30,7 @@ pub async fn connect(global: &Global) -> Result<Client> {
         None => (zbus::connection::Builder::system(), "the system bus".to_string()),
     };
     let conn = builder.build().await.map_err(|e| classify(e, &Doing::Connect(&bus)))?;
-    let netns = global.netns.clone();
+    let netns = global.netns.as_deref().map(Netns::parse);
     Ok(Client { conn, interactive: !global.no_ask_password, netns, agent: Mutex::new(None) })
 }
 
@@ -68,10 +68,34 @@ impl Client {
     pub async fn link_path(&self, iface: &str) -> Result<OwnedObjectPath> {
         let manager = self.manager().await?;
         let found = match &self.netns {
-            Some(netns) => manager.get_link_in_netns(netns, iface).await,
+            Some(Netns::Name(netns)) => manager.get_link_in_netns(netns, iface).await,
+            Some(_) => {
+                let inode = self.netns_inode().await?.unwrap_or_default();
+                manager.get_link_in_netns_by_inode(inode, iface).await
+            }
             None => manager.get_link_by_name(iface).await,
         };
         found.map_err(|e| classify(e, &Doing::Lookup(iface)))
+    }
+
+    /// The inode of the namespace -n gives by a process (which the service is
+    /// asked to follow) or a path; None for a name or without -n.
+    pub async fn netns_inode(&self) -> Result<Option<u64>> {
+        match &self.netns {
+            Some(Netns::Pid(pid)) => {
+                let manager = self.manager().await?;
+                let doing = Doing::Lookup("the network namespace of the process");
+                self.call(manager.inner(), "FollowNetnsOfProcess", &(*pid,), &doing).await.map(Some)
+            }
+            Some(Netns::Path(path)) => {
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(path).map_err(|e| {
+                    Failure::new(Exit::NotFound, format!("cannot use the network namespace {}: {e}", path.display()))
+                })?;
+                Ok(Some(meta.ino()))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub async fn link(&self, path: &OwnedObjectPath) -> Result<LinkProxy<'static>> {
@@ -110,6 +134,27 @@ impl Client {
         };
         let reply: Option<R> = proxy.call_with_flags(method, flags, body).await.map_err(|e| classify(e, doing))?;
         reply.ok_or_else(|| Failure::new(Exit::Failure, format!("{method}: the service sent no reply")))
+    }
+}
+
+/// A network namespace as -n names it: by name (under /run/netns), by a
+/// process in it (all digits), or by a path (with a slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Netns {
+    Name(String),
+    Pid(u32),
+    Path(std::path::PathBuf),
+}
+
+impl Netns {
+    pub fn parse(arg: &str) -> Netns {
+        if arg.contains('/') {
+            Netns::Path(arg.into())
+        } else if let Ok(pid) = arg.parse::<u32>() {
+            Netns::Pid(pid)
+        } else {
+            Netns::Name(arg.to_string())
+        }
     }
 }
 
@@ -157,5 +202,14 @@ mod tests {
         assert_eq!(ok("/org/xdp/Manager1/link/3/program/7"), Err(Exit::NotFound));
         assert_eq!(ok("abc"), Err(Exit::Usage));
         assert_eq!(program_id("/org/xdp/Manager1/link/2/program/17"), Some(17));
+    }
+
+    #[test]
+    fn a_namespace_by_name_process_or_path() {
+        use super::Netns;
+        assert_eq!(Netns::parse("pod1"), Netns::Name("pod1".into()));
+        assert_eq!(Netns::parse("4242"), Netns::Pid(4242));
+        assert_eq!(Netns::parse("/proc/4242/ns/net"), Netns::Path("/proc/4242/ns/net".into()));
+        assert_eq!(Netns::parse("cni-1.2"), Netns::Name("cni-1.2".into()));
     }
 }

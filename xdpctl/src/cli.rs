@@ -111,16 +111,20 @@ pub struct Global {
     )]
     pub no_ask_password: bool,
 
-    /// Act on the interfaces of the named network namespace NAME (like ip -n)
+    /// Act on the interfaces of network namespace NAME, PID or PATH (like ip -n)
     #[arg(
         short = 'n',
         long,
         help_heading = "Global options",
-        value_name = "NAME",
-        long_help = "Act on the interfaces of the named network namespace NAME (its name under \
-                     /run/netns, as ip netns shows it, like ip -n NAME); given before the command, \
-                     as with ip (after it, -n is the command's own: add's --program, apply's \
-                     --dry-run). IFACE arguments name \
+        value_name = "NAME|PID|PATH",
+        long_help = "Act on the interfaces of another network namespace: NAME, its name under \
+                     /run/netns (as ip netns shows it, like ip -n NAME); PID (all digits), the \
+                     namespace of that process, which the service is asked to follow \
+                     (FollowNetnsOfProcess: needs org.xdp.manager1.follow-netns, and the process must \
+                     run as you unless you are root); PATH (with a slash), a namespace file such as \
+                     /proc/PID/ns/net or /run/netns/NAME that the service follows already. Given \
+                     before the command, as with ip (after it, -n is the command's own: add's \
+                     --program, apply's --dry-run). IFACE arguments name \
                      interfaces of that namespace, and status shows only its interfaces. Without \
                      it, IFACE is an interface of the service's own namespace, and status shows \
                      every namespace the service follows, grouped by namespace (NETNS column)."

@@ -21,6 +21,10 @@ pub struct LinkStatus {
     pub netns: String,
     /// The inode of the interface's network namespace.
     pub netns_inode: u64,
+    /// What the NETNS column shows: "" for the service's own namespace, the
+    /// name of a named one, `#INODE` of one without a name.
+    #[serde(skip)]
+    pub group: String,
     pub path: String,
     /// native, generic or offload while a chain is attached; empty otherwise.
     pub mode: String,
@@ -55,7 +59,7 @@ impl LinkStatus {
         let foreign = self.foreign_program_id;
         // How xdpctl names the interface in a command line.
         let name =
-            &if self.netns.is_empty() { self.name.clone() } else { format!("{} (-n {})", self.name, self.netns) };
+            &if self.group.is_empty() { self.name.clone() } else { format!("{} (-n {})", self.name, self.group) };
         match self.state {
             "detached" => Some(format!(
                 "the chain of {name} was detached behind the service's back: its programs do not run \
@@ -116,6 +120,7 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
         Some(name) => Some(client.link_path(name).await?),
         None => None,
     };
+    let only_inode = client.netns_inode().await?;
     let objects = client.managed_objects().await?;
     let mut names = Names::default();
     let mut links = Vec::new();
@@ -126,8 +131,13 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
         let Some(link) = interfaces.iter().find(|(name, _)| name.as_str() == LINK_IFACE).map(|(_, p)| p) else {
             continue;
         };
-        let netns = props::string(link, "Netns");
-        if client.netns.as_ref().is_some_and(|n| *n != netns) {
+        let (netns, netns_inode) = (props::string(link, "Netns"), props::u64_of(link, "NetnsInode"));
+        let shown = match (&client.netns, only_inode) {
+            (Some(crate::bus::Netns::Name(name)), _) => *name == netns,
+            (Some(_), inode) => inode == Some(netns_inode),
+            (None, _) => true,
+        };
+        if !shown {
             continue;
         }
         let mut programs = Vec::new();
@@ -151,8 +161,9 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             state: LinkStatus::state_of(programs.len(), kernel_program_id, foreign_program_id),
             name: props::string(link, "Name"),
             index: props::i32_of(link, "Index"),
+            group: group_of(path.as_str(), &netns, netns_inode),
             netns,
-            netns_inode: props::u64_of(link, "NetnsInode"),
+            netns_inode,
             path: path.to_string(),
             mode: props::string(link, "Mode"),
             generation: props::u64_of(link, "Generation"),
@@ -163,8 +174,17 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
         });
     }
     // Grouped by namespace, the service's own first.
-    links.sort_by(|a, b| (&a.netns, a.index).cmp(&(&b.netns, b.index)));
+    links.sort_by(|a, b| (&a.group, a.index).cmp(&(&b.group, b.index)));
     Ok(links)
+}
+
+/// The NETNS column of a link at `path`: "" for the service's own namespace.
+fn group_of(path: &str, netns: &str, inode: u64) -> String {
+    match (path.contains("/netns/"), netns.is_empty()) {
+        (false, _) => String::new(),
+        (true, false) => netns.to_string(),
+        (true, true) => format!("#{inode}"),
+    }
 }
 
 fn program_status(position: usize, path: &str, p: &Props, linked: bool, names: &mut Names) -> ProgramStatus {
@@ -216,7 +236,7 @@ pub fn render(links: &[LinkStatus]) -> String {
     // The verdict column only when some link counts, or counted.
     let with_stats = links.iter().any(|l| l.counting || l.programs.iter().any(|p| !p.stats.is_empty()));
     // The namespace column only when some interface is in another namespace.
-    let with_netns = links.iter().any(|l| !l.netns.is_empty());
+    let with_netns = links.iter().any(|l| !l.group.is_empty());
     let mut header = vec!["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID"];
     if with_netns {
         header.insert(0, "NETNS");
@@ -230,7 +250,7 @@ pub fn render(links: &[LinkStatus]) -> String {
         let (mode, chain) = (dash(&link.mode), id_or_dash(link.kernel_program_id));
         let lead = |mut row: Vec<String>| {
             if with_netns {
-                row.insert(0, dash(&link.netns));
+                row.insert(0, dash(&link.group));
             }
             row
         };
@@ -316,6 +336,7 @@ mod tests {
                 index: 1,
                 netns: String::new(),
                 netns_inode: 4026531840,
+                group: String::new(),
                 path: "/org/xdp/Manager1/link/1".into(),
                 mode: String::new(),
                 generation: 0,
@@ -330,6 +351,7 @@ mod tests {
                 index: 2,
                 netns: String::new(),
                 netns_inode: 4026531840,
+                group: String::new(),
                 path: "/org/xdp/Manager1/link/2".into(),
                 mode: "native".into(),
                 generation: 5,
