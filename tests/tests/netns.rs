@@ -335,6 +335,15 @@ async fn namespaces_designated_by_a_process_an_interface_moved_into_one_and_a_ca
     let pins = f.pins().join(format!("netns/%23{inode}"));
     assert!(pins.is_dir());
 
+    // A restart follows the designated namespaces again (their processes live): the chain is adopted.
+    let kernel = link.kernel_program_id().await.unwrap();
+    f.bus.stop_service();
+    let again = wait_link_by_inode(&f, inode, &pair.dev_b).await;
+    assert_eq!(again, moved);
+    assert_eq!(link.kernel_program_id().await.unwrap(), kernel, "adopted as it runs");
+    assert_eq!(traffic(9999), 0, "still dropping after the restart");
+    wait_link_by_inode(&f, hers.inode(), "lo").await;
+
     // The process goes, and its namespace with it: the links, pins and records go.
     roots.kill();
     let deadline = Instant::now() + Duration::from_secs(10);

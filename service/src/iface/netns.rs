@@ -38,8 +38,8 @@ pub struct Namespaces {
     dir: PathBuf,
     own: Arc<Registry>,
     followed: Mutex<HashMap<String, Followed>>,
-    /// Namespaces callers designated, by inode.
-    designated: Mutex<HashMap<u64, Followed>>,
+    /// Namespaces callers designated, by inode, with the process that designates them.
+    designated: Mutex<HashMap<u64, (u32, Followed)>>,
 }
 
 /// The namespaces under `dir` now, by name (the service's own left out: it
@@ -80,7 +80,7 @@ impl Namespaces {
             all.extend(followed.values().map(|f| f.registry.clone()));
         }
         if let Ok(designated) = self.designated.lock() {
-            all.extend(designated.values().map(|f| f.registry.clone()));
+            all.extend(designated.values().map(|(_, f)| f.registry.clone()));
         }
         all
     }
@@ -104,13 +104,69 @@ impl Namespaces {
         if self.by_inode(inode).is_some() {
             return Ok(inode);
         }
-        let registry = self.own.for_netns(netns, "").map_err(|e| ServiceError::Failed(e.to_string()))?;
-        let watcher = watch::watch(registry.clone()).await.map_err(|e| ServiceError::Kernel(e.to_string()))?;
+        let followed = self.start(netns, "").await.map_err(|e| ServiceError::Kernel(e.to_string()))?;
         tracing::info!(pid, inode, uid, "following a designated network namespace");
-        if let Ok(mut designated) = self.designated.lock() {
-            designated.insert(inode, Followed { registry, watcher });
+        let twice = match self.designated.lock() {
+            Ok(mut designated) if !designated.contains_key(&inode) => designated.insert(inode, (pid, followed)),
+            // Designated meanwhile by another call: that one stays.
+            _ => Some((pid, followed)),
+        };
+        if let Some((_, followed)) = twice {
+            Namespaces::end(followed, &format!("#{inode}"), false).await;
+            return Ok(inode);
+        }
+        // Followed again after a restart: durable before it is acknowledged.
+        if let Err(e) = self.save_designated() {
+            let undone = self.designated.lock().ok().and_then(|mut d| d.remove(&inode));
+            if let Some((_, followed)) = undone {
+                Namespaces::end(followed, &format!("#{inode}"), false).await;
+            }
+            return Err(ServiceError::NotDurable(format!("cannot record the designated namespace: {e}")));
         }
         Ok(inode)
+    }
+
+    /// A registry and its watcher for `netns` (called `name`, "" : none).
+    async fn start(&self, netns: Netns, name: &str) -> std::io::Result<Followed> {
+        let registry = self.own.for_netns(netns, name)?;
+        let watcher = watch::watch(registry.clone()).await?;
+        Ok(Followed { registry, watcher })
+    }
+
+    fn save_designated(&self) -> std::io::Result<()> {
+        let list: Vec<(u32, u64)> = self
+            .designated
+            .lock()
+            .map(|d| d.iter().map(|(inode, (pid, _))| (*pid, *inode)).collect())
+            .unwrap_or_default();
+        self.own.store().save_designated(&list)
+    }
+
+    /// After a restart: the designated namespaces whose process still lives
+    /// in them are followed again (their chains adopted as they run); the
+    /// pins and records of the others go.
+    async fn resume_designated(&self) {
+        for (pid, inode) in self.own.store().designated() {
+            let found = tokio::task::spawn_blocking(move || crate::kernel::netns::of_process(pid)).await;
+            let key = crate::kernel::netns::file_name(&format!("#{inode}"));
+            match found {
+                Ok(Ok((netns, _))) if netns.inode() == inode => match self.start(netns, "").await {
+                    Ok(followed) => {
+                        if let Ok(mut designated) = self.designated.lock() {
+                            designated.insert(inode, (pid, followed));
+                        }
+                        continue;
+                    }
+                    Err(e) => tracing::error!(pid, inode, "cannot follow a designated namespace again: {e}"),
+                },
+                _ => tracing::info!(pid, inode, "a designated network namespace is gone: its pins and records go"),
+            }
+            self.own.store().remove_netns(&key);
+            let _ = std::fs::remove_dir_all(self.own.shared_root().join("netns").join(&key));
+        }
+        if let Err(e) = self.save_designated() {
+            tracing::error!("cannot record the designated namespaces: {e}");
+        }
     }
 
     /// Brings the followed namespaces in line with the directory.
@@ -135,15 +191,20 @@ impl Namespaces {
             // A name given to a designated namespace: followed by its name from now on.
             let named = |inode: u64| now.values().any(|ns| ns.inode() == inode);
             d.iter()
-                .filter(|(inode, f)| named(**inode) || f.registry.netns().is_none_or(|ns| !ns.is_present()))
+                .filter(|(inode, (_, f))| named(**inode) || f.registry.netns().is_none_or(|ns| !ns.is_present()))
                 .map(|(inode, _)| *inode)
                 .collect()
         }))
         .unwrap_or_default();
-        for inode in gone {
-            let designated = self.designated.lock().ok().and_then(|mut d| d.remove(&inode));
-            if let Some(followed) = designated {
+        for inode in &gone {
+            let designated = self.designated.lock().ok().and_then(|mut d| d.remove(inode));
+            if let Some((_, followed)) = designated {
                 Namespaces::end(followed, &format!("#{inode}"), false).await;
+            }
+        }
+        if !gone.is_empty() {
+            if let Err(e) = self.save_designated() {
+                tracing::error!("cannot record the designated namespaces: {e}");
             }
         }
         for (name, netns) in now {
@@ -155,18 +216,15 @@ impl Namespaces {
 
     async fn follow(&self, name: String, netns: Netns) {
         let inode = netns.inode();
-        let registry = match self.own.for_netns(netns, &name) {
-            Ok(registry) => registry,
-            Err(e) => return tracing::error!(netns = %name, "cannot follow the network namespace: {e}"),
-        };
-        match watch::watch(registry.clone()).await {
-            Ok(watcher) => {
-                tracing::info!(netns = %name, inode, interfaces = registry.indexes().len(), "following a network namespace");
+        match self.start(netns, &name).await {
+            Ok(started) => {
+                let interfaces = started.registry.indexes().len();
+                tracing::info!(netns = %name, inode, interfaces, "following a network namespace");
                 if let Ok(mut followed) = self.followed.lock() {
-                    followed.insert(name, Followed { registry, watcher });
+                    followed.insert(name, started);
                 }
             }
-            Err(e) => tracing::warn!(netns = %name, "cannot watch the network namespace: {e}"),
+            Err(e) => tracing::warn!(netns = %name, "cannot follow the network namespace: {e}"),
         }
     }
 
@@ -224,6 +282,7 @@ impl Namespaces {
 
     /// Syncs once and returns the task that follows the directory.
     pub async fn watch(self: Arc<Namespaces>) -> tokio::task::JoinHandle<()> {
+        self.resume_designated().await;
         self.sync().await;
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(POLL);

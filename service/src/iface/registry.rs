@@ -102,6 +102,11 @@ impl Registry {
         self.cx.store.remove_links_dir_if_empty();
     }
 
+    /// The service's bpffs root (of every namespace).
+    pub fn shared_root(&self) -> &std::path::Path {
+        &self.cx.shared_root
+    }
+
     /// The records of this registry's namespace.
     pub fn store(&self) -> &Arc<Store> {
         &self.cx.store

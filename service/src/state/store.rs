@@ -134,6 +134,30 @@ impl Store {
         }
     }
 
+    fn designated_path(&self) -> PathBuf {
+        self.dir.join("netns-designated.json")
+    }
+
+    /// The namespaces callers designated, as (pid, inode): followed again
+    /// after a restart while that process still lives in that namespace.
+    pub fn designated(&self) -> Vec<(u32, u64)> {
+        let Ok(bytes) = std::fs::read(self.designated_path()) else { return Vec::new() };
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::error!("unreadable netns-designated.json ({e}): designated namespaces are not followed again");
+            Vec::new()
+        })
+    }
+
+    pub fn save_designated(&self, designated: &[(u32, u64)]) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(designated).map_err(std::io::Error::other)?;
+        write_atomic(&self.designated_path(), &json)
+    }
+
+    /// Removes every record of namespace `name` (its file name): it is gone for good.
+    pub fn remove_netns(&self, name: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.join("links").join("netns").join(name));
+    }
+
     /// The namespaces (their file names) with records of persistent
     /// programs: they come back when a namespace of that name appears.
     pub fn netns_with_persistent(&self) -> Vec<String> {
