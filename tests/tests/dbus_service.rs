@@ -377,6 +377,53 @@ async fn concurrent_clients_on_two_interfaces() {
 /// Compares the live introspection of one interface with dbus-interfaces/<name>.xml,
 /// ignoring documentation.
 mod contract {
+    /// Members (and named arguments) of the org.xdp interfaces without an
+    /// org.gtk.GDBus.DocString annotation.
+    pub fn undocumented(xml: &str) -> Vec<String> {
+        let mut reader = Reader::from_str(xml);
+        let (mut open, mut missing): (Vec<(String, bool)>, Vec<String>) = (Vec::new(), Vec::new());
+        let mut ours = false;
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    if tag == "interface" {
+                        ours = attr(&e, "name").starts_with("org.xdp.");
+                    }
+                    open.push((format!("{tag} {}", attr(&e, "name")), false));
+                }
+                Ok(Event::Empty(e)) => {
+                    let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    if tag == "annotation" && attr(&e, "name") == "org.gtk.GDBus.DocString" {
+                        if let Some(last) = open.last_mut() {
+                            last.1 = true;
+                        }
+                    } else if ours && matches!(tag.as_str(), "method" | "signal" | "property")
+                        || ours && tag == "arg" && !attr(&e, "name").is_empty()
+                    {
+                        missing.push(format!("{tag} {}", attr(&e, "name")));
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    if let Some((element, documented)) = open.pop() {
+                        let kind = element.split(' ').next().unwrap_or("");
+                        let named = !element.ends_with(' ');
+                        if ours
+                            && !documented
+                            && named
+                            && matches!(kind, "interface" | "method" | "signal" | "property" | "arg")
+                        {
+                            missing.push(element);
+                        }
+                    }
+                }
+                Ok(Event::Eof) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        missing
+    }
+
     use quick_xml::events::Event;
     use quick_xml::Reader;
 
@@ -597,5 +644,51 @@ async fn events_carry_their_message_ids() {
             log.lines().any(|l| l.contains(event) && l.contains(&format!("message_id=\"{id}\""))),
             "no {event:?} line with MESSAGE_ID {id}:\n{log}"
         );
+    }
+}
+
+/// `busctl tree` and `busctl introspect` print no warnings, an object's
+/// introspection names its children without inlining them (it does not grow
+/// with the programs below it), and every member carries its documentation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_is_clean_small_and_documented() {
+    let f = Fixture::new("introspect-clean").await;
+    let introspect = |path: &str| -> String {
+        let (ok, out, err) =
+            f.bus.busctl(&["call", "org.xdp.Manager1", path, "org.freedesktop.DBus.Introspectable", "Introspect"]);
+        assert!(ok && err.is_empty(), "{path}: {err}");
+        out
+    };
+    let mut sizes = Vec::new();
+    for count in [1u32, 20] {
+        while f
+            .busctl(&["get-property", "org.xdp.Manager1", &f.link_path(), "org.xdp.Manager1.Link", "Programs"])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+            < count
+        {
+            f.call_link("AddProgramFromPath", "ssa{sv}", &[&object("udp"), "udp_count", "0"]).unwrap();
+        }
+        let (ok, tree, err) = f.bus.busctl(&["tree", "org.xdp.Manager1"]);
+        assert!(ok && err.is_empty(), "busctl tree warned:\n{err}");
+        assert_eq!(tree.matches("/program/").count(), count as usize, "{tree}");
+        sizes.push(["/", "/org/xdp/Manager1", &f.link_path()].map(|p| introspect(p).len()));
+    }
+    // Children are named, not inlined: 19 more programs add a few bytes each.
+    for (one, twenty) in sizes[0].iter().zip(sizes[1].iter()) {
+        assert!(*twenty < one + 19 * 64, "introspection grew from {one} to {twenty} bytes");
+    }
+    let programs = f.busctl(&["get-property", "org.xdp.Manager1", &f.link_path(), "org.xdp.Manager1.Link", "Programs"]);
+    let program = programs.split('"').nth(1).unwrap().to_string();
+    for path in ["/org/xdp/Manager1", f.link_path().as_str(), program.as_str()] {
+        let (ok, out, err) = f.bus.busctl(&["introspect", "org.xdp.Manager1", path]);
+        assert!(ok && err.is_empty(), "busctl introspect {path} warned: {err}\n{out}");
+        // Every member of ours (and each of its named arguments) is documented.
+        let xml = introspect(path);
+        let xml = xml.trim().trim_start_matches("s ").trim_matches('"').replace("\\\"", "\"");
+        let undocumented = contract::undocumented(&xml);
+        assert!(undocumented.is_empty(), "{path}: no DocString on {undocumented:?}");
     }
 }

@@ -6,8 +6,10 @@
 //! persists and publishes → reply.
 
 pub mod error;
+pub mod introspect;
 pub mod link;
 pub mod manager;
+pub mod objects;
 pub mod options;
 pub mod program;
 pub mod publisher;
