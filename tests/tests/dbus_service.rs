@@ -692,3 +692,84 @@ async fn introspection_is_clean_small_and_documented() {
         assert!(undocumented.is_empty(), "{path}: no DocString on {undocumented:?}");
     }
 }
+
+/// ChangeChain: several adds and a removal as one change (one generation,
+/// one ChainChanged); a failing part, or a malformed change, changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_chain_makes_several_changes_as_one() {
+    let f = Fixture::new("change-chain").await;
+    let link = f.link().await;
+    let file = |name: &str| std::fs::File::open(object(name)).unwrap();
+    let opts = |tag: &str, priority: i32| -> HashMap<&str, Variant<'_>> {
+        HashMap::from([("tag", Variant::from(tag.to_string())), ("priority", Variant::from(priority))])
+    };
+    let (udp, count) = (file("udp"), file("proto_count"));
+    let first = link.add_program(zbus::Fd::from(udp.as_fd()), "udp_count", opts("a", 10)).await.unwrap();
+    let first_id = xdpd_tests::faults::id_of(&first);
+    let generation = link.generation().await.unwrap();
+    let mut stream = signals(&f.conn).await;
+
+    let add = vec![
+        (zbus::Fd::from(count.as_fd()), "proto_count", opts("b", 20)),
+        (zbus::Fd::from(udp.as_fd()), "udp_count", opts("c", 30)),
+    ];
+    let paths = link.change_chain(add, vec![first_id], HashMap::new()).await.unwrap();
+    assert_eq!(paths.len(), 2);
+    let mut seen = Vec::new();
+    loop {
+        let (name, msg) = next_signals(&mut stream, 1).await.remove(0);
+        let done = name == "Link.ChainChanged";
+        if done {
+            let (g, programs): (u64, Vec<OwnedObjectPath>) = msg.body().deserialize().unwrap();
+            assert_eq!((g, programs), (generation + 1, paths.clone()), "one step, the new programs in order");
+        }
+        seen.push(name);
+        if done {
+            break;
+        }
+    }
+    let count_of = |n: &str| seen.iter().filter(|s| *s == n).count();
+    assert_eq!(
+        (count_of("ObjectManager.InterfacesAdded"), count_of("ObjectManager.InterfacesRemoved")),
+        (2, 1),
+        "{seen:?}"
+    );
+    assert_eq!(count_of("Link.ChainChanged"), 1, "{seen:?}");
+    assert_eq!(link.programs().await.unwrap(), paths);
+
+    // A part that cannot load fails the whole change, named by its index.
+    let junk = memfd_with(b"not an ELF object");
+    let add = vec![
+        (zbus::Fd::from(udp.as_fd()), "udp_count", opts("d", 5)),
+        (zbus::Fd::from(junk.as_fd()), "", opts("e", 6)),
+    ];
+    let removed = xdpd_tests::faults::id_of(&paths[0]);
+    let err = link.change_chain(add, vec![removed], HashMap::new()).await.unwrap_err().to_string();
+    assert!(err.contains("InvalidObject") && err.contains("program 1 of the change"), "{err}");
+    type Part<'a> = (zbus::Fd<'a>, &'a str, HashMap<&'a str, Variant<'a>>);
+    let malformed: Vec<(Vec<Part<'_>>, Vec<u64>, &str)> = vec![
+        (vec![], vec![], "InvalidArgs"),
+        (vec![], vec![removed, removed], "InvalidArgs"),
+        (vec![], vec![999_999], "NoSuchProgram"),
+        (
+            vec![(zbus::Fd::from(udp.as_fd()), "udp_count", HashMap::from([("mode", Variant::from("generic"))]))],
+            vec![],
+            "InvalidArgs",
+        ),
+        // The same object, function and tag twice in one change.
+        (
+            vec![
+                (zbus::Fd::from(udp.as_fd()), "udp_count", opts("x", 1)),
+                (zbus::Fd::from(udp.as_fd()), "udp_count", opts("x", 2)),
+            ],
+            vec![],
+            "InvalidArgs",
+        ),
+    ];
+    for (add, remove, expected) in malformed {
+        let err = link.change_chain(add, remove, HashMap::new()).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_eq!(link.generation().await.unwrap(), generation + 1, "refused changes changed the generation");
+    assert_eq!(link.programs().await.unwrap(), paths, "refused changes changed the chain");
+}
