@@ -676,6 +676,15 @@ async fn introspection_is_clean_small_and_documented() {
         assert_eq!(tree.matches("/program/").count(), count as usize, "{tree}");
         sizes.push(["/", "/org/xdp/Manager1", &f.link_path()].map(|p| introspect(p).len()));
     }
+    // gdbus walks the same tree without complaint.
+    let gdbus = std::process::Command::new("gdbus")
+        .args(["introspect", "--address", &f.bus.address, "--dest", "org.xdp.Manager1", "--object-path", "/"])
+        .arg("--recurse")
+        .output()
+        .expect("run gdbus (libglib2.0-bin)");
+    let (out, err) = (String::from_utf8_lossy(&gdbus.stdout), String::from_utf8_lossy(&gdbus.stderr));
+    assert!(gdbus.status.success() && err.is_empty(), "gdbus introspect: {err}");
+    assert_eq!(out.matches("interface org.xdp.Manager1.Program").count(), 20, "{out}");
     // Children are named, not inlined: 19 more programs add a few bytes each.
     for (one, twenty) in sizes[0].iter().zip(sizes[1].iter()) {
         assert!(*twenty < one + 19 * 64, "introspection grew from {one} to {twenty} bytes");
