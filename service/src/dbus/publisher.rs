@@ -9,6 +9,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedObjectPath, Variant};
 
 use super::link::{LinkIface, INTERFACE};
+use super::objects::Objects;
 use super::program::ProgramIface;
 use super::{link_path_in, program_path_in};
 use crate::engine::MemberId;
@@ -18,6 +19,7 @@ use crate::request::Front;
 
 pub struct Publisher {
     connection: Connection,
+    objects: Arc<Objects>,
     front: Arc<Front>,
     intake: Arc<Intake>,
     /// The namespace whose objects this publisher shows (its inode; None: the service's own).
@@ -25,8 +27,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(connection: Connection, front: Arc<Front>, intake: Arc<Intake>) -> Arc<Publisher> {
-        Arc::new(Publisher { connection, front, intake, netns: None })
+    pub fn new(objects: Arc<Objects>, front: Arc<Front>, intake: Arc<Intake>) -> Arc<Publisher> {
+        Arc::new(Publisher { connection: objects.connection().clone(), objects, front, intake, netns: None })
     }
 
     fn programs(view: &IfaceView) -> Vec<OwnedObjectPath> {
@@ -68,7 +70,7 @@ impl Publish for Publisher {
     fn interface_added<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let iface = LinkIface { handle: handle.clone(), front: self.front.clone(), intake: self.intake.clone() };
-            if let Err(e) = self.connection.object_server().at(link_path_in(self.netns, handle.ifindex), iface).await {
+            if let Err(e) = self.objects.export(link_path_in(self.netns, handle.ifindex), iface).await {
                 tracing::error!(ifindex = handle.ifindex, "cannot export the link object: {e}");
             }
         })
@@ -76,7 +78,7 @@ impl Publish for Publisher {
 
     fn interface_gone(&self, ifindex: u32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<LinkIface, _>(link_path_in(self.netns, ifindex)).await;
+            let _ = self.objects.unexport::<LinkIface>(link_path_in(self.netns, ifindex)).await;
         })
     }
 
@@ -84,7 +86,7 @@ impl Publish for Publisher {
         Box::pin(async move {
             let (ifindex, id) = (view.ifindex, view.id);
             let iface = ProgramIface { view, handle: handle.clone(), front: self.front.clone() };
-            if let Err(e) = self.connection.object_server().at(program_path_in(self.netns, ifindex, id), iface).await {
+            if let Err(e) = self.objects.export(program_path_in(self.netns, ifindex, id), iface).await {
                 tracing::error!(ifindex, id, "cannot export the program object: {e}");
             }
         })
@@ -92,17 +94,14 @@ impl Publish for Publisher {
 
     fn program_removed(&self, ifindex: u32, id: MemberId) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self
-                .connection
-                .object_server()
-                .remove::<ProgramIface, _>(program_path_in(self.netns, ifindex, id))
-                .await;
+            let _ = self.objects.unexport::<ProgramIface>(program_path_in(self.netns, ifindex, id)).await;
         })
     }
 
     fn for_netns(&self, inode: u64) -> Arc<dyn Publish> {
-        let (connection, front, intake) = (self.connection.clone(), self.front.clone(), self.intake.clone());
-        Arc::new(Publisher { connection, front, intake, netns: Some(inode) })
+        let (connection, objects) = (self.connection.clone(), self.objects.clone());
+        let (front, intake) = (self.front.clone(), self.intake.clone());
+        Arc::new(Publisher { connection, objects, front, intake, netns: Some(inode) })
     }
 
     fn chain_changed<'a>(&'a self, view: &'a IfaceView) -> BoxFuture<'a, ()> {
