@@ -120,6 +120,13 @@ async fn three_named_namespaces_each_with_its_own_chain_and_traffic() {
     assert_eq!(links[1].programs().await.unwrap().len(), 2);
     assert_eq!(links[2].programs().await.unwrap().len(), 1);
 
+    // The object tree shows them, without a warning from busctl.
+    let (ok, tree, err) = f.bus.busctl(&["tree", "org.xdp.Manager1"]);
+    assert!(ok && err.is_empty(), "busctl tree warned:\n{err}");
+    for ns in &followed {
+        assert!(tree.contains(&format!("/org/xdp/Manager1/netns/{}/link/", ns.inode())), "{tree}");
+    }
+
     // Pins and records live per namespace.
     let pins = f.pins().join("netns");
     for i in 0..3 {
