@@ -134,6 +134,21 @@ async fn three_named_namespaces_each_with_its_own_chain_and_traffic() {
         let records = f.bus.dir.join("state/links/netns").join(format!("pod%2E{i}"));
         assert_eq!(std::fs::read_dir(&records).unwrap().count(), 1, "record of pod.{i}");
     }
+
+    // An interface moved (with its chain) to a namespace the service does not
+    // follow: nobody takes the chain, so it is detached and its pins go.
+    let (a, b) = (&pairs[0].ns_a, &pairs[0].ns_b);
+    assert_ne!(attached_in(b, "veth-b").native, 0);
+    let out = std::process::Command::new("ip").args(["-n", b, "link", "set", "veth-b", "netns", a]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_gone(&f, "pod.0", "veth-b").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attached_in(a, "veth-b").native != 0 {
+        assert!(Instant::now() < deadline, "the chain that moved away still runs\n{}", f.bus.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let moving = f.pins().join("moving");
+    assert!(!moving.exists() || std::fs::read_dir(&moving).unwrap().count() == 0, "its pins are gone");
     drop(followed);
 }
 
@@ -316,6 +331,9 @@ async fn namespaces_designated_by_a_process_an_interface_moved_into_one_and_a_ca
     let inode = manager(&f).await.follow_netns_of_process(roots.pid()).await.unwrap();
     assert_eq!(inode, roots.inode());
     assert_eq!(manager(&f).await.follow_netns_of_process(roots.pid()).await.unwrap(), inode, "idempotent");
+    let src_link = link_proxy(&f.conn, src_path.as_str()).await;
+    let kernel_before = src_link.kernel_program_id().await.unwrap();
+    assert_ne!(kernel_before, 0);
     let out = std::process::Command::new("ip")
         .args(["-n", &pair.ns_b, "link", "set", &pair.dev_b, "netns", &roots.pid().to_string()])
         .output()
@@ -327,7 +345,20 @@ async fn namespaces_designated_by_a_process_an_interface_moved_into_one_and_a_ca
     roots.ip(&["addr", "add", &format!("{}/24", pair.addr_b), "dev", &pair.dev_b]);
     roots.ip(&["link", "set", &pair.dev_b, "up"]);
     let link = link_proxy(&f.conn, moved.as_str()).await;
+    // Its chain came along, running as it ran (the kernel keeps XDP attached across a move).
+    // (When the new namespace saw it first, it shows it again once the chain was handed over.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link.kernel_program_id().await.ok() != Some(kernel_before) {
+        assert!(Instant::now() < deadline, "the chain did not come along\n{}", f.bus.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let programs = link.programs().await.unwrap();
+    assert_eq!(programs.len(), 1, "alice's program moved with the interface");
+    let alices = xdpd_tests::service::program_proxy(&f.conn, &programs[0]).await;
+    assert_eq!(alices.owner().await.unwrap(), xdpd_tests::polkit::uid("xdpd-alice"));
+    assert!(!f.pins().join("netns/src").join(VethPair::ifindex(&pair.ns_a, &pair.dev_a).to_string()).exists());
     link.add_program_from_path(&object("udp"), "udp_drop", opts(10)).await.unwrap();
+    assert_eq!(link.programs().await.unwrap().len(), 2);
     let traffic = |port: u16| {
         let rx = roots.run_in(|| xdpd_tests::netns::udp_receiver(port));
         let tx = VethPair::run_in(&pair.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").unwrap());

@@ -22,10 +22,13 @@ use std::time::Duration;
 use super::registry::Registry;
 use super::watch;
 use crate::error::ServiceError;
+use crate::kernel::bpffs::Bpffs;
 use crate::kernel::netns::{own_inode, Netns};
 
 /// How often the namespace directory is looked at.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the chain of an interface that moved away waits for a followed namespace to take it.
+const MOVING: Duration = Duration::from_secs(10);
 
 /// One followed namespace.
 struct Followed {
@@ -211,6 +214,22 @@ impl Namespaces {
             if self.registry(&name).is_none() {
                 self.follow(name, netns).await;
             }
+        }
+        self.sweep_moving();
+    }
+
+    /// Chains of interfaces that moved to a namespace the service does not
+    /// follow (nobody took them within `MOVING`): their pins go, which
+    /// detaches them, and their records.
+    fn sweep_moving(&self) {
+        let store = self.own.store();
+        for prog_id in store.stale_moving(MOVING) {
+            tracing::warn!(
+                prog_id,
+                "an interface moved to a network namespace the service does not follow: its chain is detached"
+            );
+            let _ = std::fs::remove_dir_all(Bpffs::new(self.own.shared_root()).moving_dir(prog_id));
+            store.take_moving(prog_id);
         }
     }
 

@@ -15,6 +15,7 @@ use super::view::NetnsTag;
 use crate::config::Config;
 use crate::engine::Chain;
 use crate::kernel::hook::Attached;
+use crate::kernel::netlink::Link;
 use crate::kernel::netns::{own_inode, Netns};
 use crate::limits::Limits;
 use crate::state::Store;
@@ -110,6 +111,21 @@ impl Registry {
     /// The records of this registry's namespace.
     pub fn store(&self) -> &Arc<Store> {
         &self.cx.store
+    }
+
+    /// Interfaces that moved here with a chain running but were shown
+    /// before that chain was left for them (the namespace they left had not
+    /// noticed yet): their owners start again, which takes the chain.
+    pub async fn adopt_moved(&self, now: &HashMap<u32, Link>, present: &Arc<HashMap<u32, String>>) {
+        let moving = self.cx.shared_root.join("moving");
+        let Ok(entries) = std::fs::read_dir(&moving) else { return };
+        let ids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        for (index, link) in now.iter().filter(|(_, l)| l.xdp.ids().any(|id| ids.contains(&id))) {
+            let Some(handle) = self.handles.lock().ok().and_then(|mut l| l.remove(index)) else { continue };
+            let _ = handle.tx.send(Command::Gone).await;
+            handle.tx.closed().await;
+            self.appeared(*index, link.name.clone(), present).await;
+        }
     }
 
     /// Where this registry's interfaces are restored.

@@ -17,7 +17,7 @@ use crate::kernel::bpffs::Bpffs;
 use crate::kernel::netns::Netns;
 use crate::program::ProgramSpec;
 use crate::state::recovery::{Facts, Planned, Source};
-use crate::state::{snapshot, RecoveryPlan, Store};
+use crate::state::{snapshot, IfaceRecord, RecoveryPlan, Store};
 
 /// A restored interface: its chain, its programs' views, and whether the
 /// chain was linked anew (then ChainChanged tells the clients).
@@ -43,6 +43,7 @@ pub fn restore(
     present: &HashMap<u32, String>,
 ) -> Restored {
     let root = &site.pins;
+    take_moved(store, site, ifindex, name);
     let maps_root = root.join(ifindex.to_string()).join("prog");
     let live = crate::kernel::hook::Hook::new_in(site.netns.clone(), ifindex, root).attached_prog_id().is_some();
     let facts =
@@ -93,6 +94,31 @@ pub fn restore(
         Err(e) => {
             tracing::error!(ifindex, interface = name, "cannot restore the recorded chain: {e}");
             fresh()
+        }
+    }
+}
+
+/// An interface that moved here from another namespace with its chain
+/// running: its pins and record (left by `owner::upkeep::hand_over`, found by
+/// the chain program it runs) become this interface's, so the chain is
+/// adopted as it runs.
+fn take_moved(store: &Store, site: &Site, ifindex: u32, name: &str) {
+    let shared = Bpffs::new(&site.shared);
+    if !shared.root().join("moving").exists() {
+        return;
+    }
+    let Ok(attached) = crate::kernel::hook::attached_in(site.netns.as_ref(), ifindex) else { return };
+    for prog_id in attached.ids().filter(|id| shared.moving_dir(*id).exists()) {
+        let Some(record) = store.take_moving(prog_id) else { continue };
+        let to = site.pins.join(ifindex.to_string());
+        let _ = std::fs::remove_dir_all(&to);
+        let moved = std::fs::create_dir_all(&site.pins).and_then(|()| std::fs::rename(shared.moving_dir(prog_id), &to));
+        let record = IfaceRecord { ifindex, name: name.to_string(), ..record };
+        match moved.and_then(|()| store.save_link(&record)) {
+            Ok(()) => tracing::info!(ifindex, interface = name, prog_id, "an interface moved here with its chain"),
+            Err(e) => {
+                tracing::error!(ifindex, interface = name, "cannot take the chain of an interface that moved here: {e}")
+            }
         }
     }
 }

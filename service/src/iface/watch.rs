@@ -64,6 +64,7 @@ pub async fn sync(registry: &Registry, known: &mut HashMap<u32, String>) {
     for index in known.keys().filter(|i| !names.contains_key(i)).copied().collect::<Vec<_>>() {
         registry.disappeared(index).await;
     }
+    registry.adopt_moved(&now, &names).await;
     *known = Arc::unwrap_or_clone(names);
 }
 

@@ -5,6 +5,8 @@
 //! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by pin name (its state survives a restart)
 //! <root>/<ifindex>/stats                   the chain's verdict counter table (counts survive a restart)
 //! <root>/owner/<uid>/<map>                 maps an owner's objects pin by name, shared by that owner's programs
+//! <root>/netns/<name>/...                  the same per-interface layout for another network namespace
+//! <root>/moving/<chain program id>/...     an interface's pins while it moves between namespaces
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,12 @@ impl Bpffs {
     /// and never seen by another owner's objects.
     pub fn owner_dir(&self, uid: u32) -> PathBuf {
         self.root.join("owner").join(uid.to_string())
+    }
+
+    /// An interface's pins while it moves between namespaces, by the id of
+    /// the chain program that runs on it.
+    pub fn moving_dir(&self, prog_id: u32) -> PathBuf {
+        self.root.join("moving").join(prog_id.to_string())
     }
 
     /// Everything pinned for interface `ifindex`.

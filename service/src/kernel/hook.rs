@@ -271,6 +271,15 @@ impl Hook {
             .filter(|&id| id != 0)
     }
 
+    /// The program our link runs while its device is no longer this
+    /// interface of this namespace but still exists: it moved to another
+    /// namespace (the kernel keeps XDP attached across a move). None when
+    /// the device is gone or nothing runs.
+    pub fn moved_prog_id(&self) -> Option<u32> {
+        let link = self.link.as_ref()?;
+        bpf::link_info(link.as_fd()).ok().filter(|i| i.xdp_ifindex != 0 && i.prog_id != 0).map(|i| i.prog_id)
+    }
+
     /// An XDP program on the interface that is not ours, if any.
     pub fn foreign(&self) -> Result<Option<ForeignProgram>, KernelError> {
         let ours = self.attached_prog_id();

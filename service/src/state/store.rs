@@ -153,6 +153,43 @@ impl Store {
         write_atomic(&self.designated_path(), &json)
     }
 
+    fn moving_path(&self, prog_id: u32) -> PathBuf {
+        self.dir.join("links").join("netns").join(".moving").join(format!("{prog_id}.json"))
+    }
+
+    /// Keeps the record of an interface that moves to another namespace, by
+    /// the id of its chain program, until that namespace takes it ([`Store::take_moving`]).
+    pub fn save_moving(&self, prog_id: u32, record: &IfaceRecord) -> std::io::Result<()> {
+        let path = self.moving_path(prog_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        write_atomic(&path, &json)
+    }
+
+    /// The record of a moving interface whose chain program is `prog_id`, removed from where it waited.
+    pub fn take_moving(&self, prog_id: u32) -> Option<IfaceRecord> {
+        let path = self.moving_path(prog_id);
+        let record = serde_json::from_slice(&std::fs::read(&path).ok()?).ok();
+        let _ = std::fs::remove_file(&path);
+        record
+    }
+
+    /// Chain program ids of moving interfaces whose record waited longer than `age`.
+    pub fn stale_moving(&self, age: std::time::Duration) -> Vec<u32> {
+        let dir = self.dir.join("links").join("netns").join(".moving");
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let old = |e: &std::fs::DirEntry| {
+            e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|d| d > age))
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(old)
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+            .collect()
+    }
+
     /// Removes every record of namespace `name` (its file name): it is gone for good.
     pub fn remove_netns(&self, name: &str) {
         let _ = std::fs::remove_dir_all(self.dir.join("links").join("netns").join(name));
@@ -165,6 +202,7 @@ impl Store {
         let at = |dir: PathBuf| Store { dir: self.dir.clone(), links_dir: dir, shared: self.shared.clone() };
         entries
             .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .filter(|e| at(e.path()).links().iter().any(|r| r.members.iter().any(|m| m.spec.persist)))
             .filter_map(|e| e.file_name().into_string().ok())
             .collect()

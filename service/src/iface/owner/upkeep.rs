@@ -131,11 +131,22 @@ impl Owner {
     pub(super) async fn gone(mut self) {
         tracing::info!(ifindex = self.ifindex, netns = %self.cx.netns_tag.name, "interface removed");
         let record = self.record();
+        // Moved to another namespace, its chain still running on it: the chain goes along.
+        let moved = match self.keep_persistent || self.programs.is_empty() {
+            true => None,
+            false => self.with_chain(|chain| chain.hook().and_then(|h| h.moved_prog_id())).await.ok().flatten(),
+        };
         let mut owners = std::collections::BTreeSet::new();
         for (id, p) in std::mem::take(&mut self.programs) {
             self.cx.limits.release_program(p.spec.owner_uid, 1, p.spec.charge());
             owners.insert(p.spec.owner_uid);
             self.cx.publish.program_removed(self.ifindex, id).await;
+        }
+        if let Some(prog_id) = moved {
+            if self.hand_over(prog_id, &record) {
+                self.cx.store.remove_link(self.ifindex);
+                return self.cx.publish.interface_gone(self.ifindex).await;
+            }
         }
         // The device is gone and its link with it: drop the pins, the chain and the record.
         let _ = self.with_chain(|chain| chain.forget()).await;
@@ -157,5 +168,26 @@ impl Owner {
             self.cx.store.remove_link(self.ifindex);
         }
         self.cx.publish.interface_gone(self.ifindex).await;
+    }
+
+    /// Leaves the interface's pins and record where the namespace it moved
+    /// to finds them by its chain program `prog_id` (`restore::take_moved`);
+    /// the chain keeps running meanwhile (its link stays pinned). False when
+    /// that cannot be done: then the chain goes as for a deleted interface.
+    fn hand_over(&self, prog_id: u32, record: &IfaceRecord) -> bool {
+        let Some(from) = self.maps_root.parent() else { return false };
+        let to = Bpffs::new(&self.cx.shared_root).moving_dir(prog_id);
+        let moved = to.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::rename(from, &to));
+        if let Err(e) = moved.and_then(|()| self.cx.store.save_moving(prog_id, record)) {
+            tracing::error!(ifindex = self.ifindex, "cannot keep the chain of an interface that moved away: {e}");
+            let _ = std::fs::rename(&to, from);
+            return false;
+        }
+        tracing::info!(
+            ifindex = self.ifindex,
+            prog_id,
+            "the interface moved to another namespace: its chain goes along"
+        );
+        true
     }
 }
