@@ -287,23 +287,22 @@ impl Hook {
         let name =
             bpf::prog_fd_by_id(prog_id).and_then(|fd| bpf::prog_info(fd.as_fd())).map(|i| i.name).unwrap_or_default();
         // libbpf-rs's safe walk over every bpf_link of the host.
-        let link_id = LinkInfoIter::default()
-            .find(|l| l.prog_id == prog_id && matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == self.ifindex))
-            .map(|l| l.id);
+        let links: Vec<u32> = LinkInfoIter::default()
+            .filter(|l| l.prog_id == prog_id && matches!(&l.info, LinkTypeInfo::Xdp(x) if x.ifindex == self.ifindex))
+            .map(|l| l.id)
+            .collect();
+        // Several: interfaces of that index in several namespaces run it; which is ours is unknown.
+        let link_id = links.first().copied().filter(|_| links.len() == 1);
         Ok(Some(ForeignProgram { ifindex: self.ifindex, prog_id, name, link_id }))
     }
 
-    /// Removes a foreign program (for a forced takeover).
+    /// Removes a foreign program (for a forced takeover): through netlink
+    /// in the interface's namespace first (refused, with no effect, when a
+    /// link holds it), then by detaching the link that holds it — found by
+    /// program and index among every link of the host, so only when exactly
+    /// one matches (another namespace may have an interface of that index).
     fn evict(&self, foreign: &ForeignProgram) -> Result<(), KernelError> {
         tracing::warn!(ifindex = self.ifindex, prog_id = foreign.prog_id, name = %foreign.name, "taking over the interface from a foreign XDP program");
-        if let Some(link_id) = foreign.link_id {
-            let link = bpf::link_fd_by_id(link_id)?;
-            // SAFETY: plain syscall wrapper.
-            return check(unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) }, || {
-                format!("detaching foreign link {link_id}")
-            })
-            .map(drop);
-        }
         let prog = bpf::prog_fd_by_id(foreign.prog_id)?;
         let (old_prog_fd, ifindex) = (prog.as_raw_fd(), self.ifindex as i32);
         let detach = move |flags: u32| {
@@ -318,14 +317,17 @@ impl Hook {
         let mut last = Ok(0);
         let op = || format!("detaching foreign program {} from interface {}", foreign.prog_id, self.ifindex);
         for flags in [XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_HW_MODE] {
-            // Netlink, in the interface's namespace.
             let ret = run_in(self.netns.as_ref(), || detach(flags)).map_err(|e| KernelError { op: op(), source: e })?;
             last = check(ret, op);
             if last.is_ok() {
-                break;
+                return Ok(());
             }
         }
-        last.map(drop)
+        let Some(link_id) = foreign.link_id else { return last.map(drop) };
+        let link = bpf::link_fd_by_id(link_id)?;
+        // SAFETY: plain syscall wrapper.
+        check(unsafe { libbpf_sys::bpf_link_detach(link.as_raw_fd()) }, || format!("detaching foreign link {link_id}"))
+            .map(drop)
     }
 
     /// Attaches `prog` as the first chain of the interface. A foreign program
