@@ -27,6 +27,9 @@ pub trait Manager {
     /// Has the service follow the network namespace of process `pid`; its inode.
     fn follow_netns_of_process(&self, pid: u32) -> zbus::Result<u64>;
 
+    /// Has the service follow the network namespace `netns` refers to; its inode.
+    fn follow_netns_by_descriptor(&self, netns: zbus::Fd<'_>) -> zbus::Result<u64>;
+
     /// The inode of the service's own network namespace.
     #[zbus(property)]
     fn netns_inode(&self) -> zbus::Result<u64>;

@@ -277,8 +277,18 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = xdpctl(&f, &["status"]);
     assert!(out.lines().any(|l| l.starts_with(&group) && l.contains("udp_count")), "{out}");
-    let (code, _, err) = xdpctl(&f, &["-n", "/proc/self/ns/net", "status", "lo"]);
-    assert_eq!(code, 3, "a namespace the service does not follow: {err}");
+    // By a descriptor (xdpctl sends the file): found again by its bind mount, or by a process in it.
+    let ns_a = format!("/run/netns/{}", pairs[0].ns_a);
+    let (code, out, err) = xdpctl(&f, &["-n", &ns_a, "status", "veth-a"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.contains("veth-a") && l.starts_with('#')), "{out}");
+    let other = xdpd_tests::netns::Unshared::new(None);
+    let (code, out, err) = xdpctl(&f, &["-n", &other.ns_path().display().to_string(), "status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&format!("#{}", other.inode())) && l.contains(" lo ")), "{out}");
+    let (code, _, err) = xdpctl(&f, &["-n", "/proc/self/status", "status"]);
+    assert_eq!(code, 2, "not a namespace: {err}");
+    assert!(err.contains("not a network namespace"), "{err}");
 }
 
 const RULES: &str = r#"

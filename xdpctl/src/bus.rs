@@ -88,11 +88,13 @@ impl Client {
                 self.call(manager.inner(), "FollowNetnsOfProcess", &(*pid,), &doing).await.map(Some)
             }
             Some(Netns::Path(path)) => {
-                use std::os::unix::fs::MetadataExt;
-                let meta = std::fs::metadata(path).map_err(|e| {
-                    Failure::new(Exit::NotFound, format!("cannot use the network namespace {}: {e}", path.display()))
+                let file = std::fs::File::open(path).map_err(|e| {
+                    Failure::new(Exit::NotFound, format!("cannot open the network namespace {}: {e}", path.display()))
                 })?;
-                Ok(Some(meta.ino()))
+                let manager = self.manager().await?;
+                let doing = Doing::Lookup("the network namespace");
+                let fd = zbus::Fd::from(std::os::fd::AsFd::as_fd(&file));
+                self.call(manager.inner(), "FollowNetnsByDescriptor", &(fd,), &doing).await.map(Some)
             }
             _ => Ok(None),
         }

@@ -122,7 +122,8 @@ pub struct Global {
                      namespace of that process, which the service is asked to follow \
                      (FollowNetnsOfProcess: needs org.xdp.manager1.follow-netns, and the process must \
                      run as you unless you are root); PATH (with a slash), a namespace file such as \
-                     /proc/PID/ns/net or /run/netns/NAME that the service follows already. Given \
+                     /proc/PID/ns/net or a container runtime's bind mount, sent to the service to \
+                     follow (FollowNetnsByDescriptor, same authorization). Given \
                      before the command, as with ip (after it, -n is the command's own: add's \
                      --program, apply's --dry-run). IFACE arguments name \
                      interfaces of that namespace, and status shows only its interfaces. Without \

@@ -91,6 +91,23 @@ impl Manager {
         self.namespaces.designate(pid, uid).await
     }
 
+    /// Follows the network namespace `netns` refers to (a descriptor of
+    /// /run/netns/NAME, /proc/PID/ns/net, a container runtime's bind mount):
+    /// found again by a bind mount of it or a process in it. Needs
+    /// org.xdp.manager1.follow-netns; the caller sees the namespace (it sent it).
+    #[zbus(out_args("inode"))]
+    async fn follow_netns_by_descriptor(
+        &self,
+        netns: zbus::OwnedFd,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u64, ServiceError> {
+        let admitted = self.front.begin(connection, &header).await?;
+        let details = Details { caller_uid: admitted.caller().uid, ..Default::default() };
+        admitted.authorize(Action::FollowNetns, &details).await?;
+        self.namespaces.designate_fd(netns.into()).await
+    }
+
     /// The inode of the service's own network namespace.
     #[zbus(property(emits_changed_signal = "const"))]
     fn netns_inode(&self) -> u64 {

@@ -41,8 +41,8 @@ pub struct Namespaces {
     dir: PathBuf,
     own: Arc<Registry>,
     followed: Mutex<HashMap<String, Followed>>,
-    /// Namespaces callers designated, by inode, with the process that designates them.
-    designated: Mutex<HashMap<u64, (u32, Followed)>>,
+    /// Namespaces callers designated, by inode, with the path they are found at.
+    designated: Mutex<HashMap<u64, (PathBuf, Followed)>>,
 }
 
 /// The namespaces under `dir` now, by name (the service's own left out: it
@@ -103,16 +103,43 @@ impl Namespaces {
                 "process {pid} runs as another user: the caller cannot see its network namespace"
             )));
         }
-        let inode = netns.inode();
+        self.designate_at(netns).await
+    }
+
+    /// Follows the network namespace `fd` refers to, for a caller who sent
+    /// it (and so sees it), found again by a bind mount of it or a process
+    /// in it (never by holding it, which would keep it alive). Returns its inode.
+    pub async fn designate_fd(&self, fd: std::os::fd::OwnedFd) -> Result<u64, ServiceError> {
+        let inode = crate::kernel::netns::of_descriptor(std::os::fd::AsFd::as_fd(&fd))
+            .map_err(|e| ServiceError::InvalidArgs(format!("the descriptor is not a network namespace: {e}")))?;
+        drop(fd);
+        if self.by_inode(inode).is_some() {
+            return Ok(inode);
+        }
+        let found = tokio::task::spawn_blocking(move || {
+            let path = crate::kernel::netns::path_of(inode)?;
+            Netns::at(&path).ok().filter(|ns| ns.inode() == inode)
+        });
+        let netns = found.await.map_err(|e| ServiceError::Failed(e.to_string()))?.ok_or_else(|| {
+            ServiceError::InvalidArgs(format!(
+                "network namespace {inode} has no bind mount and no process the service can find it by"
+            ))
+        })?;
+        self.designate_at(netns).await
+    }
+
+    /// Follows `netns` (found at its path), recorded to be followed again after a restart.
+    async fn designate_at(&self, netns: Netns) -> Result<u64, ServiceError> {
+        let (inode, path) = (netns.inode(), netns.path().to_path_buf());
         if self.by_inode(inode).is_some() {
             return Ok(inode);
         }
         let followed = self.start(netns, "").await.map_err(|e| ServiceError::Kernel(e.to_string()))?;
-        tracing::info!(pid, inode, uid, "following a designated network namespace");
+        tracing::info!(inode, path = %path.display(), "following a designated network namespace");
         let twice = match self.designated.lock() {
-            Ok(mut designated) if !designated.contains_key(&inode) => designated.insert(inode, (pid, followed)),
+            Ok(mut designated) if !designated.contains_key(&inode) => designated.insert(inode, (path, followed)),
             // Designated meanwhile by another call: that one stays.
-            _ => Some((pid, followed)),
+            _ => Some((path, followed)),
         };
         if let Some((_, followed)) = twice {
             Namespaces::end(followed, &format!("#{inode}"), false).await;
@@ -137,10 +164,10 @@ impl Namespaces {
     }
 
     fn save_designated(&self) -> std::io::Result<()> {
-        let list: Vec<(u32, u64)> = self
+        let list: Vec<(std::path::PathBuf, u64)> = self
             .designated
             .lock()
-            .map(|d| d.iter().map(|(inode, (pid, _))| (*pid, *inode)).collect())
+            .map(|d| d.iter().map(|(inode, (path, _))| (path.clone(), *inode)).collect())
             .unwrap_or_default();
         self.own.store().save_designated(&list)
     }
@@ -149,20 +176,19 @@ impl Namespaces {
     /// in them are followed again (their chains adopted as they run); the
     /// pins and records of the others go.
     async fn resume_designated(&self) {
-        for (pid, inode) in self.own.store().designated() {
-            let found = tokio::task::spawn_blocking(move || crate::kernel::netns::of_process(pid)).await;
+        for (path, inode) in self.own.store().designated() {
             let key = crate::kernel::netns::file_name(&format!("#{inode}"));
-            match found {
-                Ok(Ok((netns, _))) if netns.inode() == inode => match self.start(netns, "").await {
+            match Netns::at(&path) {
+                Ok(netns) if netns.inode() == inode => match self.start(netns, "").await {
                     Ok(followed) => {
                         if let Ok(mut designated) = self.designated.lock() {
-                            designated.insert(inode, (pid, followed));
+                            designated.insert(inode, (path, followed));
                         }
                         continue;
                     }
-                    Err(e) => tracing::error!(pid, inode, "cannot follow a designated namespace again: {e}"),
+                    Err(e) => tracing::error!(inode, "cannot follow a designated namespace again: {e}"),
                 },
-                _ => tracing::info!(pid, inode, "a designated network namespace is gone: its pins and records go"),
+                _ => tracing::info!(inode, "a designated network namespace is gone: its pins and records go"),
             }
             self.own.store().remove_netns(&key);
             let _ = std::fs::remove_dir_all(self.own.shared_root().join("netns").join(&key));

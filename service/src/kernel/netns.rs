@@ -12,7 +12,7 @@
 //! were created in.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -114,6 +114,64 @@ pub fn of_process(pid: u32) -> io::Result<(Netns, [u32; 4])> {
     Ok((netns, uids))
 }
 
+/// `NS_GET_NSTYPE`: the type (`CLONE_NEW*`) of a namespace descriptor.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The inode of the network namespace `fd` refers to; an error when it
+/// refers to anything else.
+pub fn of_descriptor(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let file = std::fs::File::from(fd.try_clone_to_owned()?);
+    // SAFETY: an ioctl without arguments on a descriptor we own.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+    if !is_nsfs(&file)? || kind != libc::CLONE_NEWNET {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"));
+    }
+    Ok(file.metadata()?.ino())
+}
+
+/// A path the network namespace with inode `inode` can be opened at while
+/// it lives, without holding it: a bind mount of it (as `ip netns` and
+/// container runtimes make, anywhere), else a process in it.
+pub fn path_of(inode: u64) -> Option<PathBuf> {
+    let root = format!("net:[{inode}]");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounted = mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.get(3) == Some(&root.as_str())).then(|| fields.get(4).map(|p| unescape(p)))?
+    });
+    let found = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.ino() == inode);
+    if let Some(path) = mounted.filter(|p| found(p)) {
+        return Some(path);
+    }
+    let processes = std::fs::read_dir("/proc").ok()?;
+    processes
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .map(|e| e.path().join("ns/net"))
+        .find(|p| found(p))
+}
+
+/// A mount point as mountinfo spells it (`\040` for a space, ...).
+fn unescape(field: &str) -> PathBuf {
+    let mut out = Vec::new();
+    let bytes = field.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+}
+
 /// Runs `f` in `netns`, or here (the service's own namespace) when `None`.
 pub fn run_in<T: Send>(netns: Option<&Netns>, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     match netns {
@@ -146,6 +204,22 @@ mod tests {
         assert_eq!(file_name("pod-1_a"), "pod-1_a");
         assert_eq!(file_name("cni.42"), "cni%2E42");
         assert_eq!(file_name("a/b %"), "a%2Fb%20%25");
+    }
+
+    #[test]
+    fn mount_points_as_mountinfo_spells_them() {
+        assert_eq!(unescape("/run/netns/a\\040b"), PathBuf::from("/run/netns/a b"));
+        assert_eq!(unescape("/run/netns/plain"), PathBuf::from("/run/netns/plain"));
+    }
+
+    #[test]
+    fn a_namespace_by_descriptor_and_where_it_is() {
+        let own = std::fs::File::open("/proc/self/ns/net").map(std::os::fd::OwnedFd::from);
+        let own = own.as_ref().map(|fd| of_descriptor(std::os::fd::AsFd::as_fd(fd)).ok());
+        assert_eq!(own.ok().flatten(), own_inode().ok());
+        let file = std::fs::File::open("/proc/self/status").map(std::os::fd::OwnedFd::from);
+        assert!(file.is_ok_and(|fd| of_descriptor(std::os::fd::AsFd::as_fd(&fd)).is_err()));
+        assert!(own_inode().ok().and_then(path_of).is_some(), "a process of the own namespace");
     }
 
     #[test]

@@ -138,9 +138,9 @@ impl Store {
         self.dir.join("netns-designated.json")
     }
 
-    /// The namespaces callers designated, as (pid, inode): followed again
-    /// after a restart while that process still lives in that namespace.
-    pub fn designated(&self) -> Vec<(u32, u64)> {
+    /// The namespaces callers designated, as (path, inode): followed again
+    /// after a restart while that path still is that namespace.
+    pub fn designated(&self) -> Vec<(PathBuf, u64)> {
         let Ok(bytes) = std::fs::read(self.designated_path()) else { return Vec::new() };
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::error!("unreadable netns-designated.json ({e}): designated namespaces are not followed again");
@@ -148,7 +148,7 @@ impl Store {
         })
     }
 
-    pub fn save_designated(&self, designated: &[(u32, u64)]) -> std::io::Result<()> {
+    pub fn save_designated(&self, designated: &[(PathBuf, u64)]) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(designated).map_err(std::io::Error::other)?;
         write_atomic(&self.designated_path(), &json)
     }
