@@ -121,6 +121,10 @@ pub trait Program {
     #[zbus(property)]
     fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
 
+    /// Maps taken over from the program this one replaced (same kernel maps).
+    #[zbus(property)]
+    fn carried_maps(&self) -> zbus::Result<Vec<String>>;
+
     /// Verdict counts; never signalled (they change with every packet), so not cached.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> zbus::Result<HashMap<String, u64>>;

@@ -883,14 +883,23 @@ fn command_line_speaks_ip_and_xdp_loader() {
     assert_eq!(f.status()["generation"], before, "nothing changed");
     f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "95", "--proceed-on", "none", "--force", "-t", "last"]);
 
-    // replace says what it replaced.
-    let out = f.ok(&["replace", dev, &udp, "-p", "port_block", "-t", "counter"]);
+    // replace says what it replaced, and which maps the new program took
+    // over: none of proto_count's "packets" (a per-CPU array) can be port_block's
+    // (an array), so that needs --fresh-maps, and changes nothing without.
+    let before = f.status()["generation"].clone();
+    let err = f.fails(6, &["replace", dev, &udp, "-p", "port_block", "-t", "counter"]);
+    assert!(err.contains("map 'packets' cannot be carried over") && err.contains("--fresh-maps"), "{err}");
+    assert_eq!(f.status()["generation"], before, "nothing changed");
+    let out = f.ok(&["replace", dev, &udp, "-p", "port_block", "-t", "counter", "--fresh-maps"]);
     assert!(
         out.starts_with(&format!("replaced proto_count (program {b_id}) on {dev} with port_block: program ")),
         "{out}"
     );
+    assert_eq!(out.lines().nth(1), Some("maps carried over: none"), "{out}");
     let replaced = f.json(&["replace", dev, &udp, "-p", "udp_count", "-t", "counter"]);
     assert_eq!(replaced["replaced"]["name"], "port_block", "{replaced}");
+    let carried = replaced["carried_maps"].as_array().expect("carried_maps").clone();
+    assert!(carried.iter().any(|m| m == "packets") && carried.iter().any(|m| m == "blocked_port"), "{replaced}");
 
     // remove by id alone (ids are global), and by tag.
     let a_id = a["id"].to_string();

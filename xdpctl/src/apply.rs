@@ -417,6 +417,7 @@ async fn apply_interface(
                     snapshot: d.decl.snapshot,
                     force: false,
                     expected_generation: Some(expected),
+                    fresh_maps: false,
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

@@ -163,8 +163,12 @@ pub enum Command {
     #[command(
         long_about = "Like add, but atomically replaces your program with the same --tag on IFACE \
                       (the new program gets a new id and takes the old one's place among equal \
-                      priorities), or adds it when there is none. --tag is required.",
-        after_long_help = concat!("EXAMPLES:\n  xdpctl replace eth0 filter-v2.o --program drop_bad --tag myapp", "\n\nSee xdpctl --help for the exit statuses."),
+                      priorities), or adds it when there is none. --tag is required.\n\n\
+                      The new program keeps the state of the old one: it takes over its maps of \
+                      the same name and definition (not its read-only data), and xdpctl says which \
+                      (\"maps carried over\"). --fresh-maps starts it with empty maps instead.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl replace eth0 filter-v2.o --program drop_bad --tag myapp\n  \
+                           xdpctl replace eth0 filter-v3.o --tag myapp --fresh-maps", "\n\nSee xdpctl --help for the exit statuses."),
         mut_arg("tag", |a| a.required(true))
     )]
     Replace(ReplaceArgs),
@@ -486,6 +490,18 @@ pub struct ProgramOptions {
     /// Fail unless the chain is at this generation (see status --json)
     #[arg(long, value_name = "G")]
     pub expected_generation: Option<u64>,
+
+    /// With replace: start the new program with its own empty maps
+    #[arg(
+        long,
+        long_help = "With replace (or add --replace): the new program starts with its own, empty \
+                     maps. Without it, the new program takes over the replaced program's maps of \
+                     the same name, type, key and value size, max_entries and flags (the same \
+                     kernel maps, contents kept, so a block list keeps blocking through the swap), \
+                     and the replacement fails with exit status 6 naming the first map of that \
+                     name that differs."
+    )]
+    pub fresh_maps: bool,
 }
 
 #[derive(Debug, Args, Clone)]

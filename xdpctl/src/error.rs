@@ -258,7 +258,9 @@ fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
         Doing::Add { iface, .. } | Doing::Remove { iface, .. } | Doing::Reclaim { iface } => iface,
         _ => "IFACE",
     };
-    if message.contains(" mode") {
+    if message.contains("carried over") {
+        "give --fresh-maps to start the new program with its own empty maps (the old one's state is not kept)".into()
+    } else if message.contains(" mode") {
         "leave out --mode (a chain keeps the mode of its first program), or remove all its programs first".into()
     } else if message.contains("generation") {
         format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")

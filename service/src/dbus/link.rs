@@ -31,7 +31,7 @@ impl LinkIface {
     /// file or a memfd) to this interface's chain, and returns the new
     /// program's object path. `options`: priority (i), proceed-on (as), mode (s),
     /// tag (s), replace (b), expected-generation (t), persist (b), snapshot (b),
-    /// force (b), sha256 (s).
+    /// force (b), sha256 (s), fresh-maps (b).
     #[zbus(out_args("program_path"))]
     async fn add_program(
         &self,

@@ -228,9 +228,19 @@ impl Chain {
 
     /// Atomically replaces member `id` with `program`, keeping its place
     /// among equal priorities; returns the new member's id.
-    pub fn replace(&mut self, id: MemberId, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+    /// Unless `options.fresh_maps`, the new program takes over the replaced
+    /// one's maps of the same name and definition (see [`Member::carried_maps`]).
+    pub fn replace(
+        &mut self,
+        id: MemberId,
+        mut program: LoadedProgram,
+        options: AddOptions,
+    ) -> Result<MemberId, Error> {
         let old = self.member(id).ok_or(Error::NoSuchProgram(id))?;
-        let member = self.new_member(program, &options, Some(old.seq));
+        let (seq, running) = (old.seq, old.program.clone());
+        let carried = if options.fresh_maps { Vec::new() } else { super::carry::carry_maps(&running, &mut program)? };
+        let mut member = self.new_member(program, &options, Some(seq));
+        member.carried_maps = carried;
         let new_id = member.id;
         let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
         self.commit(candidate, &options)?;

@@ -51,6 +51,8 @@ pub struct Member {
     pub(super) stats: Option<Arc<VerdictCounters>>,
     /// Whose program it is: a user's makes the whole chain verified as a user's.
     pub(super) privilege: Privilege,
+    /// Maps it took over from the program it replaced (same kernel maps), sorted.
+    pub carried_maps: Vec<String>,
 }
 
 impl Member {
@@ -65,6 +67,7 @@ impl Member {
             seq,
             stats: None,
             privilege: options.privilege,
+            carried_maps: Vec::new(),
         }
     }
 
@@ -115,6 +118,7 @@ impl From<RestoredMember> for Member {
             seq: m.seq,
             stats: None,
             privilege: m.privilege,
+            carried_maps: Vec::new(),
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct AddOptions {
     pub force: bool,
     /// A user's program: the chain is verified as an unprivileged loader's.
     pub privilege: Privilege,
+    /// On replace: start the new program with its own maps instead of
+    /// carrying the replaced program's maps over (see `carry`).
+    pub fresh_maps: bool,
 }
 
 /// The privilege a chain of `members` is verified with: a user's as soon as

@@ -24,6 +24,8 @@ pub struct AddRequest {
     pub force: bool,
     /// The object's SHA-256 as the caller announces it (lowercase hex), checked after reading.
     pub sha256: Option<String>,
+    /// On replace: the new program starts with its own maps (none carried over).
+    pub fresh_maps: bool,
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;

@@ -72,6 +72,7 @@ impl Draft {
         let mut spec = self.added.clone().ok_or_else(|| format!("member {} has no spec", m.id))?;
         spec.priority = m.priority;
         spec.proceed_on = m.proceed_on.names();
+        spec.carried_maps.clone_from(&m.carried_maps);
         let dir = self.maps_root.join(m.id.to_string());
         let shared = self.shared_dir.as_deref();
         let pinned = m.program.pin_maps(&dir).and_then(|()| shared.map_or(Ok(()), |d| m.program.pin_shared_maps(d)));

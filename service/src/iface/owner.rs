@@ -248,6 +248,7 @@ impl Owner {
             mode: request.mode,
             force: request.force,
             privilege: caller.privilege(),
+            fresh_maps: request.fresh_maps,
         };
         let expected = request.expected_generation;
         let template = ProgramSpec {
@@ -262,7 +263,7 @@ impl Owner {
             map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
             ..Default::default()
         };
-        let (id, priority, proceed_on, map_ids) = self
+        let (id, (priority, proceed_on, carried_maps), map_ids) = self
             .durably(Some(template.clone()), move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
                     let now = chain.generation();
@@ -274,10 +275,10 @@ impl Owner {
                 };
                 let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
                 let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
-                Ok((id, m.priority, m.proceed_on.names(), maps))
+                Ok((id, (m.priority, m.proceed_on.names(), m.carried_maps.clone()), maps))
             })
             .await?;
-        let spec = ProgramSpec { priority, proceed_on, ..template };
+        let spec = ProgramSpec { priority, proceed_on, carried_maps, ..template };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
     }
 

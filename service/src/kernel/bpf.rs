@@ -41,6 +41,8 @@ pub struct MapInfo {
     pub value_size: u32,
     /// Entries (bytes for ring buffers).
     pub max_entries: u32,
+    /// `BPF_F_*` flags it was created with.
+    pub map_flags: u32,
 }
 
 /// What the kernel reports about a link.
@@ -105,6 +107,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
+        map_flags: info.map_flags,
     })
 }
 
