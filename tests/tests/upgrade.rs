@@ -201,3 +201,99 @@ async fn maps_that_cannot_be_carried_over_are_refused_by_name_and_change_nothing
     assert_eq!(link.programs().await.unwrap(), vec![resized]);
     assert_eq!(f.traffic(PORT, 10), 10, "the new program's own block list is empty");
 }
+
+/// A dry run of a replacement (and of an add) answers with the chain it
+/// would produce and changes nothing: generation, kernel program, record,
+/// programs, the map and its entry, the stored objects. The real change then
+/// shows, through Explain, the same members, placements and numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_changes_nothing_and_reports_what_the_change_then_shows() {
+    let f = Fixture::new("upgrade-plan").await;
+    let link = f.link().await;
+    const PORT: u16 = 9413;
+    let prio = |p: i32, mut o: Options| {
+        o.insert("priority", Variant::from(p));
+        o
+    };
+    link.add_program_from_path(&object("udp"), "udp_count", prio(5, tagged("count", false))).await.unwrap();
+    let first = link.add_program_from_path(&object("ip_blocklist"), "", tagged("fw", false)).await.unwrap();
+    let key = host_key(f.pair.addr_a);
+    let blocklist = maps(&f, &first).await.remove("blocklist").expect("blocklist map");
+    block(blocklist.as_fd(), &key);
+    assert_eq!(f.traffic(PORT, 10), 0);
+    let before = observe(&f).await;
+    let objects = || std::fs::read_dir(f.bus.dir.join("state/objects")).map_or(0, |d| d.count());
+    let stored = objects();
+    let map_id = blocklist_id(&f, &first).await;
+
+    let plan = link.plan_add_program_from_path(&object("blocklist_v2"), "", tagged("fw", true)).await.unwrap();
+    assert_eq!(plan.generation, before.generation);
+    let names: Vec<(&str, u64)> = plan.members.iter().map(|m| (m.name.as_str(), m.id)).collect();
+    assert_eq!(names[0].0, "udp_count");
+    assert_eq!(names[1], ("ip_blocklist", 0), "the new program, in the old one's place");
+    assert_eq!(plan.members[1].carried_maps, vec!["blocklist".to_string()]);
+    assert_eq!(plan.members[1].path.as_str(), "/");
+    let [segment] = plan.segments.as_slice() else { panic!("one segment: {plan:?}") };
+    assert!(segment.instructions > 0 && segment.instruction_limit == 1_000_000, "{segment:?}");
+    assert!(segment.maps >= 3 && segment.maps <= segment.map_limit && segment.map_limit == 64, "{segment:?}");
+    assert!(segment.verified_instructions > 0 && segment.verified_limit == 1_000_000, "{segment:?}");
+    assert!(segment.verify_usec > 0, "{segment:?}");
+    let added = link.plan_add_program_from_path(&object("proto_count"), "", tagged("c", false)).await.unwrap();
+    assert_eq!(added.members.len(), 3, "{added:?}");
+    assert_eq!(added.members.last().map(|m| m.name.as_str()), Some("proto_count"));
+
+    assert_eq!(observe(&f).await, before, "a dry run changed something");
+    assert_eq!(blocklist_id(&f, &first).await, map_id, "the same map");
+    assert_eq!(value(blocklist.as_fd(), &key), Some(10), "the entry is untouched");
+    assert_eq!(objects(), stored, "a dry run stores no object");
+    assert_eq!(f.traffic(PORT, 10), 0, "the running chain still blocks");
+
+    let replaced = link.add_program_from_path(&object("blocklist_v2"), "", tagged("fw", true)).await.unwrap();
+    let shown = link.explain().await.unwrap();
+    assert_eq!(shown.generation, before.generation + 1);
+    let id = f.program(&replaced).await.id().await.unwrap();
+    let with_id = |m: &xdpd_client::MemberReport| {
+        let id = if m.id == 0 { id } else { m.id };
+        (id, m.name.clone(), m.linking.clone(), m.priority, m.instructions, m.carried_maps.clone())
+    };
+    let planned: Vec<_> = plan.members.iter().map(with_id).collect();
+    let real: Vec<_> = shown.members.iter().map(with_id).collect();
+    assert_eq!(planned, real, "the dry run's members are the change's");
+    let [real_segment] = shown.segments.as_slice() else { panic!("one segment: {shown:?}") };
+    let numbers = |s: &xdpd_client::SegmentReport| {
+        (s.instructions, s.instruction_limit, s.maps, s.map_limit, s.verified_instructions, s.verified_limit)
+    };
+    assert_eq!(numbers(segment), numbers(real_segment), "the dry run's numbers are the change's");
+    assert_eq!(real_segment.members, vec![real[0].0, id]);
+}
+
+async fn blocklist_id(f: &Fixture, program: &OwnedObjectPath) -> u32 {
+    f.program(program).await.map_ids().await.unwrap()["blocklist"]
+}
+
+/// A dry run of a change the service refuses gets the error the change gets
+/// (maps that cannot be carried over, a program the verifier refuses, a
+/// stale expected-generation), and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dry_run_gets_the_changes_error_and_changes_nothing() {
+    let f = Fixture::new("upgrade-plan-refused").await;
+    let link = f.link().await;
+    link.add_program_from_path(&object("ip_blocklist"), "", tagged("fw", false)).await.unwrap();
+    let before = observe(&f).await;
+    let stale = HashMap::from([("expected-generation", Variant::from(before.generation + 7))]);
+    let cases: Vec<(&str, &str, Options)> = vec![
+        ("blocklist_resized", "", tagged("fw", true)),
+        ("unverifiable", "", tagged("bad", false)),
+        ("basic", "xdp_pass", stale),
+    ];
+    for (name, function, options) in cases {
+        let planned = link.plan_add_program_from_path(&object(name), function, options.clone()).await.unwrap_err();
+        assert_eq!(observe(&f).await, before, "{name}: a refused dry run changed something");
+        let real = link.add_program_from_path(&object(name), function, options).await.unwrap_err();
+        let (planned, real) = (refusal(&planned), refusal(&real));
+        assert_eq!(planned.0, real.0, "{name}: the dry run and the change are refused alike");
+        assert_eq!(planned.1.lines().next(), real.1.lines().next(), "{name}");
+        assert!(!planned.0.contains("InvalidArgs"), "{name}: {planned:?}");
+        assert_eq!(observe(&f).await, before, "{name}: a refused change changed something");
+    }
+}

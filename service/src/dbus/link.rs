@@ -9,10 +9,11 @@ use zbus::OwnedObjectPath;
 use zbus::{interface, Connection, OwnedVariant};
 
 use super::options::{self, AddRequest};
+use super::report::Report;
 use crate::auth::{Action, Details};
 use crate::error::ServiceError;
 use crate::iface::Handle;
-use crate::intake::{Intake, Source};
+use crate::intake::{Intake, Source, Verified};
 use crate::request::{Front, Request};
 
 pub const INTERFACE: &str = "org.xdp.Manager1.Link";
@@ -63,6 +64,51 @@ impl LinkIface {
         let request = options::parse(&options)?;
         let admitted = self.front.begin(connection, &header).await?;
         self.add(admitted, Source::path(path)?, program, request).await
+    }
+
+    /// A dry run of AddProgram with the same arguments and options: links and
+    /// verifies the chain the change would produce and answers with it (see
+    /// Explain), without attaching, recording or changing anything. Refused
+    /// with the errors the change would get; needs what the change needs.
+    #[zbus(out_args("report"))]
+    async fn plan_add_program(
+        &self,
+        object: zbus::OwnedFd,
+        program: String,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let request = options::parse(&options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.plan(admitted, Source::Fd(object.into()), program, request).await
+    }
+
+    /// PlanAddProgram for a path, opened as AddProgramFromPath opens it.
+    #[zbus(out_args("report"))]
+    async fn plan_add_program_from_path(
+        &self,
+        path: String,
+        program: String,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let request = options::parse(&options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.plan(admitted, Source::path(path)?, program, request).await
+    }
+
+    /// The running chain: its members in run order and how each is linked,
+    /// and per loaded program its instructions and maps against the kernel's
+    /// limits, the instructions the verifier processed and how long it took.
+    #[zbus(out_args("report"))]
+    async fn explain(&self) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let report = self.handle.explain().await?;
+        Ok(Report::of(self.handle.ifindex, report.as_ref(), self.handle.view().generation))
     }
 
     /// Takes the interface back after someone detached or replaced the chain
@@ -183,8 +229,36 @@ impl LinkIface {
         program: String,
         request: AddRequest,
     ) -> Result<OwnedObjectPath, ServiceError> {
-        options::function_name(&program)?;
-        let details = self.details(&admitted, &program, &request.tag, request.sha256.clone());
+        let verified = self.take(&admitted, source, &program, &request).await?;
+        let id = self.handle.add(verified.program, verified.object, request, admitted.caller().clone()).await?;
+        drop(verified.budget);
+        Ok(super::program_path(self.handle.ifindex, id))
+    }
+
+    /// The second half of PlanAddProgram*: as `add`, but the owner reports instead of changing.
+    async fn plan(
+        &self,
+        admitted: Request<'_, '_>,
+        source: Source,
+        program: String,
+        request: AddRequest,
+    ) -> Result<Report, ServiceError> {
+        let verified = self.take(&admitted, source, &program, &request).await?;
+        let report = self.handle.plan(verified.program, request, admitted.caller().clone()).await?;
+        drop(verified.budget);
+        Ok(Report::of(self.handle.ifindex, Some(&report), report.generation))
+    }
+
+    /// Authorizes what the request says, and only then reads and verifies the object.
+    async fn take(
+        &self,
+        admitted: &Request<'_, '_>,
+        source: Source,
+        program: &str,
+        request: &AddRequest,
+    ) -> Result<Verified, ServiceError> {
+        options::function_name(program)?;
+        let details = self.details(admitted, program, &request.tag, request.sha256.clone());
         admitted.authorize(Action::AddProgram, &details).await?;
         if request.replace {
             admitted.authorize(Action::RemoveProgram, &details).await?;
@@ -192,11 +266,7 @@ impl LinkIface {
         if request.force || request.mode.is_some() {
             admitted.authorize(Action::Manage, &details).await?;
         }
-        let caller = admitted.caller();
-        let verified = self.intake.take(source, caller, &program, request.sha256.as_deref()).await?;
-        let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
-        drop(verified.budget);
-        Ok(super::program_path(self.handle.ifindex, id))
+        self.intake.take(source, admitted.caller(), program, request.sha256.as_deref()).await
     }
 
     /// Emits a link's ChainChanged signal.

@@ -11,6 +11,7 @@ mod gate;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
+use super::report::{self, ChainReport};
 pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
@@ -210,14 +211,20 @@ impl Chain {
         self.hook.as_ref()
     }
 
-    /// Adds `program`; returns its member id.
-    pub fn add(&mut self, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+    /// Refuses a new member when the chain is full.
+    fn check_room(&self) -> Result<(), Error> {
         if self.members.len() >= self.max_members {
             return Err(Error::LimitExceeded(format!(
                 "the chain already has {} programs, the maximum",
                 self.members.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Adds `program`; returns its member id.
+    pub fn add(&mut self, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+        self.check_room()?;
         let member = self.new_member(program, &options, None);
         let id = member.id;
         let mut candidate = self.members.clone();
@@ -245,6 +252,55 @@ impl Chain {
         let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
         self.commit(candidate, &options)?;
         Ok(new_id)
+    }
+
+    /// A dry run of [`Chain::add`]: links and verifies the chain it would
+    /// produce and reports it (the new member has id 0), with the same
+    /// refusals, but attaches, records and changes nothing.
+    pub fn plan_add(&mut self, program: LoadedProgram, options: &AddOptions) -> Result<ChainReport, Error> {
+        self.check_room()?;
+        let mut candidate = self.members.clone();
+        candidate.push(Member::planned(program, options, self.next_seq + 1));
+        self.plan(candidate, options)
+    }
+
+    /// A dry run of [`Chain::replace`] (maps carried over as it would).
+    pub fn plan_replace(
+        &mut self,
+        id: MemberId,
+        mut program: LoadedProgram,
+        options: &AddOptions,
+    ) -> Result<ChainReport, Error> {
+        let old = self.member(id).ok_or(Error::NoSuchProgram(id))?;
+        let (seq, running) = (old.seq, old.program.clone());
+        let carried = if options.fresh_maps { Vec::new() } else { super::carry::carry_maps(&running, &mut program)? };
+        let mut member = Member::planned(program, options, seq);
+        member.carried_maps = carried;
+        let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
+        self.plan(candidate, options)
+    }
+
+    /// Links `candidate` as [`Chain::commit`] would, and reports it instead of swapping it in.
+    fn plan(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<ChainReport, Error> {
+        candidate.sort_by_key(|m| (m.priority, m.seq));
+        if self.counting {
+            self.assign_counter_slots(&mut candidate)?;
+        }
+        self.check_mode(options)?;
+        let linked = self.link(&candidate, options)?;
+        Ok(report::of_linked(self.generation, &candidate, &linked, chain_privilege(&candidate)))
+    }
+
+    /// The report of the running chain (see [`ChainReport`]); `None` when nothing runs.
+    pub fn report(&self) -> Option<ChainReport> {
+        let privilege = chain_privilege(&self.members);
+        match self.running.as_ref()? {
+            Running::Linked(linked) => Some(report::of_linked(self.generation, &self.members, linked, privilege)),
+            Running::Adopted { fd, info } => {
+                let maps = bpf::prog_map_ids(fd.as_fd()).map_or(0, |ids| ids.len());
+                Some(report::of_adopted(self.generation, &self.members, maps, info.verified_insns, privilege))
+            }
+        }
     }
 
     /// Removes member `id`; removing the last member detaches the chain.

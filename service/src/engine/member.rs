@@ -58,8 +58,13 @@ pub struct Member {
 impl Member {
     /// A new member (fresh id) of `program` under `options`, `seq`-th in order of addition.
     pub(super) fn new(program: LoadedProgram, options: &AddOptions, seq: u64) -> Member {
+        Member { id: next_member_id(), ..Member::planned(program, options, seq) }
+    }
+
+    /// The member a dry run would add: id 0, which no member ever has.
+    pub(super) fn planned(program: LoadedProgram, options: &AddOptions, seq: u64) -> Member {
         Member {
-            id: next_member_id(),
+            id: 0,
             priority: options.priority.unwrap_or(program.run_config.priority),
             proceed_on: options.proceed_on.unwrap_or(program.run_config.proceed_on),
             tag: options.tag.clone(),

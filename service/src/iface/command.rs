@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::caller::Caller;
-use crate::engine::{ActionSet, LoadedProgram, MemberId};
+use crate::engine::{ActionSet, ChainReport, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
 
@@ -40,6 +40,10 @@ pub enum Command {
         caller: Caller,
         reply: Reply<MemberId>,
     },
+    /// A dry run of Add: the report of the chain it would produce; nothing changes.
+    Plan { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<ChainReport> },
+    /// The report of the running chain (none when nothing runs).
+    Explain { reply: Reply<Option<ChainReport>> },
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
@@ -63,6 +67,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Add { .. } => "Add",
+            Command::Plan { .. } => "Plan",
+            Command::Explain { .. } => "Explain",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",

@@ -12,7 +12,7 @@ use super::command::{AddRequest, Command, Reply};
 use super::publish::IfaceView;
 use crate::caller::Caller;
 use crate::engine::stats::VerdictCounters;
-use crate::engine::{LoadedProgram, MemberId, Stats};
+use crate::engine::{ChainReport, LoadedProgram, MemberId, Stats};
 use crate::error::ServiceError;
 
 /// After this long without an answer, a request logs that its owner is slow
@@ -71,6 +71,21 @@ impl Handle {
         caller: Caller,
     ) -> Result<MemberId, ServiceError> {
         self.ask(|reply| Command::Add { program: Box::new(program), object, request, caller, reply }).await
+    }
+
+    /// A dry run of [`Handle::add`]: the report of the chain it would produce.
+    pub async fn plan(
+        &self,
+        program: LoadedProgram,
+        request: AddRequest,
+        caller: Caller,
+    ) -> Result<ChainReport, ServiceError> {
+        self.ask(|reply| Command::Plan { program: Box::new(program), request, caller, reply }).await
+    }
+
+    /// The report of the running chain; `None` when nothing runs.
+    pub async fn explain(&self) -> Result<Option<ChainReport>, ServiceError> {
+        self.ask(|reply| Command::Explain { reply }).await
     }
 
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {

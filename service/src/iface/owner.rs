@@ -23,6 +23,7 @@ use super::restore::UNEXPLAINED;
 use super::shared_maps;
 use super::view::Observed;
 
+mod plan;
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
@@ -57,6 +58,30 @@ pub struct Owner {
 
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// How the program of `request` joins the chain.
+fn add_options(request: &AddRequest, caller: &Caller) -> AddOptions {
+    AddOptions {
+        priority: request.priority,
+        proceed_on: request.proceed_on,
+        tag: request.tag.clone(),
+        mode: request.mode,
+        force: request.force,
+        privilege: caller.privilege(),
+        fresh_maps: request.fresh_maps,
+    }
+}
+
+/// Refuses a change based on another generation than the chain's (expected-generation).
+fn check_generation(chain: &Chain, expected: Option<u64>) -> Result<(), crate::engine::Error> {
+    match expected.filter(|&g| g != chain.generation()) {
+        Some(g) => {
+            let now = chain.generation();
+            Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")))
+        }
+        None => Ok(()),
+    }
 }
 
 fn no_such_program(id: MemberId) -> ServiceError {
@@ -107,6 +132,12 @@ impl Owner {
                 }
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
+                }
+                Command::Plan { program, request, caller, reply } => {
+                    let _ = reply.send(self.plan(*program, request, caller).await);
+                }
+                Command::Explain { reply } => {
+                    let _ = reply.send(self.explain().await);
                 }
                 Command::SetCounting { on, caller, reply } => {
                     let _ = reply.send(self.set_counting(on, caller).await);
@@ -173,11 +204,7 @@ impl Owner {
         request: AddRequest,
         caller: Caller,
     ) -> Result<MemberId, ServiceError> {
-        let replaced = request
-            .replace
-            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
-            .flatten()
-            .map(|p| p.id);
+        let replaced = self.replaced_by(&request, &caller);
         self.check_add(&program, &request)?;
         // A replacement keeps the count; a new program needs room under the
         // uid's limits, and so do its maps (the replaced program's are released after).
@@ -214,6 +241,15 @@ impl Owner {
         Ok(id)
     }
 
+    /// The program `request` replaces: the caller's own with the same tag, with `replace`.
+    fn replaced_by(&self, request: &AddRequest, caller: &Caller) -> Option<MemberId> {
+        request
+            .replace
+            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
+            .flatten()
+            .map(|p| p.id)
+    }
+
     /// Refuses an add the service could not keep its promises for: while an
     /// unexplained chain runs, or a snapshot of maps that cannot be saved.
     fn check_add(&self, program: &LoadedProgram, request: &AddRequest) -> Result<(), ServiceError> {
@@ -241,15 +277,7 @@ impl Owner {
         caller: &Caller,
         replaced: Option<MemberId>,
     ) -> Result<(MemberId, ProgramView), ServiceError> {
-        let options = AddOptions {
-            priority: request.priority,
-            proceed_on: request.proceed_on,
-            tag: request.tag.clone(),
-            mode: request.mode,
-            force: request.force,
-            privilege: caller.privilege(),
-            fresh_maps: request.fresh_maps,
-        };
+        let options = add_options(request, caller);
         let expected = request.expected_generation;
         let template = ProgramSpec {
             object: program.object.clone(),
@@ -265,10 +293,7 @@ impl Owner {
         };
         let (id, (priority, proceed_on, carried_maps), map_ids) = self
             .durably(Some(template.clone()), move |chain| {
-                if let Some(g) = expected.filter(|&g| g != chain.generation()) {
-                    let now = chain.generation();
-                    return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
-                }
+                check_generation(chain, expected)?;
                 let id = match replaced {
                     Some(old) => chain.replace(old, program, options)?,
                     None => chain.add(program, options)?,

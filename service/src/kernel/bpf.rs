@@ -17,6 +17,8 @@ pub struct ProgInfo {
     pub prog_type: u32,
     /// The kernel's tag: a hash of the program's instructions.
     pub tag: [u8; 8],
+    /// Instructions the verifier processed to accept it (its complexity).
+    pub verified_insns: u32,
 }
 
 impl ProgInfo {
@@ -89,7 +91,13 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, KernelError> {
     check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
         "reading program information".into()
     })?;
-    Ok(ProgInfo { id: info.id, name: c_name(&info.name), prog_type: info.type_, tag: info.tag })
+    Ok(ProgInfo {
+        id: info.id,
+        name: c_name(&info.name),
+        prog_type: info.type_,
+        tag: info.tag,
+        verified_insns: info.verified_insns,
+    })
 }
 
 /// What the kernel reports about the map `fd`.

@@ -136,6 +136,10 @@ pub struct LinkedChain {
     pub inlined: usize,
     /// The members whose main function was inlined.
     pub inlined_members: Vec<MemberId>,
+    /// Maps the linked program uses, as the kernel counts them.
+    pub map_count: usize,
+    /// How long loading (verification) took.
+    pub verify_time: std::time::Duration,
 }
 
 impl LinkedChain {
@@ -209,6 +213,7 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
 /// Builds and loads the chain with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
     let Linked { insns, debug, layout, inlined_members } = build(members, target.mode)?;
+    let started = std::time::Instant::now();
     let fd = load::load(&insns, debug, members, target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
@@ -216,7 +221,9 @@ fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain,
             link(&single, target).err()
         }),
     })?;
+    let verify_time = started.elapsed();
     let info = bpf::prog_info(fd.as_fd())?;
+    let map_count = bpf::prog_map_ids(fd.as_fd())?.len();
     let (insn_count, frags, inlined) = (insns.len(), load::frags(members), inlined_members.len());
-    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members })
+    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members, map_count, verify_time })
 }
