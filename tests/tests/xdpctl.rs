@@ -780,7 +780,7 @@ fn help_and_completions() {
     for code in (0..=7).chain([10]) {
         assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{code}  "))), "exit {code}: {help}");
     }
-    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim"] {
+    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim", "explain"] {
         let r = xdpctl(&[command, "--help"]);
         assert_eq!(r.code, 0, "{r}");
         assert!(r.stdout.contains("EXAMPLES:") && r.stdout.contains(&format!("xdpctl {command}")), "{command}: {r}");
@@ -817,6 +817,50 @@ fn counting_shows_verdicts_in_status() {
     assert_eq!(json["interfaces"][0]["programs"][0]["stats"]["drop"], 7);
     f.ok(&["counting", dev, "off"]);
     f.fails_as(Some(65534), 4, &["counting", dev, "on"]);
+}
+
+/// add/replace --dry-run show the chain a change would produce and change
+/// nothing; explain shows the running chain with the same numbers once the
+/// change is made; a refused dry run fails like the change.
+#[test]
+fn dry_runs_and_explain_show_the_same_chain() {
+    let f = Fixture::new("xdpctl-explain");
+    let dev = f.pair.dev_b.as_str();
+    let (blocklist, v2) = (f.object("ip_blocklist"), f.object("blocklist_v2"));
+    let resized = f.object("blocklist_resized");
+    let out = f.ok(&["explain", dev]);
+    assert_eq!(out.trim(), format!("{dev}: no chain runs (generation 0)"));
+    f.ok(&["add", dev, &blocklist, "-t", "fw"]);
+    let generation = f.status()["generation"].clone();
+
+    let out = f.ok(&["replace", dev, &v2, "-t", "fw", "--dry-run"]);
+    assert!(out.starts_with(&format!("{dev}: the chain would be (dry run from generation {generation}")), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("ip_blocklist") && l.contains(" new ") && l.ends_with("blocklist")),
+        "{out}"
+    );
+    assert!(out.contains("of 1000000 instructions,") && out.contains("of 64 maps"), "{out}");
+    let planned = f.json(&["replace", dev, &v2, "-t", "fw", "--dry-run"]);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    assert_eq!(f.status()["generation"], generation, "a dry run changes nothing");
+    let err = f.fails(6, &["replace", dev, &resized, "-t", "fw", "--dry-run"]);
+    assert!(err.contains("map 'blocklist'") && err.contains("--fresh-maps"), "{err}");
+    let planned_fresh = f.json(&["replace", dev, &resized, "-t", "fw", "--dry-run", "--fresh-maps"]);
+    assert_eq!(planned_fresh["programs"][0]["carried_maps"], serde_json::json!([]), "{planned_fresh}");
+    assert_eq!(f.status()["generation"], generation);
+
+    f.ok(&["replace", dev, &v2, "-t", "fw"]);
+    let shown = f.json(&["explain", dev]);
+    assert_eq!(shown["dry_run"], false);
+    assert_eq!(shown["generation"], generation.as_u64().unwrap() + 1);
+    for field in ["instructions", "maps", "verified_instructions", "instruction_limit", "map_limit"] {
+        assert_eq!(shown["segments"][0][field], planned["segments"][0][field], "{field}: {shown} vs {planned}");
+    }
+    for field in ["name", "linking", "instructions", "carried_maps", "priority"] {
+        assert_eq!(shown["programs"][0][field], planned["programs"][0][field], "{field}");
+    }
+    let out = f.ok(&["explain", dev]);
+    assert!(out.starts_with(&format!("{dev}: chain at generation ")) && out.contains("segment 1: 1 programs"), "{out}");
 }
 
 /// Display columns of `s` as a terminal shows it: CJK ideographs take two.

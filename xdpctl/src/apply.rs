@@ -418,6 +418,7 @@ async fn apply_interface(
                     force: false,
                     expected_generation: Some(expected),
                     fresh_maps: false,
+                    dry_run: false,
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

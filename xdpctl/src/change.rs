@@ -166,6 +166,10 @@ pub async fn add(
     let program = opts.program.clone().unwrap_or_default();
     let body = (zbus::Fd::from(file.as_fd()), program.as_str(), options(opts, replace));
     let doing = Doing::Add { iface, object: &object_name };
+    if opts.dry_run {
+        let report: xdpd_client::ChainReport = client.call(link.inner(), "PlanAddProgram", &body, &doing).await?;
+        return crate::explain::print(out, iface, &report, true);
+    }
     let path: OwnedObjectPath = client.call(link.inner(), "AddProgram", &body, &doing).await?;
     // The function name the service chose when --program was not given, and
     // the maps it carried over; decoration only.
@@ -382,6 +386,7 @@ mod tests {
             force: false,
             expected_generation: None,
             fresh_maps: false,
+            dry_run: false,
         };
         assert!(options(&opts, false).is_empty());
         opts.priority = Some(-5);

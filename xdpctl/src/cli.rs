@@ -269,6 +269,25 @@ pub enum Command {
         count: Option<u64>,
     },
 
+    /// Show how the chain of an interface is linked, against the kernel's limits
+    #[command(
+        long_about = "Shows the running chain of IFACE as the service linked it: the programs in run \
+                      order, how each runs (inline: spliced into the dispatcher; call: a BPF-to-BPF \
+                      call; not-linked: an earlier program ends the chain), each program's own \
+                      instructions and the maps it took over when it replaced another, and per \
+                      loaded program (segment) its instructions against the kernel's limit (4096 \
+                      when a user's program is in the chain, else 1000000), its maps against 64, \
+                      the instructions the verifier processed against 1000000, and how long the \
+                      verification took. add --dry-run and replace --dry-run show the same for the \
+                      chain a change would produce. Needs no privileges.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl explain eth0\n  xdpctl add eth0 filter.o --dry-run\n  xdpctl explain eth0 --json", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Explain {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+    },
+
     /// Take an interface back from a program attached behind the service's back
     #[command(
         long_about = "Attaches the chain of IFACE again after someone detached or replaced it \
@@ -502,6 +521,19 @@ pub struct ProgramOptions {
                      name that differs."
     )]
     pub fresh_maps: bool,
+
+    /// Link and verify the chain the change would produce and show it; change nothing
+    #[arg(
+        long,
+        long_help = "Dry run: the service reads and verifies the object, links and verifies the chain \
+                     the change would produce (replacing and carrying maps over as it would) and \
+                     xdpctl shows it as explain shows a running chain: the programs in run order, \
+                     how each is linked, instructions and maps against the kernel's limits, the \
+                     instructions the verifier processed and how long it took. Nothing is attached \
+                     or recorded. A change the service would refuse fails the same way, with the \
+                     same exit status."
+    )]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args, Clone)]
