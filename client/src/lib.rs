@@ -115,6 +115,12 @@ pub trait Link {
     #[zbus(property)]
     fn counting(&self) -> zbus::Result<bool>;
 
+    /// Holds the hook with a pass-through program without programs, or lets it go.
+    fn set_hold(&self, enabled: bool) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn hold(&self) -> zbus::Result<bool>;
+
     #[zbus(property)]
     fn index(&self) -> zbus::Result<i32>;
 

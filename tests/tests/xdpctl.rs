@@ -780,7 +780,7 @@ fn help_and_completions() {
     for code in (0..=7).chain([10]) {
         assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{code}  "))), "exit {code}: {help}");
     }
-    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim", "explain"] {
+    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim", "explain", "hold"] {
         let r = xdpctl(&[command, "--help"]);
         assert_eq!(r.code, 0, "{r}");
         assert!(r.stdout.contains("EXAMPLES:") && r.stdout.contains(&format!("xdpctl {command}")), "{command}: {r}");
@@ -861,6 +861,30 @@ fn dry_runs_and_explain_show_the_same_chain() {
     }
     let out = f.ok(&["explain", dev]);
     assert!(out.starts_with(&format!("{dev}: chain at generation ")) && out.contains("segment 1: 1 programs"), "{out}");
+}
+
+/// hold on: a pass-through program runs through the link without programs
+/// (status says so); off: detached again; users may not.
+#[test]
+fn hold_keeps_a_pass_through_attached() {
+    let f = Fixture::new("xdpctl-hold");
+    let dev = f.pair.dev_b.as_str();
+    f.fails_as(Some(65534), 4, &["hold", dev, "on"]);
+    assert_eq!(f.status()["hold"], false);
+    let out = f.ok(&["hold", dev, "on"]);
+    assert!(out.starts_with(&format!("{dev} is held: program ")), "{out}");
+    let link = f.status();
+    assert_eq!(link["hold"], true, "{link}");
+    assert_ne!(link["kernel_program_id"], 0, "{link}");
+    assert!(f.ok(&["status", dev]).contains("no programs (held: a pass-through runs)"));
+    let udp = f.object("udp");
+    f.ok(&["add", dev, &udp, "-p", "udp_drop"]);
+    let id = f.status()["programs"][0]["id"].to_string();
+    f.ok(&["remove", &id]);
+    assert_ne!(f.status()["kernel_program_id"], 0, "held: the last removal leaves the pass-through");
+    let off = f.json(&["hold", dev, "off"]);
+    assert_eq!((off["hold"].as_bool(), off["kernel_program_id"].as_u64()), (Some(false), Some(0)), "{off}");
+    assert_eq!(f.status()["kernel_program_id"], 0);
 }
 
 /// Display columns of `s` as a terminal shows it: CJK ideographs take two.

@@ -356,6 +356,23 @@ pub async fn reclaim(client: &Client, out: &mut Output, iface: &str) -> Result<(
     }
 }
 
+pub async fn hold(client: &Client, out: &mut Output, iface: &str, on: bool) -> Result<()> {
+    let link_path = client.link_path(iface).await?;
+    let link = client.link(&link_path).await?;
+    client.call::<_, ()>(link.inner(), "SetHold", &(on,), &Doing::Hold { iface }).await?;
+    let kernel_id = link.kernel_program_id().await.unwrap_or(0);
+    if out.json {
+        return out.json_line(&json!({ "interface": iface, "hold": on, "kernel_program_id": kernel_id }));
+    }
+    if on {
+        out.line(&format!(
+            "{iface} is held: program {kernel_id} stays attached; changes are replacements through the link"
+        ))
+    } else {
+        out.line(&format!("{iface} is not held: removing its last program detaches it"))
+    }
+}
+
 pub async fn counting(client: &Client, out: &mut Output, iface: &str, on: bool) -> Result<()> {
     let link_path = client.link_path(iface).await?;
     let link = client.link(&link_path).await?;

@@ -301,6 +301,30 @@ pub enum Command {
         iface: String,
     },
 
+    /// Keep a pass-through program attached when an interface has no programs
+    #[command(
+        long_about = "Holds the XDP hook of IFACE (on) or lets it go (off). While held, removing the \
+                      last program swaps a pass-through program (every packet passes) in through \
+                      xdpd's link instead of detaching, and an interface without programs gets one \
+                      attached now, so after its first attach the interface only ever sees \
+                      replacements. Use it on NICs whose drivers reconfigure the device when the \
+                      first XDP program is attached or the last one detached (mlx5, ixgbe: 1-20 s \
+                      without link): hold them once, and adding or removing programs never costs \
+                      link again. The pass-through costs a few ns per packet while no program runs \
+                      (and keeps the driver in XDP mode). The hold survives restarts and reboots. \
+                      Letting go detaches a held interface without programs. Needs \
+                      org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl hold eth0 on\n  xdpctl status eth0\n  xdpctl hold eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Hold {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// on or off
+        #[arg(value_enum, value_name = "STATE")]
+        state: OnOff,
+    },
+
     /// Count every program's verdicts on an interface, or stop counting
     #[command(
         long_about = "Switches per-program verdict counting on IFACE on or off. While it is on, \

@@ -66,6 +66,9 @@ pub enum Doing<'a> {
     Counting {
         iface: &'a str,
     },
+    Hold {
+        iface: &'a str,
+    },
     GetMaps {
         iface: &'a str,
         program: &'a str,
@@ -92,6 +95,7 @@ impl Doing<'_> {
             | Doing::Remove { iface, .. }
             | Doing::Reclaim { iface }
             | Doing::Counting { iface }
+            | Doing::Hold { iface }
             | Doing::GetMaps { iface, .. } => Some(iface),
             _ => None,
         }
@@ -107,6 +111,7 @@ impl Doing<'_> {
             Doing::Remove { iface, program } => format!("cannot remove program {program} from {iface}"),
             Doing::Reclaim { iface } => format!("cannot reclaim {iface}"),
             Doing::Counting { iface } => format!("cannot switch verdict counting on {iface}"),
+            Doing::Hold { iface } => format!("cannot switch the hold of {iface}"),
             Doing::GetMaps { iface, program } => format!("cannot get the maps of program {program} on {iface}"),
         }
     }

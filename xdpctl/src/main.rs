@@ -91,6 +91,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Reclaim { iface } => change::reclaim(&client, &mut out, iface).await,
         Command::Explain { iface } => explain::run(&client, &mut out, iface).await,
+        Command::Hold { iface, state } => change::hold(&client, &mut out, iface, *state == cli::OnOff::On).await,
         Command::Counting { iface, state } => {
             change::counting(&client, &mut out, iface, *state == cli::OnOff::On).await
         }

@@ -136,6 +136,27 @@ impl LinkIface {
         self.handle.set_counting(enabled, admitted.caller().clone()).await
     }
 
+    /// Keeps the hook held (or lets it go; needs org.xdp.manager1.manage):
+    /// while held, the interface keeps a pass-through program attached
+    /// through xdpd's link when its last program is removed, and gets one now
+    /// if it has none, so after the first attach it only sees replacements.
+    async fn set_hold(
+        &self,
+        enabled: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), ServiceError> {
+        let admitted = self.front.begin(connection, &header).await?;
+        admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
+        self.handle.set_hold(enabled, admitted.caller().clone()).await
+    }
+
+    /// Whether the hook is held (see SetHold).
+    #[zbus(property)]
+    fn hold(&self) -> bool {
+        self.handle.view().hold
+    }
+
     /// Whether every program's verdicts are counted (see SetCounting).
     #[zbus(property)]
     fn counting(&self) -> bool {

@@ -74,6 +74,9 @@ pub struct Chain {
     /// Where the counter table is pinned (interfaces only), so counts outlive the process.
     counter_pin: Option<std::path::PathBuf>,
     gate: GateSlot,
+    /// Keep a pass-through program attached while the chain has no member
+    /// (see [`Chain::set_hold`]).
+    hold: bool,
 }
 
 impl Chain {
@@ -92,6 +95,7 @@ impl Chain {
             counter_table: None,
             counter_pin: None,
             gate: GateSlot::default(),
+            hold: false,
         }
     }
 
@@ -132,8 +136,16 @@ impl Chain {
         chain.members.sort_by_key(|m| (m.priority, m.seq));
         chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
         chain.resume_counters(resume);
+        chain.hold = resume.hold;
         let attached = chain.hook.as_ref().and_then(Hook::attached_prog_id);
-        if chain.members.is_empty() {
+        // A recorded chain without members is a held pass-through: adopted
+        // as it runs, or attached again (after a reboot).
+        if chain.members.is_empty() && !(chain.hold && running_id == 0) {
+            if running_id != 0 && attached == Some(running_id) {
+                let fd = bpf::prog_fd_by_id(running_id)?;
+                let info = bpf::prog_info(fd.as_fd())?;
+                chain.running = Some(Running::Adopted { fd, info });
+            }
             return Ok(chain);
         }
         if running_id != 0 && attached == Some(running_id) {
@@ -332,7 +344,29 @@ impl Chain {
         self.commit(members, &AddOptions::default()).inspect_err(|_| self.counting = previous)
     }
 
-    /// Removes every member and detaches the chain.
+    /// Whether a pass-through program stays attached while the chain has no member.
+    pub fn hold(&self) -> bool {
+        self.hold
+    }
+
+    /// Holds the hook (or lets it go): with `on`, removing the last member
+    /// swaps a pass-through program in through the link instead of
+    /// detaching, and an interface without members gets one attached now, so
+    /// that after its first attach the interface only ever sees
+    /// replacements (attaching and detaching reconfigure some NICs). With
+    /// `off`, an interface without members is detached. A change (a relink
+    /// when members run), so the next record says it.
+    pub fn set_hold(&mut self, on: bool) -> Result<(), Error> {
+        if on == self.hold {
+            return Ok(());
+        }
+        let previous = self.hold;
+        self.hold = on;
+        let members = self.members.clone();
+        self.commit(members, &AddOptions::default()).inspect_err(|_| self.hold = previous)
+    }
+
+    /// Removes every member and detaches the chain (held: swaps the pass-through in).
     pub fn clear(&mut self) -> Result<(), Error> {
         self.commit(Vec::new(), &AddOptions::default())
     }
@@ -385,7 +419,13 @@ impl Chain {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;
-        if candidate.is_empty() {
+        if candidate.is_empty() && self.hold && self.hook.is_some() {
+            let target = LinkTarget { offload_ifindex: None, mode: self.link_mode, privilege: Default::default() };
+            let linked = linker::pass_through(target)?;
+            self.pass_gate(gate, &candidate, linked.info.id)?;
+            self.swap_in(&linked, options)?;
+            self.running = Some(Running::Linked(linked));
+        } else if candidate.is_empty() {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;

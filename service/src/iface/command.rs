@@ -50,6 +50,8 @@ pub enum Command {
     GetMaps { id: MemberId, caller: Caller, names: Option<Vec<String>>, reply: Reply<Vec<(String, OwnedFd)>> },
     /// Take the interface back from a foreign program.
     Reclaim { caller: Caller, reply: Reply<()> },
+    /// Hold the hook with a pass-through program without members, or let it go.
+    SetHold { on: bool, caller: Caller, reply: Reply<()> },
     /// Switch verdict counting on or off (a relink).
     SetCounting { on: bool, caller: Caller, reply: Reply<()> },
     /// Save the maps of members that asked for a snapshot (at exit).
@@ -73,6 +75,7 @@ impl Command {
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",
             Command::SetCounting { .. } => "SetCounting",
+            Command::SetHold { .. } => "SetHold",
             Command::SaveSnapshots { .. } => "SaveSnapshots",
             Command::CheckForeign => "CheckForeign",
             Command::Renamed(_) => "Renamed",

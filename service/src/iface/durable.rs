@@ -58,10 +58,12 @@ impl Draft {
             generation: p.generation,
             kernel_program_id: p.program_id,
             counting: p.counting,
+            hold: p.hold,
             members,
         };
+        let keep = !record.members.is_empty() || record.hold;
         self.store
-            .prepare_link(self.ifindex, (!record.members.is_empty()).then_some(&record))
+            .prepare_link(self.ifindex, keep.then_some(&record))
             .map_err(|e| format!("cannot write the record of interface {}: {e}", self.ifindex))?;
         crate::crash::at("prepared");
         Ok(())

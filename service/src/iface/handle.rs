@@ -106,6 +106,10 @@ impl Handle {
         self.ask(|reply| Command::Reclaim { caller, reply }).await
     }
 
+    pub async fn set_hold(&self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        self.ask(|reply| Command::SetHold { on, caller, reply }).await
+    }
+
     pub async fn set_counting(&self, on: bool, caller: Caller) -> Result<(), ServiceError> {
         self.ask(|reply| Command::SetCounting { on, caller, reply }).await
     }

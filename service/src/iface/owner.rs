@@ -139,6 +139,9 @@ impl Owner {
                 Command::Explain { reply } => {
                     let _ = reply.send(self.explain().await);
                 }
+                Command::SetHold { on, caller, reply } => {
+                    let _ = reply.send(self.set_hold(on, caller).await);
+                }
                 Command::SetCounting { on, caller, reply } => {
                     let _ = reply.send(self.set_counting(on, caller).await);
                 }
@@ -383,6 +386,18 @@ impl Owner {
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
         self.durably(None, move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
+        self.changed(None, None).await;
+        Ok(())
+    }
+
+    async fn set_hold(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        if self.unexplained().is_some() && on {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
+        self.durably(None, move |chain| chain.set_hold(on)).await?;
+        tracing::info!(%caller, interface = %self.ifname(), on, "hook hold switched");
         self.changed(None, None).await;
         Ok(())
     }

@@ -170,6 +170,37 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
     }
 }
 
+/// The program a held interface runs while its chain has no member: every
+/// packet passes (`w0 = XDP_PASS; exit`). Loaded like a chain (same name,
+/// type and expected attach type, frags allowed) so any chain can replace it
+/// through the link, and it can replace any chain.
+pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
+    let insns = [Insn::mov32_imm(crate::kernel::insn::R0, XDP_PASS), Insn::exit()];
+    let started = std::time::Instant::now();
+    let fd = load::load(&insns, None, &[], target).map_err(|refusal| match refusal {
+        Refusal::Other(e) => e,
+        Refusal::Verifier { errno, log } => {
+            Error::Kernel(KernelError::new(format!("loading the pass-through program: {log}"), errno))
+        }
+    })?;
+    let verify_time = started.elapsed();
+    let info = bpf::prog_info(fd.as_fd())?;
+    Ok(LinkedChain {
+        fd,
+        info,
+        layout: Vec::new(),
+        insn_count: insns.len(),
+        frags: true,
+        inlined: 0,
+        inlined_members: Vec::new(),
+        map_count: 0,
+        verify_time,
+    })
+}
+
+/// `XDP_PASS`.
+const XDP_PASS: i32 = 2;
+
 /// The linked program before loading.
 struct Linked {
     insns: Vec<Insn>,
