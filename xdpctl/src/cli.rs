@@ -310,8 +310,8 @@ pub enum Command {
                       replacements. Use it on NICs whose drivers reconfigure the device when the \
                       first XDP program is attached or the last one detached (mlx5, ixgbe: 1-20 s \
                       without link): hold them once, and adding or removing programs never costs \
-                      link again. The pass-through costs a few ns per packet while no program runs \
-                      (and keeps the driver in XDP mode). The hold survives restarts and reboots. \
+                      link again. While no program runs, the pass-through (two instructions) runs on \
+                      every packet and keeps the driver in XDP mode. The hold survives restarts and reboots. \
                       Letting go detaches a held interface without programs. Needs \
                       org.xdp.manager1.manage.",
         after_long_help = concat!("EXAMPLES:\n  xdpctl hold eth0 on\n  xdpctl status eth0\n  xdpctl hold eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
