@@ -106,6 +106,16 @@ pub trait Link {
     /// The running chain, as PlanAddProgram reports a planned one.
     fn explain(&self) -> zbus::Result<ChainReport>;
 
+    /// Adds the programs of `add` and removes those of `remove` (ids) as one
+    /// change of the chain; returns the new programs' objects in order.
+    #[allow(clippy::type_complexity)]
+    fn change_chain(
+        &self,
+        add: Vec<(zbus::Fd<'_>, &str, HashMap<&str, Variant<'_>>)>,
+        remove: Vec<u64>,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<Vec<OwnedObjectPath>>;
+
     /// Takes the interface back from a foreign program.
     fn reclaim(&self) -> zbus::Result<()>;
 

@@ -28,6 +28,23 @@ pub struct AddRequest {
     pub fresh_maps: bool,
 }
 
+/// One program of a change of several parts (see [`Command::Change`]).
+pub struct ChangeAdd {
+    pub program: LoadedProgram,
+    pub object: Arc<Vec<u8>>,
+    /// Its own options; mode, force and expected-generation belong to the change.
+    pub request: AddRequest,
+}
+
+/// A change of several parts, made as one (one link, one swap, one generation).
+pub struct ChangeRequest {
+    pub add: Vec<ChangeAdd>,
+    pub remove: Vec<MemberId>,
+    pub mode: Option<AttachMode>,
+    pub force: bool,
+    pub expected_generation: Option<u64>,
+}
+
 pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
 
 pub enum Command {
@@ -44,6 +61,8 @@ pub enum Command {
     Plan { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<ChainReport> },
     /// The report of the running chain (none when nothing runs).
     Explain { reply: Reply<Option<ChainReport>> },
+    /// Several adds, replaces and removals as one change.
+    Change { request: Box<ChangeRequest>, caller: Caller, reply: Reply<Vec<MemberId>> },
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
@@ -71,6 +90,7 @@ impl Command {
             Command::Add { .. } => "Add",
             Command::Plan { .. } => "Plan",
             Command::Explain { .. } => "Explain",
+            Command::Change { .. } => "Change",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",

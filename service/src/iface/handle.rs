@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::command::{AddRequest, Command, Reply};
+use super::command::{AddRequest, ChangeRequest, Command, Reply};
 use super::publish::IfaceView;
 use crate::caller::Caller;
 use crate::engine::stats::VerdictCounters;
@@ -86,6 +86,11 @@ impl Handle {
     /// The report of the running chain; `None` when nothing runs.
     pub async fn explain(&self) -> Result<Option<ChainReport>, ServiceError> {
         self.ask(|reply| Command::Explain { reply }).await
+    }
+
+    /// Several adds, replaces and removals as one change; the new programs' ids in order.
+    pub async fn change(&self, request: ChangeRequest, caller: Caller) -> Result<Vec<MemberId>, ServiceError> {
+        self.ask(|reply| Command::Change { request: Box::new(request), caller, reply }).await
     }
 
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {

@@ -8,7 +8,7 @@ use crate::engine::ChainReport;
 
 impl Owner {
     /// What adding (or replacing with) `program` would make of the chain.
-    pub(super) async fn plan(
+    pub(super) async fn dry_run(
         &mut self,
         program: LoadedProgram,
         request: AddRequest,
