@@ -843,6 +843,10 @@ fn dry_runs_and_explain_show_the_same_chain() {
     let planned = f.json(&["replace", dev, &v2, "-t", "fw", "--dry-run"]);
     assert_eq!(planned["dry_run"], true, "{planned}");
     assert_eq!(f.status()["generation"], generation, "a dry run changes nothing");
+    // Refused alike: a user without the authorization, maps that cannot be carried over.
+    let denied = f.run_as(65534, &["add", dev, &v2, "-t", "u"]).code;
+    assert_eq!(f.run_as(65534, &["add", dev, &v2, "-t", "u", "--dry-run"]).code, denied);
+    assert_ne!(denied, 0);
     let err = f.fails(6, &["replace", dev, &resized, "-t", "fw", "--dry-run"]);
     assert!(err.contains("map 'blocklist'") && err.contains("--fresh-maps"), "{err}");
     let planned_fresh = f.json(&["replace", dev, &resized, "-t", "fw", "--dry-run", "--fresh-maps"]);
@@ -877,6 +881,9 @@ fn hold_keeps_a_pass_through_attached() {
     assert_eq!(link["hold"], true, "{link}");
     assert_ne!(link["kernel_program_id"], 0, "{link}");
     assert!(f.ok(&["status", dev]).contains("no programs (held: a pass-through runs)"));
+    let out = f.ok(&["explain", dev]);
+    assert!(out.starts_with(&format!("{dev}: held, no programs: a pass-through runs")), "{out}");
+    assert!(out.contains("segment 1: 0 programs, 2 of 1000000 instructions"), "{out}");
     let udp = f.object("udp");
     f.ok(&["add", dev, &udp, "-p", "udp_drop"]);
     let id = f.status()["programs"][0]["id"].to_string();

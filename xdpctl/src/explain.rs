@@ -69,7 +69,11 @@ pub fn print(out: &mut Output, iface: &str, report: &ChainReport, dry_run: bool)
         return out.json_line(&to_json(iface, report, dry_run));
     }
     if report.members.is_empty() {
-        return out.line(&format!("{iface}: no chain runs (generation {})", report.generation));
+        let Some(s) = report.segments.first() else {
+            return out.line(&format!("{iface}: no chain runs (generation {})", report.generation));
+        };
+        out.line(&format!("{iface}: held, no programs: a pass-through runs (generation {})", report.generation))?;
+        return out.line(&segment_line(0, s));
     }
     let what = if dry_run {
         format!("{iface}: the chain would be (dry run from generation {}; nothing was changed):", report.generation)
