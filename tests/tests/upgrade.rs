@@ -150,6 +150,12 @@ async fn an_upgraded_block_list_keeps_blocking_through_the_swap() {
     let now = maps(&f, &current).await;
     assert!(value(now["looked_up"].as_fd(), &0u32.to_ne_bytes()).is_some_and(|n| n > 0), "v2 runs");
     assert_eq!(f.traffic(PORT, 20), 0, "still blocked after the swaps");
+    // The record says what was carried over: a restart shows it too.
+    f.bus.stop_service();
+    let program = f.program(&current).await;
+    assert_eq!(program.carried_maps().await.unwrap(), vec!["blocklist".to_string()], "after a restart");
+    assert_eq!(program.map_ids().await.unwrap()["blocklist"], first_map_id);
+    assert_eq!(f.traffic(PORT, 20), 0, "and still blocked");
 
     // fresh-maps: the new version starts with an empty block list.
     let fresh_path = link.add_program_from_path(&object("blocklist_v2"), "", fresh(tagged("fw", true))).await.unwrap();
