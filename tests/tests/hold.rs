@@ -82,4 +82,16 @@ async fn a_held_interface_only_ever_sees_replacements() {
     assert_eq!((link.kernel_program_id().await.unwrap(), f.attached().native, link_id(&f)), (0, 0, None));
     let record = f.bus.dir.join(format!("state/links/{}.json", f.ifindex));
     assert!(!record.exists(), "nothing to record for an interface without programs or hold");
+
+    // A reboot (links and pins gone, records kept): a held interface gets its pass-through again.
+    link.set_hold(true).await.unwrap();
+    assert!(record.exists(), "the hold is recorded");
+    f.bus.stop_service();
+    xdpd_tests::faults::reboot(&f);
+    assert_eq!(f.attached().native, 0);
+    assert!(link.hold().await.unwrap(), "the hold survives the reboot");
+    let pass = link.kernel_program_id().await.unwrap();
+    assert!(pass != 0 && f.attached().native == pass, "attached again at start");
+    assert!(link.programs().await.unwrap().is_empty());
+    assert!(link_id(&f).is_some());
 }
