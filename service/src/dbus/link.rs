@@ -105,9 +105,16 @@ impl LinkIface {
     /// The running chain: its members in run order and how each is linked,
     /// and per loaded program its instructions and maps against the kernel's
     /// limits, the instructions the verifier processed and how long it took.
+    /// Needs no authorization, but takes one of the caller's request slots
+    /// (it waits in the interface's queue like a change).
     #[zbus(out_args("report"))]
-    async fn explain(&self) -> Result<Report, ServiceError> {
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
         let _busy = self.front.busy();
+        let _admitted = self.front.begin(connection, &header).await?;
         let report = self.handle.explain().await?;
         Ok(Report::of(self.handle.ifindex, report.as_ref(), self.handle.view().generation))
     }
