@@ -70,7 +70,7 @@ impl LinkIface {
             admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
         }
         for id in &remove {
-            let path = super::program_path(self.handle.ifindex, *id);
+            let path = super::program_path_in(self.handle.view().netns.scope(), self.handle.ifindex, *id);
             let program = server
                 .interface::<_, ProgramIface>(&path)
                 .await
@@ -110,6 +110,9 @@ impl LinkIface {
         };
         let ids = self.handle.change(request, caller.clone()).await?;
         drop(budget);
-        Ok(ids.into_iter().map(|id| super::program_path(self.handle.ifindex, id)).collect())
+        Ok(ids
+            .into_iter()
+            .map(|id| super::program_path_in(self.handle.view().netns.scope(), self.handle.ifindex, id))
+            .collect())
     }
 }

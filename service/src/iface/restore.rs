@@ -73,6 +73,7 @@ pub fn restore(
     let resume = CounterResume {
         counting: record.counting,
         slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
+        hold: record.hold,
     };
     let generation = record.generation.max(floor);
     let at = At { netns: site.netns.clone(), ifindex, bpffs_dir: root };
@@ -85,7 +86,8 @@ pub fn restore(
                     tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
                 }
             }
-            if chain.members().is_empty() {
+            // A held interface's pass-through is explained by its record.
+            if chain.members().is_empty() && !chain.hold() {
                 programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
             }
             let relinked = chain.generation() != generation;
