@@ -236,6 +236,9 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     assert_eq!(pairs[1].traffic(9999, 20), 0, "added in ctl1");
     assert_eq!(pairs[0].traffic(9999, 20), 20, "not in ctl0");
     assert_eq!(f.traffic(9999, 20), 20, "not in the service's own namespace");
+    let (code, out, err) = xdpctl(&f, &["-n", "ctl1", "explain", "veth-b", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/org/xdp/Manager1/netns/"), "the report names the namespace's program paths: {out}");
 
     // status: every namespace, grouped (the service's own first), with a NETNS column.
     let (code, out, err) = xdpctl(&f, &["status"]);
