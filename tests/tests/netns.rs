@@ -259,10 +259,18 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     assert!(interfaces.iter().all(|i| i["netns"] == "ctl1"), "{out}");
     assert!(interfaces.iter().any(|i| i["name"] == "veth-b" && i["netns_inode"].as_u64().unwrap() > 0));
 
-    // An interface of another namespace by name, and a namespace that is not followed.
+    // -n scopes what names programs (remove --tag) and export to that namespace.
+    let (code, _, err) = xdpctl(&f, &["-n", "ctl0", "add", "veth-b", &udp, "-n", "udp_drop", "--tag", "edge"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = xdpctl(&f, &["-n", "ctl0", "export"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("name = \"veth-b\"").count(), 1, "{out}");
+    let (_, out, _) = xdpctl(&f, &["export"]);
+    assert!(!out.contains("udp_drop"), "the service's own namespace has none: {out}");
     let (code, _, err) = xdpctl(&f, &["-n", "ctl1", "remove", "--tag", "edge"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(pairs[1].traffic(9999, 20), 20, "removed");
+    assert_eq!(pairs[0].traffic(9999, 20), 0, "the other namespace's program of that tag stays");
     let (code, _, err) = xdpctl(&f, &["-n", "nowhere", "status", "veth-b"]);
     assert_eq!(code, 3, "no such namespace: {err}");
     assert!(err.contains("nowhere"), "{err}");

@@ -475,6 +475,7 @@ pub async fn export(client: &Client, out: &mut Output, iface: Option<&str>, sear
         Some(name) => Some(client.link_path(name).await?),
         None => None,
     };
+    let inode = client.netns_inode().await?;
     let objects = client.managed_objects().await?;
     let mut by_sha: HashMap<String, String> = HashMap::new();
     for dir in search {
@@ -494,7 +495,9 @@ pub async fn export(client: &Client, out: &mut Output, iface: Option<&str>, sear
         .filter(|(p, _)| only.as_ref().is_none_or(|o| o == *p))
         .filter_map(|(p, i)| {
             let l = i.iter().find(|(n, _)| n.as_str() == LINK_IFACE).map(|(_, l)| l)?;
-            Some((props::i32_of(l, "Index"), props::string(l, "Name"), p.to_string()))
+            // One namespace's interfaces (the service's own, or -n's): names are per namespace.
+            crate::bus::in_namespace(&client.netns, inode, p.as_str(), l)
+                .then(|| (props::i32_of(l, "Index"), props::string(l, "Name"), p.to_string()))
         })
         .collect();
     links.sort();

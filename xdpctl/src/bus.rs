@@ -139,6 +139,18 @@ impl Client {
     }
 }
 
+/// Whether the link at `path` (with properties `link`) is in the namespace
+/// -n selects (`netns`, whose inode is `inode` when given by process or
+/// path), or without -n in the service's own.
+pub fn in_namespace(netns: &Option<Netns>, inode: Option<u64>, path: &str, link: &crate::props::Props) -> bool {
+    let other = path.contains("/netns/");
+    match netns {
+        None => !other,
+        Some(Netns::Name(name)) => other && crate::props::string(link, "Netns") == *name,
+        Some(_) => inode == Some(crate::props::u64_of(link, "NetnsInode")),
+    }
+}
+
 /// A network namespace as -n names it: by name (under /run/netns), by a
 /// process in it (all digits), or by a path (with a slash).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -65,9 +65,22 @@ pub struct Known {
     pub priority: i32,
 }
 
-/// Every program of the service (or of the link `link` only), in no particular order.
+/// Every program of the service (or of the link `link` only; with -n, of
+/// that namespace only), in no particular order.
 pub async fn programs(client: &Client, link: Option<&str>) -> Result<Vec<Known>> {
+    let inode = client.netns_inode().await?;
     let objects = client.managed_objects().await?;
+    // With -n, the links of that namespace (program ids are global: without it, every namespace's).
+    let scope: Option<std::collections::HashSet<String>> = client.netns.as_ref().map(|_| {
+        let mut links = std::collections::HashSet::new();
+        for (path, interfaces) in &objects {
+            let link = interfaces.iter().find(|(n, _)| n.as_str() == LINK_IFACE).map(|(_, l)| l);
+            if link.is_some_and(|l| crate::bus::in_namespace(&client.netns, inode, path.as_str(), l)) {
+                links.insert(path.to_string());
+            }
+        }
+        links
+    });
     let mut all = Vec::new();
     for (path, interfaces) in &objects {
         let Some(p) = interfaces.iter().find(|(n, _)| n.as_str() == PROGRAM_IFACE).map(|(_, p)| p) else {
@@ -82,7 +95,8 @@ pub async fn programs(client: &Client, link: Option<&str>) -> Result<Vec<Known>>
             owner: props::u32_of(p, "Owner"),
             priority: props::i32_of(p, "Priority"),
         };
-        if link.is_none_or(|l| known.link == l || known.path.starts_with(&format!("{l}/program/"))) {
+        let in_scope = scope.as_ref().is_none_or(|s| s.contains(&known.link));
+        if in_scope && link.is_none_or(|l| known.link == l || known.path.starts_with(&format!("{l}/program/"))) {
             all.push(known);
         }
     }
