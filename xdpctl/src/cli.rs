@@ -126,9 +126,11 @@ pub struct Global {
                      follow (FollowNetnsByDescriptor, same authorization). Given \
                      before the command, as with ip (after it, -n is the command's own: add's \
                      --program, apply's --dry-run). IFACE arguments name \
-                     interfaces of that namespace, and status shows only its interfaces. Without \
-                     it, IFACE is an interface of the service's own namespace, and status shows \
-                     every namespace the service follows, grouped by namespace (NETNS column)."
+                     interfaces of that namespace; status, export and remove --tag see only its \
+                     interfaces. Without it, IFACE is an interface of the service's own namespace, \
+                     export writes the service's own namespace, and status shows every namespace \
+                     the service follows, grouped by namespace (NETNS column; #INODE for one \
+                     without a name)."
     )]
     pub netns: Option<String>,
 }
