@@ -8,9 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod gate;
+mod versions;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
-use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
+use super::member::{AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
+use super::segments::Budget;
 pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
@@ -36,6 +38,8 @@ enum Running {
         fd: OwnedFd,
         /// What the kernel reports about it.
         info: ProgInfo,
+        /// Its program array, when it is segmented (kept filled while it runs).
+        _array: Option<crate::kernel::prog_array::ProgArray>,
     },
 }
 
@@ -73,6 +77,13 @@ pub struct Chain {
     /// Where the counter table is pinned (interfaces only), so counts outlive the process.
     counter_pin: Option<std::path::PathBuf>,
     gate: GateSlot,
+    /// Cut the chain after this many members at most (benchmarks, tests).
+    segment_members: Option<usize>,
+    /// Where a segmented chain's program array is pinned (interfaces only).
+    segments_pin: Option<std::path::PathBuf>,
+    /// The version swapped out last: its segments stay filled until the
+    /// next change, for packets still running in it.
+    retired: Option<Running>,
 }
 
 impl Chain {
@@ -91,13 +102,17 @@ impl Chain {
             counter_table: None,
             counter_pin: None,
             gate: GateSlot::default(),
+            segment_members: None,
+            segments_pin: None,
+            retired: None,
         }
     }
 
     /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
-        let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
-        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
+        let layout = Bpffs::new(bpffs_dir);
+        let (counter_pin, segments_pin) = (Some(layout.counter_pin(ifindex)), Some(layout.segments_pin(ifindex)));
+        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, segments_pin, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -136,9 +151,7 @@ impl Chain {
             return Ok(chain);
         }
         if running_id != 0 && attached == Some(running_id) {
-            let fd = bpf::prog_fd_by_id(running_id)?;
-            let info = bpf::prog_info(fd.as_fd())?;
-            chain.running = Some(Running::Adopted { fd, info });
+            chain.running = Some(chain.adopt(running_id)?);
             return Ok(chain);
         }
         let members = std::mem::take(&mut chain.members);
@@ -149,6 +162,13 @@ impl Chain {
     /// How members are placed in the linked program (inline by default).
     pub fn with_link_mode(mut self, mode: LinkMode) -> Chain {
         self.link_mode = mode;
+        self
+    }
+
+    /// Cuts the chain into segments of at most `members` members (a boundary
+    /// costs one tail call; for benchmarks and tests of segment boundaries).
+    pub fn with_segment_members(mut self, members: usize) -> Chain {
+        self.segment_members = Some(members.max(1));
         self
     }
 
@@ -297,7 +317,9 @@ impl Chain {
         if let Some(pin) = &self.counter_pin {
             let _ = std::fs::remove_file(pin);
         }
+        self.unpin_segments();
         self.running = None;
+        self.retired = None;
         self.members.clear();
         self.generation += 1;
     }
@@ -324,17 +346,23 @@ impl Chain {
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;
             }
+            self.unpin_segments();
             // No member, no counts to keep: the next chain counts in a new table.
             if let Some(pin) = &self.counter_pin {
                 let _ = std::fs::remove_file(pin);
                 self.counter_table = None;
             }
-            self.running = None;
+            self.retired = self.running.take();
         } else {
             let linked = self.link(&candidate, options)?;
             self.pass_gate(gate, &candidate, linked.info.id)?;
-            self.swap_in(&linked, options)?;
-            self.running = Some(Running::Linked(linked));
+            self.stage_segments(&linked)?;
+            if let Err(e) = self.swap_in(&linked, options) {
+                self.unstage_segments();
+                return Err(e);
+            }
+            self.commit_segments(&linked);
+            self.retired = self.running.replace(Running::Linked(linked));
         }
         self.members = candidate;
         self.generation += 1;
@@ -386,10 +414,11 @@ impl Chain {
     /// Links the candidate members into one program.
     fn link(&self, candidate: &[Member], options: &AddOptions) -> Result<LinkedChain, Error> {
         let offload = options.mode == Some(AttachMode::Offload);
+        let budget = Budget { counting: self.counting, max_members: self.segment_members, ..Budget::default() };
         let target = LinkTarget {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
             mode: self.link_mode,
-            privilege: chain_privilege(candidate),
+            budget,
         };
         let inputs: Vec<LinkInput<'_>> = candidate
             .iter()
@@ -398,6 +427,7 @@ impl Chain {
                 program: &m.program,
                 proceed_on: m.proceed_on,
                 counters: m.stats.as_deref().filter(|_| self.counting),
+                privilege: m.privilege,
             })
             .collect();
         linker::link(&inputs, target)

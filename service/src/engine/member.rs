@@ -49,7 +49,7 @@ pub struct Member {
     pub(super) seq: u64,
     /// Verdict counters, created when counting is first switched on.
     pub(super) stats: Option<Arc<VerdictCounters>>,
-    /// Whose program it is: a user's makes the whole chain verified as a user's.
+    /// Whose program it is: a user's runs in a segment verified as a user's.
     pub(super) privilege: Privilege,
 }
 
@@ -133,16 +133,6 @@ pub struct AddOptions {
     pub mode: Option<AttachMode>,
     /// Take the interface over from a program attached by someone else.
     pub force: bool,
-    /// A user's program: the chain is verified as an unprivileged loader's.
+    /// A user's program: its segment is verified as an unprivileged loader's.
     pub privilege: Privilege,
-}
-
-/// The privilege a chain of `members` is verified with: a user's as soon as
-/// one member is a user's.
-pub(super) fn chain_privilege(members: &[Member]) -> Privilege {
-    if members.iter().any(|m| m.privilege == Privilege::User) {
-        Privilege::User
-    } else {
-        Privilege::Full
-    }
 }

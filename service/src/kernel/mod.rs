@@ -19,6 +19,7 @@ pub mod netlink;
 pub mod object;
 pub mod process;
 pub mod prog;
+pub mod prog_array;
 pub mod regular_file;
 
 use std::ffi::CString;
