@@ -54,15 +54,18 @@ pub struct MemberNeeds {
 
 impl MemberNeeds {
     /// The needs of `program`, a member `id` of privilege `privilege`.
+    /// Only the maps its instructions refer to count (what the kernel counts).
     pub fn of(id: MemberId, program: &LoadedProgram, privilege: Privilege) -> MemberNeeds {
+        let used: BTreeSet<usize> = program.map_refs.iter().map(|&(_, map)| map).collect();
+        let maps: Vec<_> = used.iter().filter_map(|&i| program.maps.get(i)).collect();
         MemberNeeds {
             id,
             name: program.name.clone(),
             privilege,
             gpl: is_gpl_compatible(&program.license),
-            maps: program.maps.iter().map(|m| m.id).collect(),
+            maps: maps.iter().map(|m| m.id).collect(),
             insns: program.insn_count(),
-            tail_calls: program.maps.iter().any(|m| m.map_type == libbpf_sys::BPF_MAP_TYPE_PROG_ARRAY),
+            tail_calls: maps.iter().any(|m| m.map_type == libbpf_sys::BPF_MAP_TYPE_PROG_ARRAY),
         }
     }
 }
@@ -217,6 +220,7 @@ pub fn check_tail_calls(segments: &[SegmentPlan], members: &[MemberNeeds]) -> Re
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one segment is a list of one range
 mod tests {
     use super::*;
 

@@ -1,5 +1,5 @@
 //! The versions of a segmented chain: each version's program array is
-//! pinned for an interface before the swap (`segments.new`) and renamed
+//! pinned for an interface before the swap (`segments-new`) and renamed
 //! into place after it, so the segments of the running version stay
 //! reachable when the service exits, crashes or restarts; the version
 //! swapped out last is kept until the next change, for packets still
@@ -20,8 +20,9 @@ impl Chain {
         self.program().map_or(&[], |linked| linked.segments.as_slice())
     }
 
+    /// `segments-new` beside the pin (bpffs refuses dots in names).
     fn staged_pin(&self) -> Option<std::path::PathBuf> {
-        self.segments_pin.as_ref().map(|p| p.with_extension("new"))
+        self.segments_pin.as_ref().map(|p| p.with_file_name("segments-new"))
     }
 
     /// Pins the new version's array under a temporary name before the swap.
