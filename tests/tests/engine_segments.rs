@@ -293,3 +293,66 @@ fn changes_that_move_members_between_segments_leak_nothing_and_miss_nothing() {
         chain.clear().unwrap();
     });
 }
+
+/// A 64-byte Ethernet/IPv4/UDP frame to `port`.
+fn udp_frame(port: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 64];
+    p[12..14].copy_from_slice(&[0x08, 0x00]);
+    p[14] = 0x45;
+    p[16..18].copy_from_slice(&50u16.to_be_bytes());
+    p[22] = 64;
+    p[23] = 17;
+    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    p[34..36].copy_from_slice(&1234u16.to_be_bytes());
+    p[36..38].copy_from_slice(&port.to_be_bytes());
+    p[38..40].copy_from_slice(&30u16.to_be_bytes());
+    p
+}
+
+/// The count of `port` in a realistic member's hash map.
+fn port_count(program: &LoadedProgram, port: u16) -> u64 {
+    let map = program.map("port_counts").expect("port_counts");
+    let key = (port as u32).to_ne_bytes();
+    let entries = xdpd::kernel::bpf::map_entries(std::os::fd::AsFd::as_fd(&map.fd), 4, 8);
+    entries.iter().find(|(k, _)| k[..] == key[..]).map_or(0, |(_, v)| u64::from_ne_bytes(v[..8].try_into().unwrap()))
+}
+
+#[test]
+fn five_hundred_realistic_members_each_with_its_own_map() {
+    require_root();
+    let bytes = xdpd_bpf::object_bytes("bench");
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).unwrap();
+    for i in 0..500 {
+        let program = object::load(&bytes, Some("realistic"), DEFAULT_MAX_OBJECT_SIZE).unwrap();
+        let map = program.map("port_counts").unwrap();
+        for port in [9u32, 9999] {
+            xdpd::kernel::bpf::map_update(std::os::fd::AsFd::as_fd(&map.fd), &port.to_ne_bytes(), &0u64.to_ne_bytes())
+                .unwrap();
+        }
+        chain.add(program, root(i * 2)).unwrap();
+    }
+    // In the middle, a member that drops UDP to 9999.
+    chain.add(load("udp", "udp_drop"), root(499)).unwrap();
+    let segments = chain.segments();
+    assert!(segments.len() >= 9 && segments.len() <= 34, "{} segments", segments.len());
+    assert!(segments.iter().all(|s| s.plan.maps <= 62), "array and counter table fit beside every segment's maps");
+    let sizes: usize = segments.iter().map(|s| s.members.len()).sum();
+    assert_eq!(sizes, 501, "every member in exactly one segment");
+    for _ in 0..3 {
+        assert_eq!(run(&chain, &udp_frame(9)).0, PASS as u32);
+    }
+    assert_eq!(run(&chain, &udp_frame(9999)).0, DROP as u32);
+    let members = chain.members();
+    for (i, m) in members.iter().enumerate() {
+        if m.program.name == "udp_drop" {
+            assert_eq!(m.stats(), Stats([0, 1, 3, 0, 0, 0]), "the dropping member's verdicts");
+            continue;
+        }
+        let before_drop = i < 250;
+        assert_eq!(port_count(&m.program, 9), 3, "member {i} saw every packet to 9");
+        assert_eq!(port_count(&m.program, 9999), u64::from(before_drop), "member {i} and the packet to 9999");
+        assert_eq!(m.stats(), Stats([0, 0, 3 + u64::from(before_drop), 0, 0, 0]), "member {i}'s counters");
+    }
+}
