@@ -93,3 +93,43 @@ async fn a_user_adds_the_shipped_examples_next_to_roots_programs() {
     }
     program_proxy(&fx.conn, &root_prog).await.remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segmented_chain_runs_whole_across_idle_exit_and_is_adopted() {
+    xdpd_tests::require_root();
+    let fx = Fixture::with_idle_timeout("seg-idle", 2).await;
+    let mut polkit = Polkit::start(&fx.bus, RULES);
+    let alice = connect_as(&fx.bus, "xdpd-alice").await;
+    let alice_link = link_proxy(&alice, &fx.link_path()).await;
+    let root_link = fx.link().await;
+    let root_prog = add(&root_link, "segments", "seg_priv_count", 10).await.unwrap();
+    let user_prog = add(&alice_link, "udp", "udp_count", 20).await.unwrap();
+    assert_eq!(fx.traffic(9998, 50), 50);
+    let (kernel_id, generation) = (root_link.kernel_program_id().await.unwrap(), root_link.generation().await.unwrap());
+    let array_pin = fx.pins().join(fx.ifindex.to_string()).join("segments");
+    assert!(array_pin.exists(), "the segmented chain's array is pinned");
+    drop((alice_link, alice));
+    polkit.stop();
+
+    let pid = fx.bus.service_pid().expect("service running");
+    assert!(fx.bus.wait_service_gone(pid, std::time::Duration::from_secs(15)), "the service did not exit when idle");
+    // Nobody home: both segments still see every packet.
+    assert_eq!(fx.traffic(9998, 50), 50);
+
+    // Activated again: adopted as it runs, with both counts.
+    assert_eq!(root_link.kernel_program_id().await.unwrap(), kernel_id, "adopted, not relinked");
+    assert_eq!(root_link.generation().await.unwrap(), generation);
+    assert_eq!(count(&fx.conn, &root_prog, "priv_packets").await, 100, "root's segment ran throughout");
+    assert_eq!(count(&fx.conn, &user_prog, "packets").await, 100, "the user's segment ran throughout");
+    assert!(array_pin.exists());
+
+    // A change after the adoption swaps in a whole new version.
+    let extra = add(&root_link, "basic", "xdp_pass", 30).await.unwrap();
+    assert_ne!(root_link.kernel_program_id().await.unwrap(), kernel_id);
+    assert_eq!(fx.traffic(9998, 50), 50);
+    assert_eq!(count(&fx.conn, &user_prog, "packets").await, 150, "the user's segment runs in the new version");
+    for p in [extra, root_prog, user_prog] {
+        program_proxy(&fx.conn, &p).await.remove().await.unwrap();
+    }
+    assert!(!array_pin.exists());
+}
