@@ -5,9 +5,12 @@
 //! (`intake`) → hand the change to the interface's owner, which mutates,
 //! persists and publishes → reply.
 
+pub mod change;
 pub mod error;
+pub mod introspect;
 pub mod link;
 pub mod manager;
+pub mod objects;
 pub mod options;
 pub mod program;
 pub mod publisher;
