@@ -19,13 +19,15 @@ fn realistic_chain(n: usize, per_segment: Option<usize>) -> Chain {
     if let Some(k) = per_segment {
         chain = chain.with_segment_members(k);
     }
+    let mut added = Vec::new();
     for i in 0..n {
         let program = load(&bytes, Some("realistic"), DEFAULT_MAX_OBJECT_SIZE).expect("load member");
         if let Some(map) = program.map("port_counts") {
             seed_port(map.fd.as_fd());
         }
-        chain.add(program, AddOptions { priority: Some(i as i32), ..Default::default() }).expect("add member");
+        added.push((program, AddOptions { priority: Some(i as i32), ..Default::default() }, None));
     }
+    chain.change(&[], added, &AddOptions::default()).expect("add the members");
     chain
 }
 
@@ -38,8 +40,9 @@ pub fn dataplane() -> Table {
     let mut t = Table::new(
         "segments_dataplane",
         "segmented chains, realistic members (one map each): ns/packet (segments), BPF_PROG_TEST_RUN, \
-         64-byte packet, best of 5; boundary = (every member - as planned) / (N - 1) while the plan is one segment",
-        &["members", "as planned", "every 16 members", "every member", "ns per boundary"],
+         64-byte packet, best of 5; boundary = (every member - as planned) / (N - 1) while the plan is one segment; \
+         one C program = the same members' work written as one program (generated, clang -O2)",
+        &["members", "as planned", "every 16 members", "every member", "ns per boundary", "one C program"],
     );
     for n in [1usize, 2, 10, 20, 34, 63, 100, 200, 500] {
         let (planned, planned_segments) = ns_and_segments(&realistic_chain(n, None));
@@ -57,6 +60,7 @@ pub fn dataplane() -> Table {
             format!("{every16} ({segments16})"),
             every.map_or("n/a (over 34 segments)".into(), |(ns, s)| format!("{ns} ({s})")),
             boundary,
+            c_reference_ns(n).map_or("n/a (over 64 maps)".into(), |ns| ns.to_string()),
         ]);
     }
     t
@@ -95,4 +99,63 @@ pub fn changes() -> Table {
         ]);
     }
     t
+}
+
+/// The reference: the work of `n` realistic members written as ONE C
+/// program (generated, compiled by clang, loaded by libbpf), each member's
+/// work a function of its own map; `None` beyond the kernel's 64 maps.
+pub fn c_reference_ns(n: usize) -> Option<u32> {
+    if n == 0 || n > 64 {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("xdpd-bench-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let (src, obj) = (dir.join(format!("ref{n}.bpf.c")), dir.join(format!("ref{n}.o")));
+    std::fs::write(&src, c_reference_source(n)).ok()?;
+    let multiarch = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let status = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", &multiarch, "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .ok()?;
+    let ns = status.success().then(|| load_and_run(&obj)).flatten();
+    let _ = std::fs::remove_dir_all(&dir);
+    ns
+}
+
+fn load_and_run(obj: &std::path::Path) -> Option<u32> {
+    let object = libbpf_rs::ObjectBuilder::default().open_file(obj).ok()?.load().ok()?;
+    for m in object.maps() {
+        seed_port(m.as_fd());
+    }
+    let prog = object.progs().find(|p| p.name() == "reference")?;
+    Some(best_ns(prog.as_fd()))
+}
+
+/// `n` hash maps and one program that does, for each, what bench.bpf.c's `realistic` does.
+fn c_reference_source(n: usize) -> String {
+    let mut c = String::from(
+        "#include <linux/bpf.h>\n#include <linux/if_ether.h>\n#include <linux/ip.h>\n#include <linux/in.h>\n\
+         #include <linux/udp.h>\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_endian.h>\n\n\
+         #define PORT_MAP(i) struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); \
+         __type(key, __u32); __type(value, __u64); } port_counts##i SEC(\".maps\");\n\
+         static __always_inline void count_port(struct xdp_md *ctx, void *map)\n{\n\
+         \tvoid *data = (void *)(long)ctx->data;\n\tvoid *end = (void *)(long)ctx->data_end;\n\
+         \tstruct ethhdr *eth = data;\n\tstruct iphdr *ip = (void *)(eth + 1);\n\tstruct udphdr *udp = (void *)(ip + 1);\n\
+         \t__u32 port;\n\t__u64 *count;\n\n\
+         \tif ((void *)(udp + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)\n\
+         \t\treturn;\n\tport = bpf_ntohs(udp->dest);\n\tcount = bpf_map_lookup_elem(map, &port);\n\
+         \tif (count)\n\t\t__sync_fetch_and_add(count, 1);\n}\n\n",
+    );
+    for i in 0..n {
+        c += &format!("PORT_MAP({i})\n");
+    }
+    c += "\nSEC(\"xdp\") int reference(struct xdp_md *ctx)\n{\n";
+    for i in 0..n {
+        c += &format!("\tcount_port(ctx, &port_counts{i});\n");
+    }
+    c += "\treturn XDP_PASS;\n}\n\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n";
+    c
 }

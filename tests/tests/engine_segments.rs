@@ -324,6 +324,7 @@ fn five_hundred_realistic_members_each_with_its_own_map() {
     let bytes = xdpd_bpf::object_bytes("bench");
     let mut chain = Chain::unattached();
     chain.set_counting(true).unwrap();
+    let mut added = Vec::new();
     for i in 0..500 {
         let program = object::load(&bytes, Some("realistic"), DEFAULT_MAX_OBJECT_SIZE).unwrap();
         let map = program.map("port_counts").unwrap();
@@ -331,8 +332,10 @@ fn five_hundred_realistic_members_each_with_its_own_map() {
             xdpd::kernel::bpf::map_update(std::os::fd::AsFd::as_fd(&map.fd), &port.to_ne_bytes(), &0u64.to_ne_bytes())
                 .unwrap();
         }
-        chain.add(program, root(i * 2)).unwrap();
+        added.push((program, root(i * 2), None));
     }
+    // One change: linked and verified once.
+    chain.change(&[], added, &AddOptions::default()).unwrap();
     // In the middle, a member that drops UDP to 9999.
     chain.add(load("udp", "udp_drop"), root(499)).unwrap();
     let segments = chain.segments();
