@@ -96,6 +96,17 @@ fn a_refusal_is_the_members_own_and_changes_nothing() {
     assert_eq!(state(&chain), before, "nothing changed");
     let (verdict, out) = run(&chain, &probe_packet(&[]));
     assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 3]));
+
+    // The same in a chain of one segment: cut around it, refused alone, with its own log.
+    let mut users = Chain::unattached();
+    users.add(load_user("probe", "probe1"), user(10)).unwrap();
+    users.add(load_user("probe", "probe2"), user(30)).unwrap();
+    assert_eq!(users.segments().len(), 1);
+    let before = state(&users);
+    let err = users.add(load("segments", "seg_priv"), user(20)).unwrap_err();
+    assert!(matches!(&err, Error::ChainRejected { member, log, .. } if member == "seg_priv" && log.contains("leaks addr")));
+    assert_eq!(state(&users), before, "nothing changed");
+    assert_eq!(users.segments().len(), 1, "still one program");
 }
 
 #[test]

@@ -165,13 +165,6 @@ impl Chain {
         self
     }
 
-    /// Cuts the chain into segments of at most `members` members (a boundary
-    /// costs one tail call; for benchmarks and tests of segment boundaries).
-    pub fn with_segment_members(mut self, members: usize) -> Chain {
-        self.segment_members = Some(members.max(1));
-        self
-    }
-
     /// Caps the members of the chain (the counter table is sized for it).
     pub fn with_max_members(mut self, max: usize) -> Chain {
         self.max_members = max;

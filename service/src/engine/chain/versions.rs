@@ -14,6 +14,13 @@ use crate::kernel::bpf;
 use crate::kernel::prog_array::ProgArray;
 
 impl Chain {
+    /// Cuts the chain into segments of at most `members` members (a boundary
+    /// costs one tail call; for benchmarks and tests of segment boundaries).
+    pub fn with_segment_members(mut self, members: usize) -> Chain {
+        self.segment_members = Some(members.max(1));
+        self
+    }
+
     /// The segments of the running chain in run order (one for a chain that
     /// fits one program); empty when nothing runs or an adopted chain runs.
     pub fn segments(&self) -> &[LinkedSegment] {

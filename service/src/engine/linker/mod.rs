@@ -214,8 +214,13 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
     let plan = segments::plan(&needs, &target.budget)?;
     let frags = load::frags(members);
     if let [one] = plan.as_slice() {
-        let program = link_program(members, ProgramTarget { target, privilege: one.privilege, frags, next: None })?;
-        return Ok(segmented::single(program, one.clone(), members, frags));
+        match link_program(members, ProgramTarget { target, privilege: one.privilege, frags, next: None }) {
+            Ok(program) => return Ok(segmented::single(program, one.clone(), members, frags)),
+            // Refused together (a combined limit, or one member's own fault): cut it
+            // around the member at fault, so only a member failing alone fails the change.
+            Err(Error::ChainRejected { .. }) if members.len() > 1 && target.offload_ifindex.is_none() => {}
+            Err(e) => return Err(e),
+        }
     }
     if target.offload_ifindex.is_some() {
         return Err(Error::LimitExceeded(format!(
