@@ -104,7 +104,9 @@ fn a_refusal_is_the_members_own_and_changes_nothing() {
     assert_eq!(users.segments().len(), 1);
     let before = state(&users);
     let err = users.add(load("segments", "seg_priv"), user(20)).unwrap_err();
-    assert!(matches!(&err, Error::ChainRejected { member, log, .. } if member == "seg_priv" && log.contains("leaks addr")));
+    assert!(
+        matches!(&err, Error::ChainRejected { member, log, .. } if member == "seg_priv" && log.contains("leaks addr"))
+    );
     assert_eq!(state(&users), before, "nothing changed");
     assert_eq!(users.segments().len(), 1, "still one program");
 }
@@ -216,6 +218,12 @@ fn on_veth(name: &str, test: impl FnOnce(&VethPair, u32, &std::path::Path) + Sen
     VethPair::run_in(&pair.ns_b, || test(&pair, ifindex, &pins.0));
 }
 
+/// Kernel id of the map pinned at `path`.
+fn array_id(path: &std::path::Path) -> u32 {
+    let fd = xdpd::kernel::bpf::obj_get(&xdpd::kernel::path_cstring(path).unwrap()).unwrap();
+    xdpd::kernel::bpf::map_info(std::os::fd::AsFd::as_fd(&fd)).unwrap().id
+}
+
 fn count_of(chain: &Chain, function: &str, map: &str) -> u64 {
     let m = chain.members().iter().find(|m| m.program.name == function).expect("member");
     map_u64(&m.program, map, 0, 8)
@@ -239,6 +247,19 @@ fn root_and_user_segments_count_every_packet_on_a_veth_and_outlive_their_owner()
             assert_eq!(count_of(&chain, "seg_priv_count", "priv_packets"), 300, "root's segment ran");
             assert_eq!(count_of(&chain, "udp_count", "packets"), 300, "the user's segment ran");
             assert_eq!((drain(&kept), drain(&dropped)), (300, 0));
+            // A refused change leaves the pins (and the pinned array) as they were.
+            let pin_dir = pins.join(ifindex.to_string());
+            let pinned = |dir: &std::path::Path| {
+                let mut names: Vec<String> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                names
+            };
+            let (before, array) = (pinned(&pin_dir), array_id(&pin_dir.join("segments")));
+            assert!(chain.add(load("segments", "seg_priv"), user(15)).is_err());
+            assert_eq!((pinned(&pin_dir), array_id(&pin_dir.join("segments"))), (before, array));
             // The owner goes (as the service exits idle): the pinned link and array keep every segment running.
             let running = chain.running_prog_id();
             let last = chain.members().iter().find(|m| m.program.name == "udp_count").unwrap().program.clone();

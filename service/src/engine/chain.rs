@@ -384,9 +384,10 @@ impl Chain {
             self.retired = self.running.take();
         } else {
             let linked = self.link(&candidate, options)?;
-            self.pass_gate(gate, &candidate, linked.info.id)?;
             self.stage_segments(&linked)?;
-            if let Err(e) = self.swap_in(&linked, options) {
+            let swapped =
+                self.pass_gate(gate, &candidate, linked.info.id).and_then(|()| self.swap_in(&linked, options));
+            if let Err(e) = swapped {
                 self.unstage_segments();
                 return Err(e);
             }
