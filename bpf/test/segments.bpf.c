@@ -4,7 +4,8 @@
  * of segmented chains:
  *   seg_priv, seg_priv_count  store a kernel address into their own map: only
  *                             a loader with CAP_PERFMON may (root's programs)
- *   seg_gpl                   calls a kfunc: only a GPL-compatible program may
+ *   seg_gpl                   calls a kfunc and a GPL-only helper: only a
+ *                             GPL-compatible program may
  * seg_priv and seg_gpl are instrumented (probe.h, slots 12 and 13);
  * seg_priv_count counts IPv4 UDP to port 9998 in `priv_packets` and passes.
  */
@@ -77,12 +78,17 @@ SEC("xdp") int seg_priv_count(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* Kernel functions are for GPL-compatible programs only. */
+/* Kernel functions, and helpers such as bpf_probe_read_kernel, are for
+ * GPL-compatible programs only. */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 SEC("xdp") int seg_gpl(struct xdp_md *ctx)
 {
+	__u64 from = 13, to = 0;
+
 	if (!bpf_cast_to_kern_ctx(ctx))
+		return XDP_ABORTED;
+	if (bpf_probe_read_kernel(&to, sizeof(to), &from) || to != 13)
 		return XDP_ABORTED;
 	return probe(ctx, 13);
 }
