@@ -47,6 +47,13 @@
 //!
 //! When the inlined chain does not verify, the whole chain is linked again
 //! with calls.
+//!
+//! A chain whose members cannot share one verifier context (see
+//! `engine::segments`) is linked as several such programs, *segments*, by
+//! `segmented`: each ends, where the dispatcher would return `XDP_PASS`, in a
+//! tail call to the next through a program array of this version only
+//! (`emit::tail_call`); they are linked back to front, since each names the
+//! slot of the one after it.
 
 mod debug_info;
 mod diagnose;
