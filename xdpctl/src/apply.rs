@@ -556,6 +556,8 @@ fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainCh
                     snapshot: d.decl.snapshot,
                     force: false,
                     expected_generation: None,
+                    fresh_maps: false,
+                    dry_run: false,
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

@@ -152,6 +152,8 @@ struct Program {
     layout: Vec<Segment>,
     insn_count: usize,
     inlined_members: Vec<MemberId>,
+    map_count: usize,
+    verify_time: std::time::Duration,
 }
 
 /// One loaded segment of a segmented chain, as plain data.
@@ -165,6 +167,12 @@ pub struct LinkedSegment {
     pub prog_id: u32,
     /// Instructions of its program.
     pub insn_count: usize,
+    /// Maps its program uses, as the kernel counts them (the array and the counter table included).
+    pub map_count: usize,
+    /// Instructions the verifier processed to accept it.
+    pub verified_insns: u32,
+    /// How long loading (verification) took.
+    pub verify_time: std::time::Duration,
 }
 
 /// A loaded chain: one program, or segments that tail-call each other
@@ -252,6 +260,38 @@ fn link_program(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Prog
     }
 }
 
+/// The program a held interface runs while its chain has no member: every
+/// packet passes (`w0 = XDP_PASS; exit`). Loaded like a chain (same name,
+/// type and expected attach type, frags allowed) so any chain can replace it
+/// through the link, and it can replace any chain.
+pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
+    let insns = [Insn::mov32_imm(crate::kernel::insn::R0, XDP_PASS), Insn::exit()];
+    let started = std::time::Instant::now();
+    let program = ProgramTarget { target, privilege: Privilege::Full, frags: true, next: None };
+    let fd = load::load(&insns, None, &[], &program).map_err(|refusal| match refusal {
+        Refusal::Other(e) => e,
+        Refusal::Verifier { errno, log } => {
+            Error::Kernel(KernelError::new(format!("loading the pass-through program: {log}"), errno))
+        }
+    })?;
+    let verify_time = started.elapsed();
+    let info = bpf::prog_info(fd.as_fd())?;
+    let program = Program {
+        fd,
+        info,
+        layout: Vec::new(),
+        insn_count: insns.len(),
+        inlined_members: Vec::new(),
+        map_count: 0,
+        verify_time,
+    };
+    let plan = SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0 };
+    Ok(segmented::single(program, plan, &[], true))
+}
+
+/// `XDP_PASS`.
+const XDP_PASS: i32 = 2;
+
 /// The linked program before loading.
 struct Linked {
     insns: Vec<Insn>,
@@ -295,6 +335,7 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Resul
 /// Builds and loads one program with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Program, Error> {
     let Linked { insns, debug, layout, inlined_members } = build(members, target.target.mode, target.next)?;
+    let started = std::time::Instant::now();
     let fd = load::load(&insns, debug, members, &target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
@@ -302,6 +343,8 @@ fn link_as(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Program, 
             link_program(&single, ProgramTarget { next: None, ..target }).err()
         }),
     })?;
+    let verify_time = started.elapsed();
     let info = bpf::prog_info(fd.as_fd())?;
-    Ok(Program { fd, info, layout, insn_count: insns.len(), inlined_members })
+    let map_count = bpf::prog_map_ids(fd.as_fd())?.len();
+    Ok(Program { fd, info, layout, insn_count: insns.len(), inlined_members, map_count, verify_time })
 }

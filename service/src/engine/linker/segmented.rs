@@ -19,12 +19,7 @@ use crate::kernel::prog_array::ProgArray;
 
 /// The chain of one program (no array, no tail call): today's chain.
 pub(super) fn single(program: Program, plan: SegmentPlan, members: &[LinkInput<'_>], frags: bool) -> LinkedChain {
-    let segment = LinkedSegment {
-        members: members.iter().map(|m| m.id).collect(),
-        plan,
-        prog_id: program.info.id,
-        insn_count: program.insn_count,
-    };
+    let segment = segment_of(&program, plan, members);
     LinkedChain {
         inlined: program.inlined_members.len(),
         fd: program.fd,
@@ -36,6 +31,19 @@ pub(super) fn single(program: Program, plan: SegmentPlan, members: &[LinkInput<'
         segments: vec![segment],
         rest: Vec::new(),
         array: None,
+    }
+}
+
+/// What `program`, loaded by `plan` with `members`, is as plain data.
+fn segment_of(program: &Program, plan: SegmentPlan, members: &[LinkInput<'_>]) -> LinkedSegment {
+    LinkedSegment {
+        members: members.iter().map(|m| m.id).collect(),
+        plan,
+        prog_id: program.info.id,
+        insn_count: program.insn_count,
+        map_count: program.map_count,
+        verified_insns: program.info.verified_insns,
+        verify_time: program.verify_time,
     }
 }
 
@@ -106,15 +114,8 @@ impl Builder<'_, '_> {
     fn finish(self) -> Result<LinkedChain, Error> {
         let mut loaded = self.loaded;
         loaded.reverse();
-        let segments: Vec<LinkedSegment> = loaded
-            .iter()
-            .map(|(plan, p)| LinkedSegment {
-                members: self.members[plan.members.clone()].iter().map(|m| m.id).collect(),
-                plan: plan.clone(),
-                prog_id: p.info.id,
-                insn_count: p.insn_count,
-            })
-            .collect();
+        let segments: Vec<LinkedSegment> =
+            loaded.iter().map(|(plan, p)| segment_of(p, plan.clone(), &self.members[plan.members.clone()])).collect();
         let mut programs = loaded.into_iter().map(|(_, p)| p);
         let (Some(first), Some(plan)) = (programs.next(), segments.first()) else {
             return Err(Error::InvalidArgument("a chain needs at least one program".into()));
