@@ -67,6 +67,13 @@ fn roots_privileged_program_and_a_users_program_share_a_chain_in_both_orders() {
         let classes =
             if root_prio < user_prio { [Privilege::Full, Privilege::User] } else { [Privilege::User, Privilege::Full] };
         assert_eq!(privileges(&chain), classes);
+        // Explain and dry runs report each segment against its own limits.
+        let report = chain.report().expect("a running chain");
+        let limits: Vec<usize> = report.segments.iter().map(|s| s.insn_limit).collect();
+        let expected_limits = if root_prio < user_prio { [1_000_000, 4096] } else { [4096, 1_000_000] };
+        assert_eq!(limits, expected_limits);
+        assert!(report.segments.iter().all(|s| s.members.len() == 1 && s.verified_insns > 0));
+        assert!(report.segments[0].maps >= 1, "the first segment uses the version's program array");
         let (verdict, out) = run(&chain, &probe_packet(&[(12, PASS), (1, PASS)]));
         assert_eq!((verdict, trace(&out)), (PASS as u32, expected.to_vec()), "both run, in priority order");
         let first = expected[0];
