@@ -63,6 +63,10 @@ async fn roots_privileged_program_and_a_users_program_share_an_interface_in_both
             (add(&root_link, "segments", "seg_priv_count", root_prio).await.unwrap(), a)
         };
         let (root_prog, user_prog) = mine;
+        // Explain: two segments, each against its own limits.
+        let report = root_link.explain().await.unwrap();
+        let limits: Vec<u32> = report.segments.iter().map(|s| s.instruction_limit).collect();
+        assert_eq!(limits, if root_first { [1_000_000, 4096] } else { [4096, 1_000_000] });
         assert_eq!(fx.traffic(9998, 200), 200, "the receiver got every packet");
         assert_eq!(count(&fx.conn, &root_prog, "priv_packets").await, 200, "root's program ran on every packet");
         assert_eq!(count(&alice, &user_prog, "packets").await, 200, "the user's program ran on every packet");
