@@ -58,6 +58,14 @@ impl Running {
             Running::Adopted { info, .. } => info.id,
         }
     }
+
+    /// Runs through a program array (several segments).
+    fn segmented(&self) -> bool {
+        match self {
+            Running::Linked(linked) => linked.array().is_some(),
+            Running::Adopted { _array, .. } => _array.is_some(),
+        }
+    }
 }
 
 /// One interface's chain (or an unattached one, for tests and benchmarks):
@@ -82,7 +90,7 @@ pub struct Chain {
     segment_members: Option<usize>,
     /// Where a segmented chain's program array is pinned (interfaces only).
     segments_pin: Option<std::path::PathBuf>,
-    /// The version swapped out last: its segments stay filled until the
+    /// The segmented version swapped out last: its segments stay filled until the
     /// next change, for packets still running in it.
     retired: Option<Running>,
     /// Keep a pass-through program attached while the chain has no member
@@ -483,7 +491,8 @@ impl Chain {
             self.pass_gate(gate, &candidate, linked.info.id)?;
             self.swap_in(&linked, options)?;
             self.commit_segments(&linked);
-            self.retired = self.running.replace(Running::Linked(linked));
+            let old = self.running.replace(Running::Linked(linked));
+            self.retire(old);
         } else if candidate.is_empty() {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
@@ -495,7 +504,8 @@ impl Chain {
                 let _ = std::fs::remove_file(pin);
                 self.counter_table = None;
             }
-            self.retired = self.running.take();
+            let old = self.running.take();
+            self.retire(old);
         } else {
             let linked = self.link(&candidate, options)?;
             self.stage_segments(&linked)?;
@@ -506,7 +516,8 @@ impl Chain {
                 return Err(e);
             }
             self.commit_segments(&linked);
-            self.retired = self.running.replace(Running::Linked(linked));
+            let old = self.running.replace(Running::Linked(linked));
+            self.retire(old);
         }
         self.members = candidate;
         self.generation += 1;

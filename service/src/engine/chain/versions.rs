@@ -32,6 +32,14 @@ impl Chain {
         self.segments_pin.as_ref().map(|p| p.with_file_name("segments-new"))
     }
 
+    /// Keeps the version just swapped out until the next change when it is
+    /// segmented: the kernel empties a program array no one holds, and
+    /// packets may still run in it. A single program needs nothing: the
+    /// kernel keeps it for the packets running in it.
+    pub(super) fn retire(&mut self, old: Option<Running>) {
+        self.retired = old.filter(Running::segmented);
+    }
+
     /// Pins the new version's array under a temporary name before the swap.
     pub(super) fn stage_segments(&self, linked: &LinkedChain) -> Result<(), Error> {
         let (Some(array), Some(staged)) = (linked.array(), self.staged_pin()) else { return Ok(()) };
