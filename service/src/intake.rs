@@ -110,7 +110,8 @@ impl Intake {
         let (cap, reserve) = reservation(size, self.max_object_size);
         let budget = self.reserve(units(reserve)).await?;
         let map_budget = self.limits.map_budget(caller.uid);
-        let (program, object) = self.load(fd, cap, object_name, caller, function, sha256, map_budget).await?;
+        let opened = Opened { fd, cap, name: object_name };
+        let (program, object) = self.load(opened, caller, function, sha256, map_budget).await?;
         Ok(Verified { program, object, budget })
     }
 
@@ -132,7 +133,7 @@ impl Intake {
                 .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let (cap, reserve) = reservation(size, self.max_object_size);
             total += u64::from(units(reserve));
-            opened.push((fd, cap, name, function, sha256));
+            opened.push((Opened { fd, cap, name }, function, sha256));
         }
         // Half of the memory for objects in flight, so that one change never
         // holds all of it while its programs are verified one after another.
@@ -147,8 +148,8 @@ impl Intake {
         let mut loaded: Vec<(LoadedProgram, Arc<Vec<u8>>)> = Vec::with_capacity(opened.len());
         // The uid's map memory is shared by the parts: each gets what the earlier ones left.
         let mut map_budget = self.limits.map_budget(caller.uid);
-        for (i, (fd, cap, name, function, sha256)) in opened.into_iter().enumerate() {
-            let program = self.load(fd, cap, name, caller, &function, sha256.as_deref(), map_budget).await;
+        for (i, (object, function, sha256)) in opened.into_iter().enumerate() {
+            let program = self.load(object, caller, &function, sha256.as_deref(), map_budget).await;
             let program = program.map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let used: u64 = program.0.maps.iter().map(|m| m.bytes).sum();
             if let Some(budget) = &mut map_budget {
@@ -167,13 +168,11 @@ impl Intake {
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
     }
 
-    /// Reads at most `cap` bytes of `fd` and verifies its program `function`
+    /// Reads at most `cap` bytes of the object and verifies its program `function`
     /// as `caller`'s, in the sandbox; checks the announced `sha256`.
     async fn load(
         &self,
-        fd: OwnedFd,
-        cap: usize,
-        object_name: String,
+        Opened { fd, cap, name: object_name }: Opened,
         caller: &Caller,
         function: &str,
         sha256: Option<&str>,
@@ -211,6 +210,13 @@ impl Intake {
         }
         Ok((program, object))
     }
+}
+
+/// An object's descriptor, how much of it to read at most, and libbpf's name for it.
+struct Opened {
+    fd: OwnedFd,
+    cap: usize,
+    name: String,
 }
 
 /// How much of an object of `size` to read at most, and how many bytes of
