@@ -35,7 +35,7 @@ pub fn udp_packet() -> Vec<u8> {
     p
 }
 
-fn best_ns(fd: BorrowedFd<'_>) -> u32 {
+pub fn best_ns(fd: BorrowedFd<'_>) -> u32 {
     let packet = udp_packet();
     (0..ROUNDS)
         .map(|_| xdpd::kernel::bpf::test_run(fd, &packet, REPEAT).expect("BPF_PROG_TEST_RUN").duration_ns)
@@ -66,7 +66,7 @@ impl Member {
 }
 
 /// Puts the benchmark port into a realistic member's hash map, so lookups hit.
-fn seed_port(map: BorrowedFd<'_>) {
+pub fn seed_port(map: BorrowedFd<'_>) {
     let key = PORT as u32;
     let value = 0u64;
     // SAFETY: key and value match the map's sizes (4 and 8 bytes).

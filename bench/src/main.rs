@@ -1,7 +1,7 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`, `netns`
+//! with SECTION among `dataplane`, `counting`, `verify`, `segments`, `live`, `control`, `flood`, `scale`, `netns`
 //! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
@@ -11,12 +11,13 @@ mod flood;
 mod live;
 mod netns;
 mod scale;
+mod segments;
 mod table;
 
 use clap::{Parser, ValueEnum};
 
 /// xdpd benchmarks: data plane (inline vs call vs tail calls), verdict counting,
-/// verification, live traffic, the control plane and many interfaces. Prints tables and writes
+/// verification, segmented chains, live traffic, the control plane and many interfaces. Prints tables and writes
 /// them as CSV. Needs root (BPF, network namespaces). See BENCHMARKS.md.
 #[derive(Debug, Parser)]
 #[command(name = "xdpd-bench", version, max_term_width = 100)]
@@ -44,6 +45,7 @@ enum Section {
     Counting,
     Hold,
     Verify,
+    Segments,
     Live,
     Control,
     Flood,
@@ -73,6 +75,10 @@ fn main() {
     }
     if wants(Section::Verify) {
         dataplane::verification().print_and_save(&csv_dir);
+    }
+    if wants(Section::Segments) {
+        segments::dataplane().print_and_save(&csv_dir);
+        segments::changes().print_and_save(&csv_dir);
     }
     if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);

@@ -3,6 +3,8 @@
  * Header parsing shared by the example programs: the Ethernet header with at
  * most two VLAN tags, then the IPv4 or IPv6 header and the transport protocol.
  * Every access is bounds-checked against data_end, as the verifier demands.
+ * Written for the restricted verifier (a non-root user's programs): no
+ * packet pointer is compared with 0 and none moves by a variable offset.
  */
 #ifndef XDPD_PARSE_H
 #define XDPD_PARSE_H
@@ -22,9 +24,10 @@ struct xdpd_vlan_hdr {
 
 struct xdpd_packet {
 	void *l3;          /* the network header */
-	void *l4;          /* the transport header, or 0 (fragment, extension headers, unknown) */
+	void *l4;          /* the transport header, when has_l4 */
 	__u16 ethertype;   /* host byte order, after VLAN tags */
 	__u8 l4_proto;     /* IPPROTO_*, or 0 when not IP */
+	__u8 has_l4;       /* l4 is set (not for fragments, extension headers, unknown) */
 };
 
 /*
@@ -37,6 +40,7 @@ static __always_inline int xdpd_parse(struct xdp_md *ctx, struct xdpd_packet *pk
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	void *cursor = eth + 1;
+	void *l4;
 	__u16 proto;
 	int i;
 
@@ -44,6 +48,7 @@ static __always_inline int xdpd_parse(struct xdp_md *ctx, struct xdpd_packet *pk
 	pkt->l4 = 0;
 	pkt->ethertype = 0;
 	pkt->l4_proto = 0;
+	pkt->has_l4 = 0;
 	if (cursor > end)
 		return -1;
 	proto = bpf_ntohs(eth->h_proto);
@@ -70,7 +75,18 @@ static __always_inline int xdpd_parse(struct xdp_md *ctx, struct xdpd_packet *pk
 		/* Only the first fragment carries the transport header. */
 		if (ip->frag_off & bpf_htons(0x1fff))
 			return 0;
-		pkt->l4 = cursor + ip->ihl * 4;
+		l4 = ip + 1;
+		/* Past the options in constant steps (a variable offset into the
+		 * packet is refused to unprivileged loaders; asm keeps clang from
+		 * folding the steps into one). */
+#pragma unroll
+		for (i = 5; i < 15; i++) {
+			if (i >= ip->ihl)
+				break;
+			asm volatile("%[p] += 4" : [p] "+r"(l4));
+		}
+		pkt->l4 = l4;
+		pkt->has_l4 = 1;
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = cursor;
 
@@ -79,6 +95,7 @@ static __always_inline int xdpd_parse(struct xdp_md *ctx, struct xdpd_packet *pk
 		/* Extension headers are not followed: nexthdr is the protocol seen. */
 		pkt->l4_proto = ip6->nexthdr;
 		pkt->l4 = ip6 + 1;
+		pkt->has_l4 = 1;
 	}
 	return 0;
 }
@@ -91,7 +108,7 @@ static __always_inline int xdpd_dest_port(struct xdp_md *ctx, const struct xdpd_
 {
 	__be16 *ports = pkt->l4;
 
-	if (!ports || (pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP))
+	if (!pkt->has_l4 || (pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP))
 		return -1;
 	/* Source and destination port lead both headers. */
 	if ((void *)(ports + 2) > (void *)(long)ctx->data_end)

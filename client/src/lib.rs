@@ -49,7 +49,7 @@ pub struct ChainReport {
     pub generation: u64,
     /// Members in run order.
     pub members: Vec<MemberReport>,
-    /// The loaded programs of the chain (one today).
+    /// The loaded programs of the chain in run order (the segments of a segmented chain).
     pub segments: Vec<SegmentReport>,
 }
 

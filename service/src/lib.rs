@@ -1,8 +1,9 @@
 //! xdpd: share the XDP hook of a network interface between many applications.
 //!
 //! Every application hands over its own XDP program; [`engine`] links all the
-//! programs of an interface into one BPF program in userspace and swaps it in
-//! atomically through [`kernel`]'s pinned `bpf_link`. The daemon puts the
+//! programs of an interface into one BPF program in userspace (into segments
+//! joined by tail calls where programs cannot share one verifier context) and
+//! swaps it in atomically through [`kernel`]'s pinned `bpf_link`. The daemon puts the
 //! engine behind the D-Bus contract `org.xdp.Manager1` ([`dbus`]), with one
 //! owner task per interface ([`iface`]).
 //!

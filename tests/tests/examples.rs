@@ -5,6 +5,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
+use xdpd::engine::object::{self, Privilege};
 use xdpd::engine::{Action, ActionSet, AddOptions, Chain};
 use xdpd_tests::require_root;
 
@@ -140,7 +141,9 @@ fn prefix(len: u32, addr: [u8; 4]) -> Vec<u8> {
     key
 }
 
-/// The three examples in one unattached chain, each with the options of its metadata.
+/// The three examples in one unattached chain, each with the options of its
+/// metadata, added as a non-root user's: verified as an unprivileged loader's
+/// (the examples are written for the restricted verifier).
 struct Examples {
     chain: Chain,
 }
@@ -150,7 +153,10 @@ impl Examples {
         require_root();
         let mut chain = Chain::unattached();
         for name in ["proto_count", "port_block", "ip_blocklist"] {
-            chain.add(xdpd_tests::load(name, name), AddOptions::default()).expect("add example");
+            let bytes = xdpd_bpf::object_bytes(name);
+            let program = object::load_with(&bytes, Some(name), object::DEFAULT_MAX_OBJECT_SIZE, None, Privilege::User)
+                .expect("the example verifies for an unprivileged loader");
+            chain.add(program, AddOptions { privilege: Privilege::User, ..Default::default() }).expect("add example");
         }
         Examples { chain }
     }

@@ -10,8 +10,9 @@ const ABOUT: &str = "Share the XDP hook of network interfaces through xdpd";
 const LONG_ABOUT: &str = "\
 xdpctl is the command line of xdpd (the D-Bus service org.xdp.Manager1), which lets several \
 applications share the XDP hook of a network interface. Each program added to an interface \
-joins that interface's chain; xdpd links the whole chain into one BPF program and swaps it in \
-atomically.
+joins that interface's chain; xdpd links the whole chain into one BPF program (into segments \
+joined by tail calls where programs cannot share one: root's and a user's, GPL and not, more \
+than 64 maps) and swaps it in atomically.
 
 Programs run in ascending priority (ties in the order they were added). A program's result in \
 its proceed-on set lets the next program run; any other result is the packet's verdict. When \

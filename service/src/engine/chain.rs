@@ -8,10 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod gate;
+mod versions;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
-use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
+use super::member::{AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
 use super::report::{self, ChainReport};
+use super::segments::Budget;
 pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
@@ -38,6 +40,8 @@ enum Running {
         fd: OwnedFd,
         /// What the kernel reports about it.
         info: ProgInfo,
+        /// Its program array, when it is segmented (kept filled while it runs).
+        _array: Option<crate::kernel::prog_array::ProgArray>,
     },
 }
 
@@ -53,6 +57,14 @@ impl Running {
         match self {
             Running::Linked(linked) => linked.info.id,
             Running::Adopted { info, .. } => info.id,
+        }
+    }
+
+    /// Runs through a program array (several segments).
+    fn segmented(&self) -> bool {
+        match self {
+            Running::Linked(linked) => linked.array().is_some(),
+            Running::Adopted { _array, .. } => _array.is_some(),
         }
     }
 }
@@ -85,6 +97,13 @@ pub struct Chain {
     /// Where the counter table is pinned (interfaces only), so counts outlive the process.
     counter_pin: Option<std::path::PathBuf>,
     gate: GateSlot,
+    /// Cut the chain after this many members at most (benchmarks, tests).
+    segment_members: Option<usize>,
+    /// Where a segmented chain's program array is pinned (interfaces only).
+    segments_pin: Option<std::path::PathBuf>,
+    /// The segmented version swapped out last: its segments stay filled until the
+    /// next change, for packets still running in it.
+    retired: Option<Running>,
     /// Keep a pass-through program attached while the chain has no member
     /// (see [`Chain::set_hold`]).
     hold: bool,
@@ -106,6 +125,9 @@ impl Chain {
             counter_table: None,
             counter_pin: None,
             gate: GateSlot::default(),
+            segment_members: None,
+            segments_pin: None,
+            retired: None,
             hold: false,
         }
     }
@@ -118,8 +140,9 @@ impl Chain {
     /// [`Chain::for_interface`] for interface `ifindex` of namespace `netns`
     /// (None: the service's own).
     pub fn for_interface_in(netns: Option<Netns>, ifindex: u32, bpffs_dir: &Path) -> Chain {
-        let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
-        Chain { hook: Some(Hook::new_in(netns, ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
+        let layout = Bpffs::new(bpffs_dir);
+        let (counter_pin, segments_pin) = (Some(layout.counter_pin(ifindex)), Some(layout.segments_pin(ifindex)));
+        Chain { hook: Some(Hook::new_in(netns, ifindex, bpffs_dir)), counter_pin, segments_pin, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -159,16 +182,12 @@ impl Chain {
         // as it runs, or attached again (after a reboot).
         if chain.members.is_empty() && !(chain.hold && running_id == 0) {
             if running_id != 0 && attached == Some(running_id) {
-                let fd = bpf::prog_fd_by_id(running_id)?;
-                let info = bpf::prog_info(fd.as_fd())?;
-                chain.running = Some(Running::Adopted { fd, info });
+                chain.running = Some(chain.adopt(running_id)?);
             }
             return Ok(chain);
         }
         if running_id != 0 && attached == Some(running_id) {
-            let fd = bpf::prog_fd_by_id(running_id)?;
-            let info = bpf::prog_info(fd.as_fd())?;
-            chain.running = Some(Running::Adopted { fd, info });
+            chain.running = Some(chain.adopt(running_id)?);
             return Ok(chain);
         }
         let members = std::mem::take(&mut chain.members);
@@ -317,17 +336,16 @@ impl Chain {
         }
         self.check_mode(options)?;
         let linked = self.link(&candidate, options)?;
-        Ok(report::of_linked(self.generation, &candidate, &linked, chain_privilege(&candidate)))
+        Ok(report::of_linked(self.generation, &candidate, &linked))
     }
 
     /// The report of the running chain (see [`ChainReport`]); `None` when nothing runs.
     pub fn report(&self) -> Option<ChainReport> {
-        let privilege = chain_privilege(&self.members);
         match self.running.as_ref()? {
-            Running::Linked(linked) => Some(report::of_linked(self.generation, &self.members, linked, privilege)),
-            Running::Adopted { fd, info } => {
+            Running::Linked(linked) => Some(report::of_linked(self.generation, &self.members, linked)),
+            Running::Adopted { fd, info, .. } => {
                 let maps = bpf::prog_map_ids(fd.as_fd()).map_or(0, |ids| ids.len());
-                Some(report::of_adopted(self.generation, &self.members, maps, info.verified_insns, privilege))
+                Some(report::of_adopted(self.generation, &self.members, maps, info.verified_insns))
             }
         }
     }
@@ -460,7 +478,9 @@ impl Chain {
         if let Some(pin) = &self.counter_pin {
             let _ = std::fs::remove_file(pin);
         }
+        self.unpin_segments();
         self.running = None;
+        self.retired = None;
         self.members.clear();
         self.generation += 1;
     }
@@ -483,27 +503,38 @@ impl Chain {
         }
         self.check_mode(options)?;
         if candidate.is_empty() && self.hold && self.hook.is_some() {
-            let target = LinkTarget { offload_ifindex: None, mode: self.link_mode, privilege: Default::default() };
+            let target = LinkTarget { offload_ifindex: None, mode: self.link_mode, budget: Budget::default() };
             let linked = linker::pass_through(target)?;
             self.pass_gate(gate, &candidate, linked.info.id)?;
             self.swap_in(&linked, options)?;
-            self.running = Some(Running::Linked(linked));
+            self.commit_segments(&linked);
+            let old = self.running.replace(Running::Linked(linked));
+            self.retire(old);
         } else if candidate.is_empty() {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;
             }
+            self.unpin_segments();
             // No member, no counts to keep: the next chain counts in a new table.
             if let Some(pin) = &self.counter_pin {
                 let _ = std::fs::remove_file(pin);
                 self.counter_table = None;
             }
-            self.running = None;
+            let old = self.running.take();
+            self.retire(old);
         } else {
             let linked = self.link(&candidate, options)?;
-            self.pass_gate(gate, &candidate, linked.info.id)?;
-            self.swap_in(&linked, options)?;
-            self.running = Some(Running::Linked(linked));
+            self.stage_segments(&linked)?;
+            let swapped =
+                self.pass_gate(gate, &candidate, linked.info.id).and_then(|()| self.swap_in(&linked, options));
+            if let Err(e) = swapped {
+                self.unstage_segments();
+                return Err(e);
+            }
+            self.commit_segments(&linked);
+            let old = self.running.replace(Running::Linked(linked));
+            self.retire(old);
         }
         self.members = candidate;
         self.generation += 1;
@@ -555,10 +586,11 @@ impl Chain {
     /// Links the candidate members into one program.
     fn link(&self, candidate: &[Member], options: &AddOptions) -> Result<LinkedChain, Error> {
         let offload = options.mode == Some(AttachMode::Offload);
+        let budget = Budget { counting: self.counting, max_members: self.segment_members, ..Budget::default() };
         let target = LinkTarget {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
             mode: self.link_mode,
-            privilege: chain_privilege(candidate),
+            budget,
         };
         let inputs: Vec<LinkInput<'_>> = candidate
             .iter()
@@ -567,6 +599,7 @@ impl Chain {
                 program: &m.program,
                 proceed_on: m.proceed_on,
                 counters: m.stats.as_deref().filter(|_| self.counting),
+                privilege: m.privilege,
             })
             .collect();
         linker::link(&inputs, target)

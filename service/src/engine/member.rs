@@ -49,7 +49,7 @@ pub struct Member {
     pub(super) seq: u64,
     /// Verdict counters, created when counting is first switched on.
     pub(super) stats: Option<Arc<VerdictCounters>>,
-    /// Whose program it is: a user's makes the whole chain verified as a user's.
+    /// Whose program it is: a user's runs in a segment verified as a user's.
     pub(super) privilege: Privilege,
     /// Maps it took over from the program it replaced (same kernel maps), sorted.
     pub carried_maps: Vec<String>,
@@ -142,19 +142,9 @@ pub struct AddOptions {
     pub mode: Option<AttachMode>,
     /// Take the interface over from a program attached by someone else.
     pub force: bool,
-    /// A user's program: the chain is verified as an unprivileged loader's.
+    /// A user's program: its segment is verified as an unprivileged loader's.
     pub privilege: Privilege,
     /// On replace: start the new program with its own maps instead of
     /// carrying the replaced program's maps over (see `carry`).
     pub fresh_maps: bool,
-}
-
-/// The privilege a chain of `members` is verified with: a user's as soon as
-/// one member is a user's.
-pub(super) fn chain_privilege(members: &[Member]) -> Privilege {
-    if members.iter().any(|m| m.privilege == Privilege::User) {
-        Privilege::User
-    } else {
-        Privilege::Full
-    }
 }

@@ -18,15 +18,17 @@ pub mod object;
 pub mod report;
 pub mod run_config;
 pub mod sandbox;
+pub mod segments;
 pub mod stats;
 
 pub use actions::{Action, ActionSet};
 pub use chain::{At, Chain, CounterResume, Gate, Proposal};
-pub use linker::{LinkMode, LinkedChain};
+pub use linker::{LinkMode, LinkedChain, LinkedSegment};
 pub use member::{next_free_member_id, reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
 pub use object::{LoadedProgram, ProgramMap};
 pub use report::{ChainReport, MemberReport, SegmentReport};
 pub use run_config::RunConfig;
+pub use segments::{Budget, SegmentPlan};
 pub use stats::Stats;
 
 use crate::kernel::hook::{ForeignProgram, HookError};

@@ -1,7 +1,7 @@
 //! What a linked chain is, as plain data: its members in run order and how
-//! each is placed, and for each loaded program (a segment; a chain is one
-//! segment today) its instructions and maps against the kernel's limits, the
-//! instructions the verifier processed and how long it took. A dry run
+//! each is placed, and for each loaded program (a segment: see
+//! `engine::segments`) its instructions and maps against the kernel's
+//! limits, the instructions the verifier processed and how long it took. A dry run
 //! answers with the report of the chain a change would produce; the running
 //! chain's report says the same of what runs.
 
@@ -68,7 +68,8 @@ pub struct ChainReport {
     pub generation: u64,
     /// Members in run order.
     pub members: Vec<MemberReport>,
-    /// The loaded programs; one today (splitting chains is to come).
+    /// The loaded programs in run order: one, or the segments of a chain
+    /// whose programs cannot share one verifier context.
     pub segments: Vec<SegmentReport>,
 }
 
@@ -84,13 +85,17 @@ fn member_report(m: &Member, linking: &str) -> MemberReport {
     }
 }
 
-/// The report of `members` (run order) linked into `linked`.
-pub(super) fn of_linked(
-    generation: u64,
-    members: &[Member],
-    linked: &LinkedChain,
-    privilege: Privilege,
-) -> ChainReport {
+/// Most instructions a program loaded with `privilege` may have.
+fn insn_limit(privilege: Privilege) -> usize {
+    if privilege == Privilege::User {
+        USER_INSN_LIMIT
+    } else {
+        INSN_LIMIT
+    }
+}
+
+/// The report of `members` (run order) linked into `linked`, one entry per segment.
+pub(super) fn of_linked(generation: u64, members: &[Member], linked: &LinkedChain) -> ChainReport {
     let linking = |id: MemberId| {
         if linked.inlined_members.contains(&id) {
             "inline"
@@ -100,37 +105,34 @@ pub(super) fn of_linked(
             "not-linked"
         }
     };
-    let segment = SegmentReport {
-        members: members.iter().map(|m| m.id).filter(|&id| linking(id) != "not-linked").collect(),
-        insns: linked.insn_count,
-        insn_limit: if privilege == Privilege::User { USER_INSN_LIMIT } else { INSN_LIMIT },
-        maps: linked.map_count,
-        map_limit: MAP_LIMIT,
-        verified_insns: linked.info.verified_insns,
-        verified_limit: INSN_LIMIT,
-        verify_time: linked.verify_time,
-    };
-    ChainReport {
-        generation,
-        members: members.iter().map(|m| member_report(m, linking(m.id))).collect(),
-        segments: vec![segment],
-    }
+    let segments = linked
+        .segments
+        .iter()
+        .map(|s| SegmentReport {
+            members: s.members.clone(),
+            insns: s.insn_count,
+            insn_limit: insn_limit(s.plan.privilege),
+            maps: s.map_count,
+            map_limit: MAP_LIMIT,
+            verified_insns: s.verified_insns,
+            verified_limit: INSN_LIMIT,
+            verify_time: s.verify_time,
+        })
+        .collect();
+    ChainReport { generation, members: members.iter().map(|m| member_report(m, linking(m.id))).collect(), segments }
 }
 
 /// The report of a chain adopted after a restart: what the kernel says of
 /// the running program (`maps`, `verified_insns`); placement and size are
 /// known again after the next change.
-pub(super) fn of_adopted(
-    generation: u64,
-    members: &[Member],
-    maps: usize,
-    verified_insns: u32,
-    privilege: Privilege,
-) -> ChainReport {
+pub(super) fn of_adopted(generation: u64, members: &[Member], maps: usize, verified_insns: u32) -> ChainReport {
+    // The first segment runs; its members, of one privilege, are not known apart from the others here.
+    let privilege =
+        if members.iter().any(|m| m.privilege == Privilege::User) { Privilege::User } else { Privilege::Full };
     let segment = SegmentReport {
         members: members.iter().map(|m| m.id).collect(),
         insns: 0,
-        insn_limit: if privilege == Privilege::User { USER_INSN_LIMIT } else { INSN_LIMIT },
+        insn_limit: insn_limit(privilege),
         maps,
         map_limit: MAP_LIMIT,
         verified_insns,

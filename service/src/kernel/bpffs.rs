@@ -4,6 +4,7 @@
 //! <root>/<ifindex>/link                    the interface's bpf_link (the chain survives the service)
 //! <root>/<ifindex>/prog/<member id>/<map>  a member's maps by pin name (its state survives a restart)
 //! <root>/<ifindex>/stats                   the chain's verdict counter table (counts survive a restart)
+//! <root>/<ifindex>/segments                the program array of a segmented chain (its segments stay reachable)
 //! <root>/owner/<uid>/<map>                 maps an owner's objects pin by name, shared by that owner's programs
 //! <root>/netns/<name>/...                  the same per-interface layout for another network namespace
 //! <root>/moving/<chain program id>/...     an interface's pins while it moves between namespaces
@@ -61,6 +62,11 @@ impl Bpffs {
         self.iface_dir(ifindex).join("stats")
     }
 
+    /// The pin of a segmented chain's program array.
+    pub fn segments_pin(&self, ifindex: u32) -> PathBuf {
+        self.iface_dir(ifindex).join("segments")
+    }
+
     /// The maps of member `id`, pinned by [`pin_name`].
     pub fn maps_dir(&self, ifindex: u32, id: u64) -> PathBuf {
         self.maps_root(ifindex).join(id.to_string())
@@ -85,6 +91,7 @@ mod tests {
         assert_eq!(fs.maps_dir(3, 42), Path::new("/sys/fs/bpf/xdpd/3/prog/42"));
         assert_eq!(fs.maps_root(3), Path::new("/sys/fs/bpf/xdpd/3/prog"));
         assert_eq!(fs.counter_pin(3), Path::new("/sys/fs/bpf/xdpd/3/stats"));
+        assert_eq!(fs.segments_pin(3), Path::new("/sys/fs/bpf/xdpd/3/segments"));
         assert_eq!(pin_name("globalda.data"), "globalda-data");
     }
 }

@@ -20,6 +20,7 @@ pub mod netns;
 pub mod object;
 pub mod process;
 pub mod prog;
+pub mod prog_array;
 pub mod regular_file;
 
 use std::ffi::CString;

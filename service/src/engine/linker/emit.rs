@@ -26,6 +26,34 @@ pub struct EmitMember<'a> {
     pub count: Vec<Insn>,
 }
 
+/// Where a segment passes the packet on when every member proceeded: a
+/// tail call into slot `index` of the version's program array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Next {
+    /// Descriptor of the program array (patched into the `ld_imm64`).
+    pub array_fd: i32,
+    /// The slot holding the next segment.
+    pub index: u32,
+}
+
+/// `bpf_tail_call(ctx, array, index)`; when it returns (an empty slot: it
+/// never is while the version runs), the packet is aborted rather than let
+/// through unfiltered by the members that did not run.
+pub fn tail_call(ctx: u8, next: Next) -> Vec<Insn> {
+    const R2: u8 = 2;
+    const R3: u8 = 3;
+    const BPF_FUNC_TAIL_CALL: i32 = 12;
+    vec![
+        Insn::mov64_reg(R1, ctx),
+        Insn::new(insn::LD_IMM64, R2, insn::PSEUDO_MAP_FD, 0, next.array_fd),
+        Insn::default(),
+        Insn::mov32_imm(R3, next.index as i32),
+        Insn::new(insn::CALL, 0, 0, 0, BPF_FUNC_TAIL_CALL),
+        Insn::mov32_imm(R0, Action::Aborted as i32),
+        Insn::exit(),
+    ]
+}
+
 /// The emitted program, before relocation.
 #[derive(Debug, Default)]
 pub struct Emitted {
@@ -93,7 +121,7 @@ fn prologue(code: &mut Vec<Insn>, ctx: u8, placement: Placement) -> u8 {
 }
 
 /// The dispatcher region; returns where each inlined main function starts.
-fn dispatcher(members: &[EmitMember<'_>], out: &mut Emitted) -> Vec<usize> {
+fn dispatcher(members: &[EmitMember<'_>], next: Option<Next>, out: &mut Emitted) -> Vec<usize> {
     let code = &mut out.insns;
     let mut ctx = R1;
     let mut main_at = vec![0usize; members.len()];
@@ -118,20 +146,23 @@ fn dispatcher(members: &[EmitMember<'_>], out: &mut Emitted) -> Vec<usize> {
         code.extend_from_slice(&m.count);
         code.extend(proceed_test(m.proceed_on));
     }
-    // When the last member never proceeds, a final "pass" would be
-    // unreachable code, which the verifier refuses.
+    // When the last member never proceeds, a final "pass" (or tail call)
+    // would be unreachable code, which the verifier refuses.
     if members.last().is_some_and(|m| m.proceed_on.mask() != 0) {
-        code.push(Insn::mov32_imm(R0, Action::Pass as i32));
-        code.push(Insn::exit());
+        match next {
+            Some(next) => code.extend(tail_call(ctx, next)),
+            None => code.extend([Insn::mov32_imm(R0, Action::Pass as i32), Insn::exit()]),
+        }
     }
     main_at
 }
 
-/// Lays the members out: the dispatcher, then the subprograms of inlined
-/// members and the whole of called members.
-pub fn emit(members: &[EmitMember<'_>]) -> Emitted {
+/// Lays the members out: the dispatcher (ending in a tail call to `next`,
+/// for a segment that is not the chain's last), then the subprograms of
+/// inlined members and the whole of called members.
+pub fn emit(members: &[EmitMember<'_>], next: Option<Next>) -> Emitted {
     let mut out = Emitted::default();
-    let main_at = dispatcher(members, &mut out);
+    let main_at = dispatcher(members, next, &mut out);
     for (i, m) in members.iter().enumerate() {
         let main = m.placement.main_len();
         let tail_at = out.insns.len();
@@ -186,7 +217,7 @@ mod tests {
             EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), count: vec![] },
             EmitMember { id: 2, insns: &b, placement: inline, proceed_on: pass(), count: vec![] },
         ];
-        let out = emit(&members);
+        let out = emit(&members, None);
         let expected = vec![
             Insn::mov64_reg(6, R1), // context kept in r6
             Insn::mov32_imm(R0, 2), // member 1, its exit now a jump to its test
@@ -209,6 +240,24 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_that_is_not_the_last_tail_calls_the_next() {
+        let a = ret(2);
+        let inline = Placement::Inline { reg: 6, main_len: 2 };
+        let members = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), count: vec![] }];
+        let out = emit(&members, Some(Next { array_fd: 42, index: 3 }));
+        assert_eq!(
+            &out.insns[..5],
+            &[Insn::mov64_reg(6, R1), Insn::mov32_imm(R0, 2), Insn::ja(0), Insn::jeq32_imm(R0, 2, 1), Insn::exit()]
+        );
+        assert_eq!(&out.insns[5..], &tail_call(6, Next { array_fd: 42, index: 3 })[..]);
+        assert_eq!(out.insns[6].imm, 42, "the array's descriptor");
+        assert_eq!(out.insns[8], Insn::mov32_imm(3, 3), "the next segment's slot");
+        // A member that never proceeds ends the chain: no tail call after it.
+        let last = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: ActionSet::EMPTY, count: vec![] }];
+        assert_eq!(emit(&last, Some(Next { array_fd: 42, index: 3 })).insns.len(), 4);
+    }
+
+    #[test]
     fn a_called_member_goes_to_the_tail_and_a_final_member_ends_the_chain() {
         let a = ret(1);
         let members = [EmitMember {
@@ -218,7 +267,7 @@ mod tests {
             proceed_on: ActionSet::EMPTY,
             count: vec![Insn::mov32_imm(2, 0)],
         }];
-        let out = emit(&members);
+        let out = emit(&members, None);
         let expected = vec![
             Insn::mov64_reg(R6, R1),
             Insn::call_subprog(0), // pointed at the tail by relocate

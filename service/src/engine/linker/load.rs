@@ -1,11 +1,11 @@
-//! Loading a linked image into the kernel: the license of the chain (GPL
-//! only when every member's is), frags only when every member declares
-//! them, the privileges of the least privileged member's owner.
+//! Loading a linked image into the kernel: the license of the program (GPL
+//! only when every member's is), frags only when every member of the chain
+//! declares them, the privileges of its segment.
 
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 
-use super::{LinkInput, LinkTarget};
+use super::{LinkInput, ProgramTarget};
 use crate::engine::elf::is_gpl_compatible;
 use crate::engine::object::Privilege;
 use crate::engine::Error;
@@ -39,15 +39,15 @@ pub fn load(
     insns: &[Insn],
     debug: Option<DebugInfo>,
     members: &[LinkInput<'_>],
-    target: LinkTarget,
+    target: &ProgramTarget,
 ) -> Result<OwnedFd, Refusal> {
     let gpl = members.iter().all(|m| is_gpl_compatible(&m.program.license));
     let image = Image {
         name: NAME,
         license: if gpl { c"GPL" } else { c"Proprietary" },
         insns,
-        frags: frags(members),
-        offload_ifindex: target.offload_ifindex,
+        frags: target.frags,
+        offload_ifindex: target.target.offload_ifindex,
         as_user: target.privilege == Privilege::User,
     };
     prog::load(&image, debug).map_err(|refused| match refused.log {

@@ -47,6 +47,13 @@
 //!
 //! When the inlined chain does not verify, the whole chain is linked again
 //! with calls.
+//!
+//! A chain whose members cannot share one verifier context (see
+//! `engine::segments`) is linked as several such programs, *segments*, by
+//! `segmented`: each ends, where the dispatcher would return `XDP_PASS`, in a
+//! tail call to the next through a program array of this version only
+//! (`emit::tail_call`); they are linked back to front, since each names the
+//! slot of the one after it.
 
 mod debug_info;
 mod diagnose;
@@ -54,21 +61,24 @@ mod emit;
 mod load;
 mod plan;
 mod relocate;
+mod segmented;
 
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use self::emit::EmitMember;
+use self::emit::{EmitMember, Next};
 use self::load::Refusal;
 use self::plan::Placement;
 use super::actions::ActionSet;
 use super::member::MemberId;
 use super::object::{LoadedProgram, Privilege};
+use super::segments::{self, Budget, MemberNeeds, SegmentPlan};
 use super::stats::VerdictCounters;
 use super::Error;
 use crate::kernel::bpf::{self, ProgInfo, TestRun};
 use crate::kernel::insn::Insn;
 use crate::kernel::prog::DebugInfo;
+use crate::kernel::prog_array::ProgArray;
 use crate::kernel::KernelError;
 
 /// Name of the linked program as the kernel shows it (`bpftool prog`).
@@ -84,6 +94,9 @@ pub struct LinkInput<'a> {
     pub proceed_on: ActionSet,
     /// Where to count the member's verdicts, when counting is on.
     pub counters: Option<&'a VerdictCounters>,
+    /// Whose program it is: root's are verified with the service's
+    /// privileges, a user's as an unprivileged loader's (in its own segment).
+    pub privilege: Privilege,
 }
 
 /// How members are placed in the linked program.
@@ -103,8 +116,20 @@ pub struct LinkTarget {
     pub offload_ifindex: Option<u32>,
     /// Inline where possible, or call every member.
     pub mode: LinkMode,
-    /// With a user's program in the chain, verify it as an unprivileged loader would.
-    pub privilege: Privilege,
+    /// How the chain is cut into segments.
+    pub budget: Budget,
+}
+
+/// How one program of the chain (a segment) is loaded.
+#[derive(Debug, Clone, Copy)]
+struct ProgramTarget {
+    target: LinkTarget,
+    /// The segment's verifier context.
+    privilege: Privilege,
+    /// XDP frags: the same for every segment of a chain (the program array requires it).
+    frags: bool,
+    /// The tail call to the next segment, if any.
+    next: Option<Next>,
 }
 
 /// Where some of a member's instructions went: `range` in the linked
@@ -119,16 +144,48 @@ pub struct Segment {
     pub member_offset: usize,
 }
 
-/// A loaded chain program.
+/// One loaded program of a chain.
+#[derive(Debug)]
+struct Program {
+    fd: OwnedFd,
+    info: ProgInfo,
+    layout: Vec<Segment>,
+    insn_count: usize,
+    inlined_members: Vec<MemberId>,
+    map_count: usize,
+    verify_time: std::time::Duration,
+}
+
+/// One loaded segment of a segmented chain, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedSegment {
+    /// Its members, in run order.
+    pub members: Vec<MemberId>,
+    /// The plan it was loaded by (members as indices into the chain's run order).
+    pub plan: SegmentPlan,
+    /// Kernel id of its program.
+    pub prog_id: u32,
+    /// Instructions of its program.
+    pub insn_count: usize,
+    /// Maps its program uses, as the kernel counts them (the array and the counter table included).
+    pub map_count: usize,
+    /// Instructions the verifier processed to accept it.
+    pub verified_insns: u32,
+    /// How long loading (verification) took.
+    pub verify_time: std::time::Duration,
+}
+
+/// A loaded chain: one program, or segments that tail-call each other
+/// through a program array that belongs to this version only.
 #[derive(Debug)]
 pub struct LinkedChain {
-    /// The loaded program.
+    /// The program the hook runs (the first segment).
     pub fd: OwnedFd,
     /// What the kernel reports about it (id, tag).
     pub info: ProgInfo,
-    /// Where each member's instructions are in the linked program.
+    /// Where each member's instructions are in its segment's program.
     pub layout: Vec<Segment>,
-    /// Instructions of the linked program.
+    /// Instructions of all segments.
     pub insn_count: usize,
     /// Loaded with XDP frags support (every member declares it).
     pub frags: bool,
@@ -136,10 +193,12 @@ pub struct LinkedChain {
     pub inlined: usize,
     /// The members whose main function was inlined.
     pub inlined_members: Vec<MemberId>,
-    /// Maps the linked program uses, as the kernel counts them.
-    pub map_count: usize,
-    /// How long loading (verification) took.
-    pub verify_time: std::time::Duration,
+    /// The segments in run order (one for a chain that fits one program).
+    pub segments: Vec<LinkedSegment>,
+    /// The programs of the segments after the first, kept open with the array.
+    rest: Vec<OwnedFd>,
+    /// The version's program array (a chain of one segment has none).
+    array: Option<ProgArray>,
 }
 
 impl LinkedChain {
@@ -152,19 +211,50 @@ impl LinkedChain {
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+
+    /// The version's program array, when the chain has several segments.
+    pub fn array(&self) -> Option<&ProgArray> {
+        self.array.as_ref()
+    }
 }
 
-/// Links `members` (in run order) into one XDP program and loads it.
+/// Links `members` (in run order) into one XDP program, or into segments
+/// when they cannot share one verifier context, and loads them.
 pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
     if members.is_empty() {
         return Err(Error::InvalidArgument("a chain needs at least one program".into()));
     }
     let members = &members[..plan::reachable(members.iter().map(|m| m.proceed_on))];
+    let needs: Vec<MemberNeeds> = members.iter().map(|m| MemberNeeds::of(m.id, m.program, m.privilege)).collect();
+    let plan = segments::plan(&needs, &target.budget)?;
+    let frags = load::frags(members);
+    if let [one] = plan.as_slice() {
+        match link_program(members, ProgramTarget { target, privilege: one.privilege, frags, next: None }) {
+            Ok(program) => return Ok(segmented::single(program, one.clone(), members, frags)),
+            // Refused together (a combined limit, or one member's own fault): cut it
+            // around the member at fault, so only a member failing alone fails the change.
+            Err(Error::ChainRejected { .. }) if members.len() > 1 && target.offload_ifindex.is_none() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if target.offload_ifindex.is_some() {
+        return Err(Error::LimitExceeded(format!(
+            "an offloaded chain must fit one program, but these programs need {} (privilege, license or map budget)",
+            plan.len()
+        )));
+    }
+    segmented::link(members, &needs, plan, target, frags)
+}
+
+/// Links one program, inlined where possible; when the inlined program
+/// does not verify, linked again with calls.
+fn link_program(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Program, Error> {
     match link_as(members, target) {
-        Err(Error::ChainRejected { .. }) if target.mode == LinkMode::Inline => {
+        Err(Error::ChainRejected { .. }) if target.target.mode == LinkMode::Inline => {
             // Inlined, the chain exceeds a combined limit: try calling every member.
             tracing::debug!("the inlined chain does not verify; linking with calls");
-            link_as(members, LinkTarget { mode: LinkMode::Call, ..target })
+            let mode = LinkMode::Call;
+            link_as(members, ProgramTarget { target: LinkTarget { mode, ..target.target }, ..target })
         }
         other => other,
     }
@@ -177,7 +267,8 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
 pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
     let insns = [Insn::mov32_imm(crate::kernel::insn::R0, XDP_PASS), Insn::exit()];
     let started = std::time::Instant::now();
-    let fd = load::load(&insns, None, &[], target).map_err(|refusal| match refusal {
+    let program = ProgramTarget { target, privilege: Privilege::Full, frags: true, next: None };
+    let fd = load::load(&insns, None, &[], &program).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => {
             Error::Kernel(KernelError::new(format!("loading the pass-through program: {log}"), errno))
@@ -185,17 +276,17 @@ pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
     })?;
     let verify_time = started.elapsed();
     let info = bpf::prog_info(fd.as_fd())?;
-    Ok(LinkedChain {
+    let program = Program {
         fd,
         info,
         layout: Vec::new(),
         insn_count: insns.len(),
-        frags: true,
-        inlined: 0,
         inlined_members: Vec::new(),
         map_count: 0,
         verify_time,
-    })
+    };
+    let plan = SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0 };
+    Ok(segmented::single(program, plan, &[], true))
 }
 
 /// `XDP_PASS`.
@@ -210,7 +301,7 @@ struct Linked {
 }
 
 /// plan → emit → relocate → debug info.
-fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelError> {
+fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Result<Linked, KernelError> {
     let placements: Vec<Placement> =
         members.iter().map(|m| plan::placement(&m.program.insns, &m.program.func_info, mode)).collect();
     let emit_members: Vec<EmitMember<'_>> = members
@@ -224,7 +315,7 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
             count: m.counters.map(VerdictCounters::count_r0).unwrap_or_default(),
         })
         .collect();
-    let mut out = emit::emit(&emit_members);
+    let mut out = emit::emit(&emit_members, next);
     for ((m, placement), place) in members.iter().zip(&placements).zip(&out.places) {
         relocate::member_refs(&mut out.insns, &m.program.insns, place, placement.main_len());
         let fds: Vec<i32> = m.program.maps.iter().map(|map| map.fd.as_raw_fd()).collect();
@@ -241,20 +332,19 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
     Ok(Linked { insns: out.insns, debug, layout: out.layout, inlined_members })
 }
 
-/// Builds and loads the chain with every member placed per `target.mode`.
-fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
-    let Linked { insns, debug, layout, inlined_members } = build(members, target.mode)?;
+/// Builds and loads one program with every member placed per `target.mode`.
+fn link_as(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Program, Error> {
+    let Linked { insns, debug, layout, inlined_members } = build(members, target.target.mode, target.next)?;
     let started = std::time::Instant::now();
-    let fd = load::load(&insns, debug, members, target).map_err(|refusal| match refusal {
+    let fd = load::load(&insns, debug, members, &target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
-            let single = [LinkInput { id: m.id, program: m.program, proceed_on: m.proceed_on, counters: None }];
-            link(&single, target).err()
+            let single = [LinkInput { counters: None, ..*m }];
+            link_program(&single, ProgramTarget { next: None, ..target }).err()
         }),
     })?;
     let verify_time = started.elapsed();
     let info = bpf::prog_info(fd.as_fd())?;
     let map_count = bpf::prog_map_ids(fd.as_fd())?.len();
-    let (insn_count, frags, inlined) = (insns.len(), load::frags(members), inlined_members.len());
-    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members, map_count, verify_time })
+    Ok(Program { fd, info, layout, insn_count: insns.len(), inlined_members, map_count, verify_time })
 }

@@ -1,0 +1,400 @@
+//! Segmented chains: members that cannot share one verifier context (root's
+//! privileged programs next to a user's, GPL next to unlicensed, more maps
+//! than one program may use) run in segments joined by tail calls, checked
+//! packet by packet with BPF_PROG_TEST_RUN (bpf/test/probe.h) and with real
+//! traffic on a veth pair.
+
+use std::net::{SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use xdpd::engine::object::{self, Privilege, DEFAULT_MAX_OBJECT_SIZE};
+use xdpd::engine::{ActionSet, AddOptions, Chain, Error, LoadedProgram, Stats};
+use xdpd::kernel::hook::attached;
+use xdpd_tests::netns::{drain, send_paced, udp_receiver, VethPair};
+use xdpd_tests::packet::{probe_packet, trace, DROP, PASS, TX};
+use xdpd_tests::{load, map_u64, require_root, PinDir};
+
+fn root(priority: i32) -> AddOptions {
+    AddOptions { priority: Some(priority), ..Default::default() }
+}
+
+fn user(priority: i32) -> AddOptions {
+    AddOptions { priority: Some(priority), privilege: Privilege::User, ..Default::default() }
+}
+
+/// A user's program: verified at intake as an unprivileged loader's, as the service does.
+fn load_user(object_name: &str, function: &str) -> LoadedProgram {
+    let bytes = xdpd_bpf::object_bytes(object_name);
+    object::load_with(&bytes, Some(function), DEFAULT_MAX_OBJECT_SIZE, None, Privilege::User)
+        .unwrap_or_else(|e| panic!("loading {object_name}:{function} as a user: {e}"))
+}
+
+fn probe(slot: u8) -> LoadedProgram {
+    load("probe", &format!("probe{slot}"))
+}
+
+fn run(chain: &Chain, frame: &[u8]) -> (u32, Vec<u8>) {
+    let out = chain.program().expect("chain is loaded").test_run(frame, 1).expect("BPF_PROG_TEST_RUN");
+    (out.retval, out.data)
+}
+
+/// What must not change when a change fails.
+fn state(chain: &Chain) -> (u64, Option<u32>, Vec<u64>) {
+    (chain.generation(), chain.running_prog_id(), chain.members().iter().map(|m| m.id).collect())
+}
+
+fn privileges(chain: &Chain) -> Vec<Privilege> {
+    chain.segments().iter().map(|s| s.plan.privilege).collect()
+}
+
+#[test]
+fn roots_privileged_program_and_a_users_program_share_a_chain_in_both_orders() {
+    require_root();
+    let refused = object::load_with(
+        &xdpd_bpf::object_bytes("segments"),
+        Some("seg_priv"),
+        DEFAULT_MAX_OBJECT_SIZE,
+        None,
+        Privilege::User,
+    );
+    assert!(matches!(refused, Err(Error::VerifierRejected { .. })), "seg_priv needs the privileged verifier");
+    for (root_prio, user_prio) in [(10, 20), (20, 10)] {
+        let mut chain = Chain::unattached();
+        chain.add(load("segments", "seg_priv"), root(root_prio)).unwrap();
+        chain.add(load_user("probe", "probe1"), user(user_prio)).unwrap();
+        let expected = if root_prio < user_prio { [12, 1] } else { [1, 12] };
+        let classes =
+            if root_prio < user_prio { [Privilege::Full, Privilege::User] } else { [Privilege::User, Privilege::Full] };
+        assert_eq!(privileges(&chain), classes);
+        // Explain and dry runs report each segment against its own limits.
+        let report = chain.report().expect("a running chain");
+        let limits: Vec<usize> = report.segments.iter().map(|s| s.insn_limit).collect();
+        let expected_limits = if root_prio < user_prio { [1_000_000, 4096] } else { [4096, 1_000_000] };
+        assert_eq!(limits, expected_limits);
+        assert!(report.segments.iter().all(|s| s.members.len() == 1 && s.verified_insns > 0));
+        assert!(report.segments[0].maps >= 1, "the first segment uses the version's program array");
+        let (verdict, out) = run(&chain, &probe_packet(&[(12, PASS), (1, PASS)]));
+        assert_eq!((verdict, trace(&out)), (PASS as u32, expected.to_vec()), "both run, in priority order");
+        let first = expected[0];
+        let (verdict, out) = run(&chain, &probe_packet(&[(first, DROP)]));
+        assert_eq!((verdict, trace(&out)), (DROP as u32, vec![first]), "a verdict ends the chain across segments");
+        let (verdict, out) = run(&chain, &probe_packet(&[(12, PASS), (1, TX)]));
+        let ran = if root_prio < user_prio { 2 } else { 1 };
+        assert_eq!((verdict, trace(&out).len()), (TX as u32, ran), "TX is a verdict wherever it comes");
+    }
+}
+
+#[test]
+fn a_refusal_is_the_members_own_and_changes_nothing() {
+    require_root();
+    let mut chain = Chain::unattached();
+    chain.add(load_user("probe", "probe1"), user(10)).unwrap();
+    chain.add(load_user("probe", "probe2"), user(30)).unwrap();
+    chain.add(probe(3), root(40)).unwrap();
+    let before = state(&chain);
+    // Handed over as a user's (as if intake had let it through): its own segment refuses it.
+    let err = chain.add(load("segments", "seg_priv"), user(20)).unwrap_err();
+    let Error::ChainRejected { member, log, member_id, .. } = &err else { panic!("{err}") };
+    assert_eq!(member, "seg_priv", "{err}");
+    assert!(member_id.is_some());
+    assert!(log.contains("leaks addr"), "its own verifier log: {log}");
+    assert!(!log.contains("probe1") && !log.contains("probe2"), "the log is not the other members'");
+    assert_eq!(state(&chain), before, "nothing changed");
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 3]));
+
+    // The same in a chain of one segment: cut around it, refused alone, with its own log.
+    let mut users = Chain::unattached();
+    users.add(load_user("probe", "probe1"), user(10)).unwrap();
+    users.add(load_user("probe", "probe2"), user(30)).unwrap();
+    assert_eq!(users.segments().len(), 1);
+    let before = state(&users);
+    let err = users.add(load("segments", "seg_priv"), user(20)).unwrap_err();
+    assert!(
+        matches!(&err, Error::ChainRejected { member, log, .. } if member == "seg_priv" && log.contains("leaks addr"))
+    );
+    assert_eq!(state(&users), before, "nothing changed");
+    assert_eq!(users.segments().len(), 1, "still one program");
+}
+
+#[test]
+fn a_gpl_member_calling_a_kfunc_and_an_unlicensed_member_share_a_chain_in_both_orders() {
+    require_root();
+    for (gpl_prio, other_prio) in [(10, 20), (20, 10)] {
+        let mut chain = Chain::unattached();
+        chain.add(load("segments", "seg_gpl"), root(gpl_prio)).unwrap();
+        chain.add(load("unlicensed", "unlicensed"), root(other_prio)).unwrap();
+        let gpl: Vec<bool> = chain.segments().iter().map(|s| s.plan.gpl).collect();
+        assert_eq!(gpl, if gpl_prio < other_prio { [true, false] } else { [false, true] });
+        let expected = if gpl_prio < other_prio { vec![13, 14] } else { vec![14, 13] };
+        let (verdict, out) = run(&chain, &probe_packet(&[]));
+        assert_eq!((verdict, trace(&out)), (PASS as u32, expected));
+        // Joined by a third member the other way round, both still run.
+        chain.add(load("unlicensed", "unlicensed"), root(5)).unwrap();
+        assert_eq!(run(&chain, &probe_packet(&[])).1.len(), probe_packet(&[]).len());
+        assert_eq!(trace(&run(&chain, &probe_packet(&[])).1).len(), 3);
+    }
+}
+
+#[test]
+fn a_users_sixty_four_map_program_and_roots_programs_share_a_chain() {
+    require_root();
+    let mut chain = Chain::unattached();
+    chain.add(probe(0), root(10)).unwrap();
+    chain.add(load("segments", "seg_priv"), root(20)).unwrap();
+    chain.add(load_user("maps64", "maps64"), user(90)).unwrap();
+    assert_eq!(chain.segments().len(), 2);
+    assert_eq!(chain.segments()[1].plan.maps, 64);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 12, 15]));
+    let big = chain.members().iter().find(|m| m.program.name == "maps64").unwrap();
+    for i in [0, 31, 63] {
+        assert_eq!(map_u64(&big.program, &format!("m{i}"), 0, 8), 1, "map m{i} counted the packet");
+    }
+    // Not the last any more, it would need a 65th map (the program array): refused by name.
+    let before = state(&chain);
+    let err = chain.add(probe(1), root(95)).unwrap_err();
+    let Error::LimitExceeded(why) = &err else { panic!("{err}") };
+    assert!(why.contains("'maps64'") && why.contains("uses 64 maps") && why.contains("at most 63"), "{why}");
+    assert_eq!(state(&chain), before);
+    // Counting takes one map in every segment: refused, counting stays off.
+    assert!(matches!(chain.set_counting(true), Err(Error::LimitExceeded(_))));
+    assert!(!chain.counting());
+    assert_eq!(state(&chain), before);
+}
+
+/// Stats of member `i` (in run order).
+fn stats(chain: &Chain, i: usize) -> Stats {
+    chain.members()[i].stats()
+}
+
+#[test]
+fn verdicts_and_counters_across_forced_boundaries() {
+    require_root();
+    for per_segment in [1, 3] {
+        let mut chain = Chain::unattached().with_segment_members(per_segment);
+        let on_pass_tx = ActionSet::from_names(&["pass", "tx"]).unwrap();
+        for slot in 0..16u8 {
+            let options = AddOptions { proceed_on: Some(on_pass_tx), ..root(slot as i32) };
+            chain.add(probe(slot), options).unwrap();
+        }
+        chain.set_counting(true).unwrap();
+        assert_eq!(chain.segments().len(), 16usize.div_ceil(per_segment));
+        let (verdict, out) = run(&chain, &probe_packet(&[(4, TX)]));
+        assert_eq!((verdict, trace(&out)), (PASS as u32, (0..16).collect::<Vec<u8>>()));
+        let (verdict, out) = run(&chain, &probe_packet(&[(7, DROP)]));
+        assert_eq!((verdict, trace(&out)), (DROP as u32, (0..=7).collect::<Vec<u8>>()));
+        let pass = |n: u64| Stats([0, 0, n, 0, 0, 0]);
+        assert_eq!(stats(&chain, 0), pass(2));
+        assert_eq!(stats(&chain, 4), Stats([0, 0, 1, 1, 0, 0]), "TX counted, and proceeded");
+        assert_eq!(stats(&chain, 7), Stats([0, 1, 1, 0, 0, 0]));
+        assert_eq!(stats(&chain, 8), pass(1), "after the drop, member 8 did not run");
+        assert_eq!(stats(&chain, 15), pass(1));
+    }
+}
+
+#[test]
+fn thirty_four_segments_at_most_then_limit_exceeded() {
+    require_root();
+    let mut chain = Chain::unattached().with_segment_members(1);
+    for i in 0..34u8 {
+        chain.add(probe(i % 16), root(i as i32)).unwrap();
+    }
+    assert_eq!(chain.segments().len(), 34);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out).len()), (PASS as u32, 16), "every segment ran (the trace keeps 16)");
+    let (verdict, _) = run(&chain, &probe_packet(&[(1, DROP)]));
+    assert_eq!(verdict, DROP as u32);
+    let before = state(&chain);
+    let err = chain.add(probe(2), root(100)).unwrap_err();
+    let Error::LimitExceeded(why) = &err else { panic!("{err}") };
+    assert!(why.contains("35 segments") && why.contains("33 tail calls") && why.contains("'probe2'"), "{why}");
+    assert_eq!(state(&chain), before);
+}
+
+fn sender(pair: &VethPair) -> UdpSocket {
+    VethPair::run_in(&pair.ns_a, || UdpSocket::bind("0.0.0.0:0").expect("bind sender"))
+}
+
+fn on_veth(name: &str, test: impl FnOnce(&VethPair, u32, &std::path::Path) + Send) {
+    require_root();
+    let pair = VethPair::new();
+    let pins = PinDir::new(name);
+    let ifindex = VethPair::ifindex(&pair.ns_b, &pair.dev_b);
+    VethPair::run_in(&pair.ns_b, || test(&pair, ifindex, &pins.0));
+}
+
+/// Kernel id of the map pinned at `path`.
+fn array_id(path: &std::path::Path) -> u32 {
+    let fd = xdpd::kernel::bpf::obj_get(&xdpd::kernel::path_cstring(path).unwrap()).unwrap();
+    xdpd::kernel::bpf::map_info(std::os::fd::AsFd::as_fd(&fd)).unwrap().id
+}
+
+fn count_of(chain: &Chain, function: &str, map: &str) -> u64 {
+    let m = chain.members().iter().find(|m| m.program.name == function).expect("member");
+    map_u64(&m.program, map, 0, 8)
+}
+
+#[test]
+fn root_and_user_segments_count_every_packet_on_a_veth_and_outlive_their_owner() {
+    on_veth("seg-veth", |pair, ifindex, pins| {
+        for (root_prio, user_prio) in [(10, 20), (20, 10)] {
+            let mut chain = Chain::for_interface(ifindex, pins);
+            chain.add(load("udp", "udp_drop"), root(1)).unwrap();
+            chain.add(load("segments", "seg_priv_count"), root(root_prio)).unwrap();
+            chain.add(load_user("udp", "udp_count"), user(user_prio)).unwrap();
+            assert!(chain.segments().len() >= 2);
+            assert!(pins.join(ifindex.to_string()).join("segments").exists(), "the version's array is pinned");
+            let (kept, dropped) = (udp_receiver(9998), udp_receiver(9999));
+            let tx = sender(pair);
+            send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 300);
+            send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9999), 300);
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(count_of(&chain, "seg_priv_count", "priv_packets"), 300, "root's segment ran");
+            assert_eq!(count_of(&chain, "udp_count", "packets"), 300, "the user's segment ran");
+            assert_eq!((drain(&kept), drain(&dropped)), (300, 0));
+            // A refused change leaves the pins (and the pinned array) as they were.
+            let pin_dir = pins.join(ifindex.to_string());
+            let pinned = |dir: &std::path::Path| {
+                let mut names: Vec<String> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                names
+            };
+            let (before, array) = (pinned(&pin_dir), array_id(&pin_dir.join("segments")));
+            assert!(chain.add(load("segments", "seg_priv"), user(15)).is_err());
+            assert_eq!((pinned(&pin_dir), array_id(&pin_dir.join("segments"))), (before, array));
+            // The owner goes (as the service exits idle): the pinned link and array keep every segment running.
+            let running = chain.running_prog_id();
+            let last = chain.members().iter().find(|m| m.program.name == "udp_count").unwrap().program.clone();
+            let first = chain.members().iter().find(|m| m.program.name == "seg_priv_count").unwrap().program.clone();
+            drop(chain);
+            send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 100);
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(map_u64(&last, "packets", 0, 8), 400, "the user's segment still runs without its owner");
+            assert_eq!(map_u64(&first, "priv_packets", 0, 8), 400, "root's segment still runs without its owner");
+            assert_eq!(drain(&kept), 100);
+            let mut again = Chain::for_interface(ifindex, pins);
+            assert_eq!(attached(ifindex).unwrap().ids().next(), running);
+            again.clear().unwrap();
+            assert!(!pins.join(ifindex.to_string()).join("segments").exists(), "unpinned with the chain");
+        }
+    });
+}
+
+#[test]
+fn changes_that_move_members_between_segments_leak_nothing_and_miss_nothing() {
+    on_veth("seg-churn", |pair, ifindex, pins| {
+        let mut chain = Chain::for_interface(ifindex, pins).with_segment_members(3);
+        chain.add(load("udp", "udp_drop"), root(0)).unwrap();
+        for i in 0..12 {
+            chain.add(load("basic", "xdp_pass"), root(10 + i * 10)).unwrap();
+        }
+        chain.add(load_user("udp", "udp_count"), user(1000)).unwrap();
+        let (kept, dropped) = (udp_receiver(9998), udp_receiver(9999));
+        let tx = sender(pair);
+        let stop = AtomicBool::new(false);
+        let sent = AtomicU64::new(0);
+        let (mut received, mut leaked) = (0, 0);
+        let mut segment_counts = std::collections::BTreeSet::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 16);
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9999), 16);
+                    sent.fetch_add(16, Ordering::Relaxed);
+                }
+            });
+            for change in 0..250 {
+                // A member joins at a moving place and leaves: every member after it changes
+                // segment (root's 14 in segments of 3, the user's counter in its own).
+                let at = 5 + (change * 37) % 120;
+                let other = chain.add(load("basic", "xdp_pass"), root(at)).unwrap();
+                segment_counts.insert(chain.segments().len());
+                chain.remove(other).unwrap();
+                received += drain(&kept);
+                leaked += drain(&dropped);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        received += drain(&kept);
+        leaked += drain(&dropped);
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent > 1000, "traffic flowed during the changes ({sent} packets per port)");
+        assert!(segment_counts.len() == 1 && segment_counts.contains(&6), "{segment_counts:?}");
+        assert_eq!(leaked, 0, "packets the dropping member (first segment) should have dropped got through");
+        assert_eq!(count_of(&chain, "udp_count", "packets"), sent, "the counting member (last segment) missed packets");
+        assert_eq!(received, sent, "the receiver missed packets");
+        chain.clear().unwrap();
+    });
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame to `port`.
+fn udp_frame(port: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 64];
+    p[12..14].copy_from_slice(&[0x08, 0x00]);
+    p[14] = 0x45;
+    p[16..18].copy_from_slice(&50u16.to_be_bytes());
+    p[22] = 64;
+    p[23] = 17;
+    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    p[34..36].copy_from_slice(&1234u16.to_be_bytes());
+    p[36..38].copy_from_slice(&port.to_be_bytes());
+    p[38..40].copy_from_slice(&30u16.to_be_bytes());
+    p
+}
+
+/// The count of `port` in a realistic member's hash map.
+fn port_count(program: &LoadedProgram, port: u16) -> u64 {
+    let map = program.map("port_counts").expect("port_counts");
+    let key = (port as u32).to_ne_bytes();
+    let entries = xdpd::kernel::bpf::map_entries(std::os::fd::AsFd::as_fd(&map.fd), 4, 8);
+    entries.iter().find(|(k, _)| k[..] == key[..]).map_or(0, |(_, v)| u64::from_ne_bytes(v[..8].try_into().unwrap()))
+}
+
+#[test]
+fn five_hundred_realistic_members_each_with_its_own_map() {
+    require_root();
+    let bytes = xdpd_bpf::object_bytes("bench");
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).unwrap();
+    let mut added = Vec::new();
+    for i in 0..500 {
+        let program = object::load(&bytes, Some("realistic"), DEFAULT_MAX_OBJECT_SIZE).unwrap();
+        let map = program.map("port_counts").unwrap();
+        for port in [9u32, 9999] {
+            xdpd::kernel::bpf::map_update(std::os::fd::AsFd::as_fd(&map.fd), &port.to_ne_bytes(), &0u64.to_ne_bytes())
+                .unwrap();
+        }
+        added.push((program, root(i * 2), None));
+    }
+    // One change: linked and verified once.
+    chain.change(&[], added, &AddOptions::default()).unwrap();
+    // In the middle, a member that drops UDP to 9999.
+    chain.add(load("udp", "udp_drop"), root(499)).unwrap();
+    let segments = chain.segments();
+    assert!(segments.len() >= 9 && segments.len() <= 34, "{} segments", segments.len());
+    assert!(segments.iter().all(|s| s.plan.maps <= 62), "array and counter table fit beside every segment's maps");
+    let sizes: usize = segments.iter().map(|s| s.members.len()).sum();
+    assert_eq!(sizes, 501, "every member in exactly one segment");
+    for _ in 0..3 {
+        assert_eq!(run(&chain, &udp_frame(9)).0, PASS as u32);
+    }
+    assert_eq!(run(&chain, &udp_frame(9999)).0, DROP as u32);
+    let members = chain.members();
+    for (i, m) in members.iter().enumerate() {
+        if m.program.name == "udp_drop" {
+            assert_eq!(m.stats(), Stats([0, 1, 3, 0, 0, 0]), "the dropping member's verdicts");
+            continue;
+        }
+        let before_drop = i < 250;
+        assert_eq!(port_count(&m.program, 9), 3, "member {i} saw every packet to 9");
+        assert_eq!(port_count(&m.program, 9999), u64::from(before_drop), "member {i} and the packet to 9999");
+        assert_eq!(m.stats(), Stats([0, 0, 3 + u64::from(before_drop), 0, 0, 0]), "member {i}'s counters");
+    }
+}
