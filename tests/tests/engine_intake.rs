@@ -164,3 +164,28 @@ fn users_programs_are_verified_without_the_services_privileges() {
     let out = chain.program().unwrap().test_run(&probe_packet(&[]), 1).unwrap();
     assert_eq!(out.retval, 2);
 }
+
+#[test]
+fn legacy_section_names_load_as_xdp_the_way_libxdp_loads_them() {
+    require_root();
+    let legacy = xdpd_bpf::object_bytes("legacy");
+    // SEC("prog") and SEC("xdp_drop_all"): libbpf knows neither; libxdp,
+    // xdp-loader and `ip link` load both as XDP, and so does xdpd.
+    let counted = load(&legacy, Some("legacy_prog"), CAP).unwrap();
+    assert_eq!(counted.section, "prog");
+    let drop = load(&legacy, Some("legacy_drop"), CAP).unwrap();
+    assert_eq!(drop.section, "xdp_drop_all");
+    // Two XDP programs now: one must be named, as for any object.
+    invalid(&load(&legacy, None, CAP).unwrap_err(), "2 XDP programs (legacy_prog, legacy_drop)");
+    let mut chain = Chain::unattached();
+    chain.add(counted, AddOptions::default()).unwrap();
+    let out = chain.program().unwrap().test_run(&probe_packet(&[]), 3).unwrap();
+    assert_eq!(out.retval, 2, "XDP_PASS");
+    let member = &chain.members()[0];
+    assert_eq!(xdpd_tests::map_u64(&member.program, ".bss", 0, 8), 3, "the legacy program ran as a chain member");
+    chain.add(drop, AddOptions::default()).unwrap();
+    assert_eq!(chain.program().unwrap().test_run(&probe_packet(&[]), 1).unwrap().retval, 1, "XDP_DROP");
+    // A section libbpf knows as another type stays refused, saying why.
+    let err = load(&xdpd_bpf::object_bytes("tc"), Some("tc_pass"), CAP).unwrap_err();
+    invalid(&err, "libbpf loads section 'tc' as sched_cls");
+}

@@ -170,10 +170,14 @@ fn select<'a>(programs: &'a [ProgramEntry], function: Option<&str>) -> Result<&'
     };
     if chosen.prog_type != libbpf_sys::BPF_PROG_TYPE_XDP {
         return Err(Error::InvalidObject(format!(
-            "program '{}' is a {} program (section '{}'), not an XDP program",
+            "program '{}' is a {} program (section '{}'), not an XDP program: libbpf loads section '{}' as {}; \
+             xdpd loads as XDP the sections 'xdp', 'xdp.frags' and any section libbpf does not know \
+             (legacy names such as 'prog' or 'xdp_foo')",
             chosen.name,
             libbpf_object::prog_type_name(chosen.prog_type),
-            chosen.section
+            chosen.section,
+            chosen.section,
+            libbpf_object::prog_type_name(chosen.prog_type),
         )));
     }
     Ok(chosen)
