@@ -8,6 +8,7 @@
 //! `chain → {linker, member} → {object, stats, actions, run_config, elf}`.
 
 pub mod actions;
+mod btf_ext;
 pub mod chain;
 mod elf;
 pub mod linker;

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use sha2::{Digest, Sha256};
 
+use super::btf_ext;
 use super::elf::Elf;
 use super::maps::prepare_maps;
 pub use super::maps::{estimated_bytes, is_pin_name, MapBudget};
@@ -99,6 +100,9 @@ pub struct LoadedProgram {
     pub(crate) insns: Vec<Insn>,
     /// `(instruction index, index into maps)` of every ld_imm64 map reference.
     pub(crate) map_refs: Vec<(usize, usize)>,
+    /// Instructions whose immediate is a type id of `btf`
+    /// (`bpf_core_type_id_local()`), shifted with it in a chain.
+    pub(crate) type_id_refs: Vec<usize>,
     /// Raw BTF of the object as the kernel accepted it.
     pub(crate) btf: Option<Vec<u8>>,
     pub(crate) func_info: Vec<FuncInfo>,
@@ -265,6 +269,14 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     } else {
         None
     };
+    let type_id_refs = btf_ext::local_type_id_sites(&elf, &capture.insns, &capture.func_info)
+        .map_err(|why| Error::InvalidObject(format!("program '{}': {why}", chosen.name)))?;
+    if btf.is_none() && !type_id_refs.is_empty() {
+        return Err(Error::InvalidObject(format!(
+            "program '{}' uses local BTF type ids but the object has no function records (.BTF.ext)",
+            chosen.name
+        )));
+    }
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
     Ok(LoadedProgram {
@@ -279,6 +291,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         maps,
         insns: capture.insns,
         map_refs,
+        type_id_refs,
         btf,
         func_info,
         line_info,

@@ -196,7 +196,10 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
         relocate::map_fds(&mut out.insns, place, &m.program.map_refs, &fds);
     }
     relocate::member_calls(&mut out.insns, &out.calls, &out.places);
-    let debug = debug_info::build(members, &placements, &out.places)?;
+    let (debug, shifts) = debug_info::build(members, &placements, &out.places)?;
+    for ((m, place), shift) in members.iter().zip(&out.places).zip(shifts) {
+        relocate::local_type_ids(&mut out.insns, place, &m.program.type_id_refs, shift);
+    }
     let inlined_members = members
         .iter()
         .zip(&placements)

@@ -40,6 +40,8 @@ pub(super) struct WireProgram {
     maps: Vec<WireMap>,
     insns: Vec<u64>,
     map_refs: Vec<(usize, usize)>,
+    #[serde(default)]
+    type_id_refs: Vec<usize>,
     btf: Option<Vec<u8>>,
     func_info: Vec<(u32, u32)>,
     line_info: Vec<(u32, u32, u32, u32)>,
@@ -82,6 +84,7 @@ impl WireProgram {
             maps,
             insns: p.insns.iter().map(insn_to_word).collect(),
             map_refs: p.map_refs,
+            type_id_refs: p.type_id_refs,
             btf: p.btf,
             func_info: p.func_info.iter().map(|f| (f.insn_off, f.type_id)).collect(),
             line_info: p.line_info.iter().map(|l| (l.insn_off, l.file_name_off, l.line_off, l.line_col)).collect(),
@@ -98,6 +101,9 @@ impl WireProgram {
         }
         if let Some(&(at, map)) = self.map_refs.iter().find(|&&(at, map)| at >= self.insns.len() || map >= fds.len()) {
             return Err(bad(format!("a map reference out of range (instruction {at}, map {map})")));
+        }
+        if let Some(at) = self.type_id_refs.iter().find(|&&at| at >= self.insns.len()) {
+            return Err(bad(format!("a type id reference out of range (instruction {at})")));
         }
         let maps = self
             .maps
@@ -124,6 +130,7 @@ impl WireProgram {
             maps,
             insns: self.insns.into_iter().map(insn_from_word).collect(),
             map_refs: self.map_refs,
+            type_id_refs: self.type_id_refs,
             btf: self.btf,
             func_info: self.func_info.into_iter().map(|(insn_off, type_id)| FuncInfo { insn_off, type_id }).collect(),
             line_info: self
