@@ -1,10 +1,11 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`
+//! with SECTION among `dataplane`, `counting`, `verify`, `live`, `control`, `flood`, `scale`, `compat`
 //! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
+mod compat;
 mod control;
 mod dataplane;
 mod flood;
@@ -42,6 +43,7 @@ enum Section {
     Control,
     Flood,
     Scale,
+    Compat,
 }
 
 fn main() {
@@ -77,5 +79,8 @@ fn main() {
     }
     if wants(Section::Scale) {
         scale::run_all(&args.interfaces).print_and_save(&csv_dir);
+    }
+    if wants(Section::Compat) {
+        compat::run().print_and_save(&csv_dir);
     }
 }

@@ -121,6 +121,14 @@ pub trait Program {
     #[zbus(property)]
     fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
 
+    /// Global variables set before the object was loaded (option `globals`).
+    #[zbus(property)]
+    fn globals(&self) -> zbus::Result<HashMap<String, String>>;
+
+    /// Map sizes set before the object was loaded (option `map-sizes`).
+    #[zbus(property)]
+    fn map_sizes(&self) -> zbus::Result<HashMap<String, u32>>;
+
     /// Verdict counts; never signalled (they change with every packet), so not cached.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> zbus::Result<HashMap<String, u64>>;

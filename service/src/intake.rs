@@ -23,6 +23,7 @@ use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
 use crate::kernel::bpffs::Bpffs;
 use crate::limits::Limits;
+use crate::program::ObjectConfig;
 
 /// How many objects of the largest allowed size may be in flight at once.
 pub const IN_FLIGHT_OBJECTS: usize = 4;
@@ -103,6 +104,7 @@ impl Intake {
         caller: &Caller,
         function: &str,
         sha256: Option<&str>,
+        config: &ObjectConfig,
     ) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
@@ -131,6 +133,7 @@ impl Intake {
             user: !caller.is_root(),
             map_budget: self.limits.map_budget(caller.uid),
             object_name: Some(object_name),
+            config: config.clone(),
         };
         let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
         let (program, object) = blocking(move || {

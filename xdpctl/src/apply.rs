@@ -417,6 +417,8 @@ async fn apply_interface(
                     snapshot: d.decl.snapshot,
                     force: false,
                     expected_generation: Some(expected),
+                    globals: Vec::new(),
+                    map_sizes: Vec::new(),
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

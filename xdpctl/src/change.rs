@@ -40,6 +40,14 @@ pub fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Va
     if let Some(generation) = opts.expected_generation {
         map.insert("expected-generation", Variant::from(generation));
     }
+    if !opts.globals.is_empty() {
+        let globals: HashMap<String, String> = opts.globals.iter().cloned().collect();
+        map.insert("globals", Variant::from(globals));
+    }
+    if !opts.map_sizes.is_empty() {
+        let sizes: HashMap<String, u32> = opts.map_sizes.iter().cloned().collect();
+        map.insert("map-sizes", Variant::from(sizes));
+    }
     for (name, set) in
         [("replace", replace), ("persist", opts.persist), ("snapshot", opts.snapshot), ("force", opts.force)]
     {
@@ -374,6 +382,8 @@ mod tests {
             snapshot: false,
             force: false,
             expected_generation: None,
+            globals: Vec::new(),
+            map_sizes: Vec::new(),
         };
         assert!(options(&opts, false).is_empty());
         opts.priority = Some(-5);

@@ -193,7 +193,7 @@ impl LinkIface {
             admitted.authorize(Action::Manage, &details).await?;
         }
         let caller = admitted.caller();
-        let verified = self.intake.take(source, caller, &program, request.sha256.as_deref()).await?;
+        let verified = self.intake.take(source, caller, &program, request.sha256.as_deref(), &request.config).await?;
         let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
         drop(verified.budget);
         Ok(super::program_path(self.handle.ifindex, id))

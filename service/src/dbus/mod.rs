@@ -5,6 +5,7 @@
 //! (`intake`) → hand the change to the interface's owner, which mutates,
 //! persists and publishes → reply.
 
+pub mod config_options;
 pub mod error;
 pub mod link;
 pub mod manager;

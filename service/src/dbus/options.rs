@@ -23,6 +23,8 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("snapshot", "b"),
     ("force", "b"),
     ("sha256", "s"),
+    ("globals", "a{ss}"),
+    ("map-sizes", "a{su}"),
 ];
 
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
@@ -88,6 +90,8 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("snapshot", Variant::Bool(b)) => req.snapshot = *b,
             ("force", Variant::Bool(b)) => req.force = *b,
             ("sha256", Variant::Str(s)) => req.sha256 = Some(sha256(s.as_str())?),
+            ("globals", v @ Variant::Dict(_)) => req.config.globals = super::config_options::globals(v)?,
+            ("map-sizes", v @ Variant::Dict(_)) => req.config.map_sizes = super::config_options::map_sizes(v)?,
             (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
                 let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();

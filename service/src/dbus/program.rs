@@ -148,6 +148,18 @@ impl ProgramIface {
         self.view.map_ids.clone()
     }
 
+    /// Global variables set before the object was loaded (option `globals`).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn globals(&self) -> HashMap<String, String> {
+        self.view.spec.config.globals.clone().into_iter().collect()
+    }
+
+    /// Map sizes set before the object was loaded (option `map-sizes`).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn map_sizes(&self) -> HashMap<String, u32> {
+        self.view.spec.config.map_sizes.clone().into_iter().collect()
+    }
+
     /// Verdict counts: aborted, drop, pass, tx, redirect, other (results of 5 and more);
     /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]

@@ -9,6 +9,7 @@
 
 pub mod actions;
 mod btf_ext;
+mod configure;
 pub mod chain;
 mod elf;
 pub mod linker;

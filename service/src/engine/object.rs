@@ -60,6 +60,8 @@ pub struct LoadOptions<'a> {
     pub budget: Option<MapBudget>,
     /// The object's name (after its file, see [`object_name_of`]); `None`: [`DEFAULT_OBJECT_NAME`].
     pub object_name: Option<&'a str>,
+    /// Values of global variables and map sizes, set before loading.
+    pub config: Option<&'a crate::program::ObjectConfig>,
 }
 
 /// The object name when the object's file name is not known.
@@ -239,7 +241,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     let object_name = opts.object_name.unwrap_or(DEFAULT_OBJECT_NAME);
     let name = std::ffi::CString::new(object_name)
         .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
-    let object = Object::open_named(bytes, &name).map_err(|f| {
+    let mut object = Object::open_named(bytes, &name).map_err(|f| {
         let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
         Error::InvalidObject(with_messages(&summary, &f.messages))
     })?;
@@ -250,6 +252,9 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         .with_btf(|btf| run_config::read(Some(btf), &chosen.name))
         .unwrap_or_else(|| Ok(RunConfig::default()))
         .map_err(Error::InvalidObject)?;
+    if let Some(config) = opts.config {
+        super::configure::apply(&mut object, config)?;
+    }
     let (sizes, shared) = prepare_maps(&object, opts)?;
     let capture = object.load(chosen, privilege == Privilege::User).map_err(|f| load_failure(&chosen.name, f))?;
     if !capture.seen || capture.insns.is_empty() {

@@ -260,6 +260,7 @@ impl Owner {
             persist: request.persist,
             snapshot: request.snapshot,
             map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
+            config: request.config.clone(),
             ..Default::default()
         };
         let (id, priority, proceed_on, map_ids) = self

@@ -60,6 +60,9 @@ pub struct Job {
     /// The object's name (after its file); `None`: the default.
     #[serde(default)]
     pub object_name: Option<String>,
+    /// Values of global variables and map sizes, set before loading.
+    #[serde(default)]
+    pub config: crate::program::ObjectConfig,
 }
 
 /// How intake children are started and bounded.
@@ -258,6 +261,7 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
                 privilege: if job.user { Privilege::User } else { Privilege::Full },
                 budget: job.map_budget,
                 object_name: job.object_name.as_deref(),
+                config: Some(&job.config),
             },
         ),
         Err(e) => Err(Error::LimitExceeded(format!("reading the object: {e}"))),

@@ -4,6 +4,7 @@
 //! engine decides which program and what to do with it; this file only
 //! makes the calls.
 
+mod config;
 mod maps;
 
 pub use self::maps::{possible_cpus, MapDefinition};
