@@ -610,7 +610,8 @@ async fn objects_are_configured_before_loading_through_dbus() {
         ("drop_port".to_string(), "9999".to_string()),
     ]);
     let sizes = HashMap::from([("flows".to_string(), 1024u32)]);
-    let opts = HashMap::from([("globals", Variant::from(globals.clone())), ("map-sizes", Variant::from(sizes.clone()))]);
+    let opts =
+        HashMap::from([("globals", Variant::from(globals.clone())), ("map-sizes", Variant::from(sizes.clone()))]);
     let path = link.add_program_from_path(&object("skelconfig"), "configured", opts).await.unwrap();
     let program = f.program(&path).await;
     assert_eq!(program.globals().await.unwrap(), globals);

@@ -197,7 +197,10 @@ fn configured(globals: &[(&str, &str)], sizes: &[(&str, u32)]) -> Result<xdpd::e
         map_sizes: sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
     let bytes = xdpd_bpf::object_bytes("skelconfig");
-    load_opts(&bytes, &LoadOptions { max_size: CAP, config: Some(&config), object_name: Some("skelconfig"), ..Default::default() })
+    load_opts(
+        &bytes,
+        &LoadOptions { max_size: CAP, config: Some(&config), object_name: Some("skelconfig"), ..Default::default() },
+    )
 }
 
 /// `(key, value)` of every map entry is too much here: the max_entries the kernel gave the map.
@@ -242,11 +245,11 @@ fn objects_are_configured_before_loading_as_skeletons_do() {
 fn a_configuration_the_object_cannot_take_is_refused_naming_the_variable_or_map() {
     require_root();
     let mut w = Witness::new();
-    let refused = |w: &mut Witness, globals: &[(&str, &str)], sizes: &[(&str, u32)], needle: &str| {
-        match w.refuse(configured(globals, sizes)) {
-            Error::InvalidArgument(m) => assert!(m.contains(needle), "expected '{needle}' in: {m}"),
-            other => panic!("expected InvalidArgument with '{needle}', got {other}"),
-        }
+    let refused = |w: &mut Witness, globals: &[(&str, &str)], sizes: &[(&str, u32)], needle: &str| match w
+        .refuse(configured(globals, sizes))
+    {
+        Error::InvalidArgument(m) => assert!(m.contains(needle), "expected '{needle}' in: {m}"),
+        other => panic!("expected InvalidArgument with '{needle}', got {other}"),
     };
     refused(&mut w, &[("drop_prt", "1")], &[], "no variable 'drop_prt' in .rodata, .data or .bss (the object has: ");
     refused(&mut w, &[("drop_port", "70000")], &[], "variable 'drop_port': 70000 is out of range for u16 (0..=65535)");

@@ -398,6 +398,14 @@ mod tests {
         assert_eq!(map["replace"], Variant::from(true));
         assert_eq!(map["force"], Variant::from(true));
         assert!(!map.contains_key("persist"));
+        opts.globals = vec![("port".into(), "80".into())];
+        opts.map_sizes = vec![("flows".into(), 64)];
+        let map = options(&opts, false);
+        assert_eq!(map["globals"], Variant::from(HashMap::from([("port".to_string(), "80".to_string())])));
+        assert_eq!(map["map-sizes"], Variant::from(HashMap::from([("flows".to_string(), 64u32)])));
+        assert_eq!(crate::cli::parse_global("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(crate::cli::parse_global("novalue").is_err());
+        assert!(crate::cli::parse_map_size("m=-1").is_err());
     }
 
     #[test]

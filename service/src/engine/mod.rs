@@ -9,8 +9,8 @@
 
 pub mod actions;
 mod btf_ext;
-mod configure;
 pub mod chain;
+mod configure;
 mod elf;
 pub mod linker;
 pub mod maps;
