@@ -105,6 +105,7 @@ impl Intake {
         function: &str,
         sha256: Option<&str>,
         config: &ObjectConfig,
+        ifindex: u32,
     ) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
@@ -134,6 +135,7 @@ impl Intake {
             map_budget: self.limits.map_budget(caller.uid),
             object_name: Some(object_name),
             config: config.clone(),
+            ifindex: Some(ifindex),
         };
         let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
         let (program, object) = blocking(move || {

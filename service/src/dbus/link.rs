@@ -193,7 +193,9 @@ impl LinkIface {
             admitted.authorize(Action::Manage, &details).await?;
         }
         let caller = admitted.caller();
-        let verified = self.intake.take(source, caller, &program, request.sha256.as_deref(), &request.config).await?;
+        let ifindex = self.handle.ifindex;
+        let verified =
+            self.intake.take(source, caller, &program, request.sha256.as_deref(), &request.config, ifindex).await?;
         let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
         drop(verified.budget);
         Ok(super::program_path(self.handle.ifindex, id))

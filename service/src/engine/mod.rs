@@ -12,6 +12,7 @@ mod btf_ext;
 pub mod chain;
 mod configure;
 mod elf;
+pub mod hints;
 pub mod linker;
 pub mod maps;
 pub mod member;

@@ -62,6 +62,9 @@ pub struct LoadOptions<'a> {
     pub object_name: Option<&'a str>,
     /// Values of global variables and map sizes, set before loading.
     pub config: Option<&'a crate::program::ObjectConfig>,
+    /// The interface the program is for: a program that calls the XDP
+    /// metadata kfuncs is loaded bound to it (see [`super::hints`]).
+    pub ifindex: Option<u32>,
 }
 
 /// The object name when the object's file name is not known.
@@ -89,6 +92,9 @@ pub struct LoadedProgram {
     pub run_config: RunConfig,
     /// Whether the program declares XDP frags support (`SEC("xdp.frags")`).
     pub frags: bool,
+    /// Loaded bound to this device (it calls XDP metadata kfuncs): a chain
+    /// holding it is bound too.
+    pub dev_bound: Option<u32>,
     /// The object's license: decides whether the chain is GPL.
     pub license: String,
     /// SHA-256 of the object file, hex.
@@ -255,6 +261,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     if let Some(config) = opts.config {
         super::configure::apply(&mut object, config)?;
     }
+    let dev_bound = super::hints::bind_if_needed(&object, chosen, opts.ifindex)?.then_some(opts.ifindex).flatten();
     let (sizes, shared) = prepare_maps(&object, opts)?;
     let capture = object.load(chosen, privilege == Privilege::User).map_err(|f| load_failure(&chosen.name, f))?;
     if !capture.seen || capture.insns.is_empty() {
@@ -290,6 +297,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         section: chosen.section.clone(),
         run_config,
         frags: capture.frags,
+        dev_bound,
         license,
         sha256: sha256_hex(bytes),
         kernel_tag,

@@ -101,6 +101,8 @@ pub enum LinkMode {
 pub struct LinkTarget {
     /// The device, for a program offloaded to a NIC.
     pub offload_ifindex: Option<u32>,
+    /// The device the chain is bound to (a member uses XDP hints).
+    pub dev_bound_ifindex: Option<u32>,
     /// Inline where possible, or call every member.
     pub mode: LinkMode,
     /// With a user's program in the chain, verify it as an unprivileged loader would.

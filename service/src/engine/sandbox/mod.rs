@@ -63,6 +63,9 @@ pub struct Job {
     /// Values of global variables and map sizes, set before loading.
     #[serde(default)]
     pub config: crate::program::ObjectConfig,
+    /// The interface the program is for (XDP hints bind to it).
+    #[serde(default)]
+    pub ifindex: Option<u32>,
 }
 
 /// How intake children are started and bounded.
@@ -262,6 +265,7 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
                 budget: job.map_budget,
                 object_name: job.object_name.as_deref(),
                 config: Some(&job.config),
+                ifindex: job.ifindex,
             },
         ),
         Err(e) => Err(Error::LimitExceeded(format!("reading the object: {e}"))),

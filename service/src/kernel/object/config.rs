@@ -56,3 +56,24 @@ impl Object {
         Ok(())
     }
 }
+
+impl Object {
+    /// Loads the program `chosen` bound to the device `ifindex`
+    /// (`BPF_F_XDP_DEV_BOUND_ONLY`), as programs that call the device's XDP
+    /// metadata kfuncs must be.
+    pub fn bind_to_device(&self, chosen: &super::ProgramEntry, ifindex: u32) -> Result<(), KernelError> {
+        let prog = self
+            .program(chosen)
+            .ok_or_else(|| KernelError::invalid(format!("binding program '{}'", chosen.name), "not of this object"))?;
+        // SAFETY: a program of this object, not loaded yet.
+        let ret = unsafe {
+            let flags = libbpf_sys::bpf_program__flags(prog) | libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY;
+            libbpf_sys::bpf_program__set_ifindex(prog, ifindex);
+            libbpf_sys::bpf_program__set_flags(prog, flags)
+        };
+        if ret < 0 {
+            return Err(KernelError::new(format!("binding program '{}' to a device", chosen.name), -ret));
+        }
+        Ok(())
+    }
+}
