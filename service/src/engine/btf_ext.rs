@@ -42,7 +42,7 @@ fn records(data: &[u8], off: usize, len: usize, min_size: usize, words: usize) -
         return Ok(Vec::new());
     }
     let rec_size = u32_at(block, 0).ok_or_else(bad)? as usize;
-    if rec_size < min_size || rec_size % 4 != 0 {
+    if rec_size < min_size || !rec_size.is_multiple_of(4) {
         return Err(format!("corrupt .BTF.ext (record size {rec_size})"));
     }
     let (mut at, mut out) = (4, Vec::new());
