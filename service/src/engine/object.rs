@@ -245,12 +245,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     let license = elf.license().unwrap_or_default();
     libbpf_object::register_hook()?;
     let object_name = opts.object_name.unwrap_or(DEFAULT_OBJECT_NAME);
-    let name = std::ffi::CString::new(object_name)
-        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
-    let mut object = Object::open_named(bytes, &name).map_err(|f| {
-        let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
-        Error::InvalidObject(with_messages(&summary, &f.messages))
-    })?;
+    let mut object = open(bytes, object_name)?;
     let programs = object.programs();
     let chosen = select(&programs, function)?;
     object.set_autoload_only(chosen);
@@ -276,19 +271,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         map.shared = shared.contains(&map.name);
         map.bytes = sizes.iter().find(|(n, _)| *n == map.name).map_or(0, |(_, b)| *b);
     }
-    let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
-        Some(libbpf_object::kernel_btf(capture.btf_fd)?)
-    } else {
-        None
-    };
-    let type_id_refs = btf_ext::local_type_id_sites(&elf, &capture.insns, &capture.func_info)
-        .map_err(|why| Error::InvalidObject(format!("program '{}': {why}", chosen.name)))?;
-    if btf.is_none() && !type_id_refs.is_empty() {
-        return Err(Error::InvalidObject(format!(
-            "program '{}' uses local BTF type ids but the object has no function records (.BTF.ext)",
-            chosen.name
-        )));
-    }
+    let (btf, type_id_refs) = debug_parts(&elf, &capture, &chosen.name)?;
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
     Ok(LoadedProgram {
@@ -309,6 +292,38 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         func_info,
         line_info,
     })
+}
+
+/// Opens the object under `object_name` (see [`LoadOptions::object_name`]).
+fn open(bytes: &[u8], object_name: &str) -> Result<Object, Error> {
+    let name = std::ffi::CString::new(object_name)
+        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
+    Object::open_named(bytes, &name).map_err(|f| {
+        let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
+        Error::InvalidObject(with_messages(&summary, &f.messages))
+    })
+}
+
+/// The program's BTF as the kernel accepted it (when it has function
+/// records) and the instructions that carry its local type ids.
+fn debug_parts(
+    elf: &Elf<'_>,
+    capture: &libbpf_object::Capture,
+    program: &str,
+) -> Result<(Option<Vec<u8>>, Vec<usize>), Error> {
+    let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
+        Some(libbpf_object::kernel_btf(capture.btf_fd)?)
+    } else {
+        None
+    };
+    let type_id_refs = btf_ext::local_type_id_sites(elf, &capture.insns, &capture.func_info)
+        .map_err(|why| Error::InvalidObject(format!("program '{program}': {why}")))?;
+    if btf.is_none() && !type_id_refs.is_empty() {
+        return Err(Error::InvalidObject(format!(
+            "program '{program}' uses local BTF type ids but the object has no function records (.BTF.ext)"
+        )));
+    }
+    Ok((btf, type_id_refs))
 }
 
 /// What a failed libbpf load means: the verifier refused the program, the
