@@ -133,7 +133,7 @@ impl Intake {
             // A non-root user's program is verified as an unprivileged loader's would be.
             user: !caller.is_root(),
             map_budget: self.limits.map_budget(caller.uid),
-            object_name: Some(object_name),
+            object_name: Some(config.object_name.clone().unwrap_or(object_name)),
             config: config.clone(),
             ifindex: Some(ifindex),
         };

@@ -16,6 +16,11 @@ pub struct ObjectConfig {
     /// A map by name → its `max_entries`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub map_sizes: BTreeMap<String, u32>,
+    /// The object's name as the caller gives it (libbpf derives the names of
+    /// global-data maps from it: `<object>.bss`), for a descriptor that names
+    /// no file; the name in effect is recorded as [`ProgramSpec::object`].
+    #[serde(skip)]
+    pub object_name: Option<String>,
 }
 
 impl ObjectConfig {

@@ -639,6 +639,18 @@ async fn objects_are_configured_before_loading_through_dbus() {
     assert_eq!(link.generation().await.unwrap(), generation);
     assert_eq!(link.programs().await.unwrap(), vec![path.clone()]);
 
+    // A memfd names no file: the caller names the object, and its maps are named as libbpf names them.
+    let memfd = memfd_with(&xdpd_bpf::object_bytes("skelconfig"));
+    let named = HashMap::from([("object-name", Variant::from("myskel"))]);
+    let p = link.add_program(zbus::Fd::from(memfd.as_fd()), "configured", named).await.unwrap();
+    let mut maps: Vec<String> = f.program(&p).await.map_ids().await.unwrap().into_keys().collect();
+    maps.sort();
+    assert_eq!(maps, ["flows", "myskel.bss", "myskel.data", "myskel.rodata"]);
+    f.program(&p).await.remove().await.unwrap();
+    let bad = HashMap::from([("object-name", Variant::from("../x"))]);
+    let err = link.add_program(zbus::Fd::from(memfd.as_fd()), "configured", bad).await.unwrap_err();
+    assert!(err.to_string().contains("option 'object-name' must be 1 to 64 letters"), "{err}");
+
     // The record keeps the configuration: after an idle exit it is still shown.
     let pid = f.bus.service_pid().expect("service running");
     assert!(f.bus.wait_service_gone(pid, Duration::from_secs(15)), "the service did not exit when idle");

@@ -419,6 +419,7 @@ async fn apply_interface(
                     expected_generation: Some(expected),
                     globals: Vec::new(),
                     map_sizes: Vec::new(),
+                    object_name: None,
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

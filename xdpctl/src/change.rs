@@ -44,6 +44,9 @@ pub fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Va
         let globals: HashMap<String, String> = opts.globals.iter().cloned().collect();
         map.insert("globals", Variant::from(globals));
     }
+    if let Some(name) = &opts.object_name {
+        map.insert("object-name", Variant::from(name.clone()));
+    }
     if !opts.map_sizes.is_empty() {
         let sizes: HashMap<String, u32> = opts.map_sizes.iter().cloned().collect();
         map.insert("map-sizes", Variant::from(sizes));
@@ -384,6 +387,7 @@ mod tests {
             expected_generation: None,
             globals: Vec::new(),
             map_sizes: Vec::new(),
+            object_name: None,
         };
         assert!(options(&opts, false).is_empty());
         opts.priority = Some(-5);

@@ -502,6 +502,10 @@ pub struct ProgramOptions {
     /// Set a map's max_entries before loading (repeatable)
     #[arg(long = "map-size", value_name = "MAP=N", value_parser = parse_map_size)]
     pub map_sizes: Vec<(String, u32)>,
+
+    /// The object's name, for its map names (<NAME>.bss), when OBJECT is "-"
+    #[arg(long, value_name = "NAME")]
+    pub object_name: Option<String>,
 }
 
 /// `NAME=VALUE` of --set.

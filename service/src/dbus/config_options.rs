@@ -64,6 +64,19 @@ pub fn map_sizes(value: &Variant<'_>) -> Result<BTreeMap<String, u32>, ServiceEr
     Ok(out)
 }
 
+/// `object-name` (s): what libbpf names the object (and so its global-data
+/// maps, `<object>.bss`) when the descriptor names no file: 1 to 64 letters,
+/// digits, `_` and `-`.
+pub fn object_name(name: &str) -> Result<String, ServiceError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+        return Err(ServiceError::InvalidArgs(
+            "option 'object-name' must be 1 to 64 letters, digits, '_' or '-'".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +92,7 @@ mod tests {
         let spaced = Variant::from(HashMap::from([("a b".to_string(), 1u32)]));
         assert!(matches!(map_sizes(&spaced), Err(ServiceError::InvalidArgs(_))));
         assert!(matches!(globals(&Variant::from(7u32)), Err(ServiceError::InvalidArgs(_))));
+        assert_eq!(object_name("filter_bpf").ok().as_deref(), Some("filter_bpf"));
+        assert!(object_name("a.b").is_err() && object_name("").is_err() && object_name("../x").is_err());
     }
 }

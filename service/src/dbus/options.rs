@@ -25,6 +25,7 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("sha256", "s"),
     ("globals", "a{ss}"),
     ("map-sizes", "a{su}"),
+    ("object-name", "s"),
 ];
 
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
@@ -92,6 +93,7 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("sha256", Variant::Str(s)) => req.sha256 = Some(sha256(s.as_str())?),
             ("globals", v @ Variant::Dict(_)) => req.config.globals = super::config_options::globals(v)?,
             ("map-sizes", v @ Variant::Dict(_)) => req.config.map_sizes = super::config_options::map_sizes(v)?,
+            ("object-name", Variant::Str(s)) => req.config.object_name = Some(super::config_options::object_name(s)?),
             (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
                 let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
