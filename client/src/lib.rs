@@ -42,6 +42,16 @@ pub trait Link {
         options: HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
 
+    /// Adds the programs of `add` and removes those of `remove` (ids) as one
+    /// change of the chain; returns the new programs' objects in order.
+    #[allow(clippy::type_complexity)]
+    fn change_chain(
+        &self,
+        add: Vec<(zbus::Fd<'_>, &str, HashMap<&str, Variant<'_>>)>,
+        remove: Vec<u64>,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<Vec<OwnedObjectPath>>;
+
     /// Takes the interface back from a foreign program.
     fn reclaim(&self) -> zbus::Result<()>;
 

@@ -95,38 +95,76 @@ impl Intake {
         })
     }
 
-    /// Reads the object of `source`, verifies its program `function` ("" for
-    /// the only XDP program) with the caller's privilege, and checks the
-    /// announced `sha256`. The caller must be authorized already.
-    pub async fn take(
-        &self,
-        source: Source,
-        caller: &Caller,
-        function: &str,
-        sha256: Option<&str>,
-        config: &ObjectConfig,
-        ifindex: u32,
-    ) -> Result<Verified, ServiceError> {
+    /// Reads the object of `source`, verifies the program `wanted` names
+    /// with the caller's privilege, and checks the announced `sha256`. The
+    /// caller must be authorized already.
+    pub async fn take(&self, source: Source, caller: &Caller, wanted: &Wanted) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
-        let max = self.max_object_size;
-        let (cap, reserve) = match size {
-            // Not a regular file: the read refuses it without reading.
-            None => (0, 1),
-            // A regular file that does not tell its size (procfs): up to the limit.
-            Some(0) => (max, max + 1),
-            // Over the limit: refused by the read without reading.
-            Some(size) if size > max => (max, 1),
-            Some(size) => (size, size + 1),
-        };
-        let budget = self
-            .budget
+        let (cap, reserve) = reservation(size, self.max_object_size);
+        let budget = self.reserve(units(reserve)).await?;
+        let (program, object) = self.load(fd, cap, object_name, caller, wanted).await?;
+        Ok(Verified { program, object, budget })
+    }
+
+    /// The objects of one change (source, function, announced SHA-256), read
+    /// and verified in order; the first failure ends it, named by its index.
+    /// Their memory is reserved at once, so that two such changes cannot each
+    /// hold part of the budget while waiting for the rest.
+    pub async fn take_all(
+        &self,
+        entries: Vec<(Source, Wanted)>,
+        caller: &Caller,
+    ) -> Result<(Vec<(LoadedProgram, Arc<Vec<u8>>)>, OwnedSemaphorePermit), ServiceError> {
+        let mut opened = Vec::with_capacity(entries.len());
+        let mut total: u64 = 0;
+        for (i, (source, wanted)) in entries.into_iter().enumerate() {
+            let opener = caller.clone();
+            let (fd, size, name) = blocking(move || open(source, &opener))
+                .await
+                .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
+            let (cap, reserve) = reservation(size, self.max_object_size);
+            total += u64::from(units(reserve));
+            opened.push((fd, cap, name, wanted));
+        }
+        let capacity = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
+        let total = u32::try_from(total).ok().filter(|t| *t <= capacity).ok_or_else(|| {
+            ServiceError::LimitExceeded(format!(
+                "the objects of one change may total at most {} bytes (the service's memory for objects in flight)",
+                u64::from(capacity) * UNIT as u64
+            ))
+        })?;
+        let budget = self.reserve(total).await?;
+        let mut loaded = Vec::with_capacity(opened.len());
+        for (i, (fd, cap, name, wanted)) in opened.into_iter().enumerate() {
+            let program = self.load(fd, cap, name, caller, &wanted).await;
+            loaded.push(program.map_err(|e| e.context(&format!("program {i} of the change: ")))?);
+        }
+        Ok((loaded, budget))
+    }
+
+    async fn reserve(&self, units: u32) -> Result<OwnedSemaphorePermit, ServiceError> {
+        self.budget
             .clone()
-            .acquire_many_owned(units(reserve))
+            .acquire_many_owned(units)
             .await
-            .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))?;
+            .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
+    }
+
+    /// Reads at most `cap` bytes of `fd` and verifies the program `wanted`
+    /// names as `caller`'s, in the sandbox; checks the announced SHA-256.
+    async fn load(
+        &self,
+        fd: OwnedFd,
+        cap: usize,
+        object_name: String,
+        caller: &Caller,
+        wanted: &Wanted,
+    ) -> Result<(LoadedProgram, Arc<Vec<u8>>), ServiceError> {
+        let max = self.max_object_size;
+        let (config, sha256) = (&wanted.config, wanted.sha256.as_deref());
         let job = Job {
-            function: Some(function.to_string()).filter(|f| !f.is_empty()),
+            function: Some(wanted.function.clone()).filter(|f| !f.is_empty()),
             max_size: max,
             maps_dir: None,
             shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
@@ -135,7 +173,7 @@ impl Intake {
             map_budget: self.limits.map_budget(caller.uid),
             object_name: Some(config.object_name.clone().unwrap_or(object_name)),
             config: config.clone(),
-            ifindex: Some(ifindex),
+            ifindex: Some(wanted.ifindex),
         };
         let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
         let (program, object) = blocking(move || {
@@ -156,8 +194,35 @@ impl Intake {
                 program.sha256
             )));
         }
-        Ok(Verified { program, object, budget })
+        Ok((program, object))
     }
+}
+
+/// How much of an object of `size` to read at most, and how many bytes of
+/// budget it takes (`max`: the service's limit).
+fn reservation(size: Option<usize>, max: usize) -> (usize, usize) {
+    match size {
+        // Not a regular file: the read refuses it without reading.
+        None => (0, 1),
+        // A regular file that does not tell its size (procfs): up to the limit.
+        Some(0) => (max, max + 1),
+        // Over the limit: refused by the read without reading.
+        Some(size) if size > max => (max, 1),
+        Some(size) => (size, size + 1),
+    }
+}
+
+/// What a request wants of an object.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The program's function name ("" for the only XDP program).
+    pub function: String,
+    /// The object's SHA-256 as the caller announced it.
+    pub sha256: Option<String>,
+    /// Values of global variables and map sizes, set before loading.
+    pub config: ObjectConfig,
+    /// The interface the program is for (XDP hints bind to it).
+    pub ifindex: u32,
 }
 
 /// Opens the source (a path as the caller) and tells its size (`None` for

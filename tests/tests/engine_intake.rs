@@ -195,6 +195,7 @@ fn configured(globals: &[(&str, &str)], sizes: &[(&str, u32)]) -> Result<xdpd::e
     let config = xdpd::program::ObjectConfig {
         globals: globals.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         map_sizes: sizes.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        object_name: None,
     };
     let bytes = xdpd_bpf::object_bytes("skelconfig");
     load_opts(

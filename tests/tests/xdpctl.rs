@@ -984,7 +984,10 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     // Someone's program the file does not name: left alone unless --prune.
     f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "99"]);
     std::fs::write(&file, with_maps(declaration(90, "\"pass\""))).expect("write declaration");
+    let first = generation();
     let out = f.ok(&["apply", &file_arg]);
+    // Both programs came in one change: one generation step.
+    assert_eq!(generation(), first + 1, "{out}");
     assert!(out.contains(&format!("+ {dev}: add udp_count")) && out.contains("+ ") && out.contains("= "), "{out}");
     let names: Vec<String> =
         f.status()["programs"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
@@ -1015,7 +1018,7 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     // Applied: the chain matches, the map is written into the new program.
     f.ok(&["apply", &file_arg]);
     let link = f.status();
-    assert!(link["generation"].as_u64().unwrap() > before);
+    assert_eq!(link["generation"].as_u64().unwrap(), before + 1);
     assert_eq!(link["programs"][1]["priority"], 80, "{link}");
     let counter_id = link["programs"][1]["id"].to_string();
     let dump = f.ok(&["maps", dev, &counter_id, "packets"]);
@@ -1028,6 +1031,23 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     assert!(r.stdout.contains(&format!("- {dev}: remove udp_drop")), "{r}");
     f.ok(&["apply", "--prune", &file_arg]);
     assert_eq!(f.status()["programs"].as_array().map(Vec::len), Some(2));
+
+    // Atomic per interface: a file whose second program cannot load changes
+    // nothing, not even the first one's part.
+    let (g, programs) = (generation(), f.status()["programs"].clone());
+    let junk = f.objects.0.join("junk.o");
+    std::fs::write(&junk, b"not an ELF object").unwrap();
+    let broken = format!(
+        "{}\n[[interface.program]]\nobject = \"{}\"\ntag = \"junk\"\npriority = 5\n",
+        declaration(70, "\"drop\", \"pass\""),
+        junk.display()
+    );
+    std::fs::write(&file, broken).unwrap();
+    let r = f.run(&["apply", &file_arg]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("program 1 of the change: invalid object"), "{r}");
+    assert_eq!((generation(), f.status()["programs"].clone()), (g, programs), "a failed apply changed the chain");
+    std::fs::write(&file, with_maps(declaration(80, "\"drop\", \"pass\""))).expect("write declaration");
 
     // export writes the same declaration (map contents are not exported).
     let exported = f.ok(&["export", dev, "--objects", &objects_dir]);

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::OwnedObjectPath;
-use zbus::{interface, Connection, OwnedVariant};
+use zbus::{interface, Connection, ObjectServer, OwnedVariant};
 
+use super::change;
 use super::options::{self, AddRequest};
 use crate::auth::{Action, Details};
 use crate::error::ServiceError;
 use crate::iface::Handle;
-use crate::intake::{Intake, Source};
+use crate::intake::{Intake, Source, Wanted};
 use crate::request::{Front, Request};
 
 pub const INTERFACE: &str = "org.xdp.Manager1.Link";
@@ -63,6 +64,28 @@ impl LinkIface {
         let request = options::parse(&options)?;
         let admitted = self.front.begin(connection, &header).await?;
         self.add(admitted, Source::path(path)?, program, request).await
+    }
+
+    /// Makes several changes of this interface's chain as one: adds each
+    /// program of `add` (object descriptor, function, AddProgram's options
+    /// without mode, force and expected-generation), removes the programs
+    /// `remove` names by id, links the chain once and swaps it in: one
+    /// generation, one ChainChanged. `options`: mode (s), force (b),
+    /// expected-generation (t). Returns the new programs' paths in order.
+    #[zbus(out_args("program_paths"))]
+    async fn change_chain(
+        &self,
+        add: Vec<(zbus::OwnedFd, String, HashMap<String, OwnedVariant>)>,
+        remove: Vec<u64>,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
+        let _busy = self.front.busy();
+        let decoded = change::decode(add, &remove, &options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.change(admitted, server, decoded, remove).await
     }
 
     /// Takes the interface back after someone detached or replaced the chain
@@ -162,7 +185,13 @@ impl LinkIface {
 
 impl LinkIface {
     /// What polkit is told; only what the request says (nothing is read yet).
-    fn details(&self, admitted: &Request<'_, '_>, program: &str, tag: &str, sha256: Option<String>) -> Details {
+    pub(super) fn details(
+        &self,
+        admitted: &Request<'_, '_>,
+        program: &str,
+        tag: &str,
+        sha256: Option<String>,
+    ) -> Details {
         Details {
             interface: self.handle.view().name,
             ifindex: self.handle.ifindex,
@@ -193,9 +222,13 @@ impl LinkIface {
             admitted.authorize(Action::Manage, &details).await?;
         }
         let caller = admitted.caller();
-        let ifindex = self.handle.ifindex;
-        let verified =
-            self.intake.take(source, caller, &program, request.sha256.as_deref(), &request.config, ifindex).await?;
+        let wanted = Wanted {
+            function: program.clone(),
+            sha256: request.sha256.clone(),
+            config: request.config.clone(),
+            ifindex: self.handle.ifindex,
+        };
+        let verified = self.intake.take(source, caller, &wanted).await?;
         let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
         drop(verified.budget);
         Ok(super::program_path(self.handle.ifindex, id))

@@ -5,10 +5,13 @@
 //! (`intake`) → hand the change to the interface's owner, which mutates,
 //! persists and publishes → reply.
 
+pub mod change;
 pub mod config_options;
 pub mod error;
+pub mod introspect;
 pub mod link;
 pub mod manager;
+pub mod objects;
 pub mod options;
 pub mod program;
 pub mod publisher;

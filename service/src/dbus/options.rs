@@ -113,6 +113,30 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     Ok(req)
 }
 
+/// Options that belong to a change as a whole (ChangeChain's `options`), not to one of its programs.
+const CHANGE_OPTIONS: [&str; 3] = ["mode", "force", "expected-generation"];
+
+/// The options of one program of ChangeChain: AddProgram's, but for the change's own.
+pub fn parse_part(options: &HashMap<String, OwnedVariant>, index: usize) -> Result<AddRequest, ServiceError> {
+    if let Some(name) = CHANGE_OPTIONS.iter().find(|n| options.contains_key(**n)) {
+        return Err(ServiceError::InvalidArgs(format!(
+            "program {index} of the change: option '{name}' belongs to the change's options, not to one program"
+        )));
+    }
+    parse(options).map_err(|e| e.context(&format!("program {index} of the change: ")))
+}
+
+/// ChangeChain's own options: mode, force, expected-generation.
+pub fn parse_change(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, ServiceError> {
+    if let Some(name) = options.keys().find(|n| !CHANGE_OPTIONS.contains(&n.as_str())) {
+        return Err(ServiceError::InvalidArgs(format!(
+            "option '{name}' of the change: only {} apply to a change as a whole",
+            CHANGE_OPTIONS.join(", ")
+        )));
+    }
+    parse(options)
+}
+
 /// Whether a caller-chosen name is at most `max` bytes with no control
 /// character (so it can never break a log line or a message).
 fn printable(s: &str, max: usize) -> bool {

@@ -246,6 +246,42 @@ impl Chain {
         self.commit(candidate, &AddOptions::default())
     }
 
+    /// Several changes as one: the `removed` members go and each of `added`
+    /// joins, in place of the member it replaces if it names one; the chain
+    /// is linked and swapped in once (`options`: mode and force). Returns the
+    /// new members' ids in the order of `added`.
+    pub fn change(
+        &mut self,
+        removed: &[MemberId],
+        added: Vec<(LoadedProgram, AddOptions, Option<MemberId>)>,
+        options: &AddOptions,
+    ) -> Result<Vec<MemberId>, Error> {
+        let replaced: Vec<MemberId> = added.iter().filter_map(|(_, _, old)| *old).collect();
+        if let Some(id) = removed.iter().chain(&replaced).find(|id| self.member(**id).is_none()) {
+            return Err(Error::NoSuchProgram(*id));
+        }
+        let mut candidate: Vec<Member> = self.members.iter().filter(|m| !removed.contains(&m.id)).cloned().collect();
+        let grown = candidate.len() + added.len() - replaced.len();
+        if grown > self.max_members.max(self.members.len()) {
+            return Err(Error::LimitExceeded(format!(
+                "the chain would have {grown} programs; the maximum is {}",
+                self.max_members
+            )));
+        }
+        let mut ids = Vec::with_capacity(added.len());
+        for (program, member_options, old) in added {
+            let seq = old.and_then(|id| self.member(id)).map(|m| m.seq);
+            let member = self.new_member(program, &member_options, seq);
+            ids.push(member.id);
+            match old.and_then(|id| candidate.iter_mut().find(|m| m.id == id)) {
+                Some(slot) => *slot = member,
+                None => candidate.push(member),
+            }
+        }
+        self.commit(candidate, options)?;
+        Ok(ids)
+    }
+
     /// Whether the dispatcher counts every member's verdicts.
     pub fn counting(&self) -> bool {
         self.counting

@@ -28,6 +28,23 @@ pub struct AddRequest {
     pub config: crate::program::ObjectConfig,
 }
 
+/// One program of a change of several parts (see [`Command::Change`]).
+pub struct ChangeAdd {
+    pub program: LoadedProgram,
+    pub object: Arc<Vec<u8>>,
+    /// Its own options; mode, force and expected-generation belong to the change.
+    pub request: AddRequest,
+}
+
+/// A change of several parts, made as one (one link, one swap, one generation).
+pub struct ChangeRequest {
+    pub add: Vec<ChangeAdd>,
+    pub remove: Vec<MemberId>,
+    pub mode: Option<AttachMode>,
+    pub force: bool,
+    pub expected_generation: Option<u64>,
+}
+
 pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
 
 pub enum Command {
@@ -40,6 +57,8 @@ pub enum Command {
         caller: Caller,
         reply: Reply<MemberId>,
     },
+    /// Several adds, replaces and removals as one change.
+    Change { request: Box<ChangeRequest>, caller: Caller, reply: Reply<Vec<MemberId>> },
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
@@ -63,6 +82,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Add { .. } => "Add",
+            Command::Change { .. } => "Change",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",

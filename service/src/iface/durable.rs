@@ -25,8 +25,9 @@ pub struct Draft {
     pub maps_root: PathBuf,
     /// The specs of the members as they are now.
     pub specs: BTreeMap<MemberId, ProgramSpec>,
-    /// The spec of the program being added (priority and proceed-on come from the chain).
-    pub added: Option<ProgramSpec>,
+    /// The specs of the programs being added (priority and proceed-on come
+    /// from the chain), told apart by object, function and tag.
+    pub added: Vec<ProgramSpec>,
     /// Its owner's directory of maps shared by name.
     pub shared_dir: Option<PathBuf>,
 }
@@ -69,7 +70,12 @@ impl Draft {
 
     /// Pins a new member's maps and completes its spec from the chain.
     fn new_member(&self, m: &Member) -> Result<ProgramSpec, String> {
-        let mut spec = self.added.clone().ok_or_else(|| format!("member {} has no spec", m.id))?;
+        let mut spec = self
+            .added
+            .iter()
+            .find(|s| s.sha256 == m.program.sha256 && s.function == m.program.name && s.tag == m.tag)
+            .cloned()
+            .ok_or_else(|| format!("member {} has no spec", m.id))?;
         spec.priority = m.priority;
         spec.proceed_on = m.proceed_on.names();
         let dir = self.maps_root.join(m.id.to_string());

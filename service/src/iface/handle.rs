@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::command::{AddRequest, Command, Reply};
+use super::command::{AddRequest, ChangeRequest, Command, Reply};
 use super::publish::IfaceView;
 use crate::caller::Caller;
 use crate::engine::stats::VerdictCounters;
@@ -71,6 +71,11 @@ impl Handle {
         caller: Caller,
     ) -> Result<MemberId, ServiceError> {
         self.ask(|reply| Command::Add { program: Box::new(program), object, request, caller, reply }).await
+    }
+
+    /// Several adds, replaces and removals as one change; the new programs' ids in order.
+    pub async fn change(&self, request: ChangeRequest, caller: Caller) -> Result<Vec<MemberId>, ServiceError> {
+        self.ask(|reply| Command::Change { request: Box::new(request), caller, reply }).await
     }
 
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {

@@ -23,6 +23,7 @@ use super::restore::UNEXPLAINED;
 use super::shared_maps;
 use super::view::Observed;
 
+mod batch;
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
@@ -57,6 +58,44 @@ pub struct Owner {
 
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// What the chain decided for new member `id`: priority, proceed-on, map ids.
+type MemberFacts = (MemberId, i32, Vec<String>, std::collections::HashMap<String, u32>);
+
+fn member_facts(chain: &Chain, id: MemberId) -> Result<MemberFacts, crate::engine::Error> {
+    let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
+    let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
+    Ok((id, m.priority, m.proceed_on.names(), maps))
+}
+
+/// How the engine adds a program `caller` asked for.
+fn add_options(request: &AddRequest, caller: &Caller) -> AddOptions {
+    AddOptions {
+        priority: request.priority,
+        proceed_on: request.proceed_on,
+        tag: request.tag.clone(),
+        mode: request.mode,
+        force: request.force,
+        privilege: caller.privilege(),
+    }
+}
+
+/// A new program's spec, but for what the chain decides (priority, proceed-on).
+fn spec_template(program: &LoadedProgram, request: &AddRequest, caller: &Caller) -> ProgramSpec {
+    ProgramSpec {
+        object: program.object.clone(),
+        function: program.name.clone(),
+        sha256: program.sha256.clone(),
+        tag: request.tag.clone(),
+        owner_uid: caller.uid,
+        loaded_at: now_micros(),
+        persist: request.persist,
+        snapshot: request.snapshot,
+        map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
+        config: request.config.clone(),
+        ..Default::default()
+    }
 }
 
 fn no_such_program(id: MemberId) -> ServiceError {
@@ -98,6 +137,9 @@ impl Owner {
             match command {
                 Command::Add { program, object, request, caller, reply } => {
                     let _ = reply.send(self.add(*program, object, request, caller).await);
+                }
+                Command::Change { request, caller, reply } => {
+                    let _ = reply.send(self.change(*request, caller).await);
                 }
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
@@ -210,7 +252,7 @@ impl Owner {
         }
         let (message_id, chain_priority) = (crate::log::message_id::PROGRAM_ADDED, view.spec.priority);
         tracing::info!(message_id, %caller, interface = %self.ifname(), program = ?function, id, chain_priority, replaced = ?replaced, "program added");
-        self.changed(Some(view), replaced).await;
+        self.changed(vec![view], replaced.into_iter().collect()).await;
         Ok(id)
     }
 
@@ -241,30 +283,11 @@ impl Owner {
         caller: &Caller,
         replaced: Option<MemberId>,
     ) -> Result<(MemberId, ProgramView), ServiceError> {
-        let options = AddOptions {
-            priority: request.priority,
-            proceed_on: request.proceed_on,
-            tag: request.tag.clone(),
-            mode: request.mode,
-            force: request.force,
-            privilege: caller.privilege(),
-        };
+        let options = add_options(request, caller);
         let expected = request.expected_generation;
-        let template = ProgramSpec {
-            object: program.object.clone(),
-            function: program.name.clone(),
-            sha256: program.sha256.clone(),
-            tag: request.tag.clone(),
-            owner_uid: caller.uid,
-            loaded_at: now_micros(),
-            persist: request.persist,
-            snapshot: request.snapshot,
-            map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
-            config: request.config.clone(),
-            ..Default::default()
-        };
+        let template = spec_template(&program, request, caller);
         let (id, priority, proceed_on, map_ids) = self
-            .durably(Some(template.clone()), move |chain| {
+            .durably(vec![template.clone()], move |chain| {
                 if let Some(g) = expected.filter(|&g| g != chain.generation()) {
                     let now = chain.generation();
                     return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
@@ -273,9 +296,7 @@ impl Owner {
                     Some(old) => chain.replace(old, program, options)?,
                     None => chain.add(program, options)?,
                 };
-                let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
-                let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
-                Ok((id, m.priority, m.proceed_on.names(), maps))
+                member_facts(chain, id)
             })
             .await?;
         let spec = ProgramSpec { priority, proceed_on, ..template };
@@ -287,7 +308,7 @@ impl Owner {
     /// and undoes what was prepared when the change did not happen.
     async fn durably<T: Send + 'static>(
         &self,
-        added: Option<ProgramSpec>,
+        added: Vec<ProgramSpec>,
         f: impl FnOnce(&mut Chain) -> Result<T, crate::engine::Error> + Send + 'static,
     ) -> Result<T, ServiceError> {
         let draft = Draft {
@@ -296,7 +317,7 @@ impl Owner {
             name: self.ifname(),
             maps_root: self.maps_root.clone(),
             specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
-            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
+            shared_dir: added.first().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
             added,
         };
         let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
@@ -325,14 +346,14 @@ impl Owner {
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         let spec = self.programs.get(&id).map(|p| p.spec.clone()).ok_or_else(|| no_such_program(id))?;
         if self.unexplained() == Some(id) {
-            self.durably(None, |chain| chain.clear()).await?;
+            self.durably(Vec::new(), |chain| chain.clear()).await?;
         } else {
-            self.durably(None, move |chain| chain.remove(id)).await?;
+            self.durably(Vec::new(), move |chain| chain.remove(id)).await?;
         }
         self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
         let message_id = crate::log::message_id::PROGRAM_REMOVED;
         tracing::info!(message_id, %caller, interface = %self.ifname(), id, "program removed");
-        self.changed(None, Some(id)).await;
+        self.changed(Vec::new(), vec![id]).await;
         Ok(())
     }
 
@@ -356,9 +377,9 @@ impl Owner {
     }
 
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
-        self.durably(None, move |chain| chain.set_counting(on)).await?;
+        self.durably(Vec::new(), move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
-        self.changed(None, None).await;
+        self.changed(Vec::new(), Vec::new()).await;
         Ok(())
     }
 
@@ -366,28 +387,30 @@ impl Owner {
     /// once it is durable (see `durably`): a new program's maps were pinned
     /// before the record named it; a removed program's pins, snapshot and
     /// object go only after the record dropped it.
-    async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
-        if let Some(view) = &added {
+    async fn changed(&mut self, added: Vec<ProgramView>, removed: Vec<MemberId>) {
+        for view in &added {
             self.programs.insert(view.id, view.clone());
         }
-        let gone = removed.and_then(|id| self.programs.remove(&id));
-        if let Some(gone) = &gone {
+        let mut removed_owners = Vec::new();
+        for gone in removed.iter().filter_map(|id| self.programs.remove(id)) {
             let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
             self.cx.store.remove_snapshot(gone.id);
             if !gone.spec.sha256.is_empty() {
                 self.cx.store.drop_object_if_unused(&gone.spec.sha256);
             }
+            removed_owners.push(gone.spec.owner_uid);
         }
-        let removed_owner = gone.map(|p| p.spec.owner_uid);
         self.refresh_view().await;
-        if let Some(id) = removed {
-            if let Some(uid) = removed_owner {
-                let bpffs = Bpffs::new(&self.cx.bpffs_root);
-                let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
-            }
+        removed_owners.sort_unstable();
+        removed_owners.dedup();
+        for uid in removed_owners {
+            let bpffs = Bpffs::new(&self.cx.bpffs_root);
+            let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
+        }
+        for id in removed {
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
-        if let Some(view) = added {
+        for view in added {
             self.cx.publish.program_added(&self.handle, view).await;
         }
         self.cx.publish.chain_changed(&self.view()).await;

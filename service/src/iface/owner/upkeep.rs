@@ -50,7 +50,7 @@ impl Owner {
         })
         .await??;
         tracing::warn!(%caller, interface = %self.ifname(), "interface reclaimed from a foreign program");
-        self.changed(None, None).await;
+        self.changed(Vec::new(), Vec::new()).await;
         Ok(())
     }
 
