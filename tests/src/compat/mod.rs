@@ -202,6 +202,25 @@ fn difference(reference: &Copy, other: &Copy) -> Option<String> {
     Some(format!("{}: after every packet, map '{map}' differs", other.label))
 }
 
+/// Compares the program standalone with `prog`, a chain program that runs
+/// it between members that pass every packet (as the service linked it),
+/// and `maps`, the program's maps in that chain.
+pub fn compare_chain(
+    case: &Case,
+    label: &'static str,
+    prog: std::os::fd::BorrowedFd<'_>,
+    maps: Vec<(String, std::os::fd::BorrowedFd<'_>)>,
+) -> Result<(), String> {
+    let s = Standalone::load(&case.path(), case.function).map_err(|e| format!("standalone: {e}"))?;
+    let reference = run_standalone(&s);
+    let mut runs = Vec::new();
+    for (name, packet) in frames::packets() {
+        let out = xdpd::kernel::bpf::test_run(prog, &packet, 1).map_err(|e| format!("{name}: {e}"))?;
+        runs.push((out.retval, out.data));
+    }
+    difference(&reference, &Copy { label, runs, maps: maps::all(maps) }).map_or(Ok(()), Err)
+}
+
 /// What a program the suite expects refused got: `Ok` with xdpd's reason
 /// when it is refused standalone and by xdpd with the expected words.
 pub fn check_refused(case: &Case, why: &str) -> Result<String, String> {
