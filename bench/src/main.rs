@@ -38,6 +38,7 @@ struct Args {
 enum Section {
     Dataplane,
     Counting,
+    Hold,
     Verify,
     Live,
     Control,
@@ -62,6 +63,9 @@ fn main() {
     }
     if wants(Section::Counting) {
         dataplane::counting().print_and_save(&csv_dir);
+    }
+    if wants(Section::Hold) {
+        dataplane::hold().print_and_save(&csv_dir);
     }
     if wants(Section::Verify) {
         dataplane::verification().print_and_save(&csv_dir);

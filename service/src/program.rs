@@ -63,6 +63,10 @@ pub struct ProgramSpec {
     /// How the object was configured before it was loaded (again so on a restore).
     #[serde(default, skip_serializing_if = "ObjectConfig::is_empty")]
     pub config: ObjectConfig,
+    /// Maps taken over from the program this one replaced (the same kernel
+    /// maps, with their contents), sorted; empty for a program added afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_maps: Vec<String>,
 }
 
 impl ProgramSpec {

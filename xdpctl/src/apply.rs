@@ -559,6 +559,8 @@ fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainCh
                     globals: Vec::new(),
                     map_sizes: Vec::new(),
                     object_name: None,
+                    fresh_maps: false,
+                    dry_run: false,
                 };
                 let file = std::fs::File::open(&d.path)
                     .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;

@@ -70,6 +70,9 @@ pub enum Doing<'a> {
     Counting {
         iface: &'a str,
     },
+    Hold {
+        iface: &'a str,
+    },
     GetMaps {
         iface: &'a str,
         program: &'a str,
@@ -97,6 +100,7 @@ impl Doing<'_> {
             | Doing::Change { iface }
             | Doing::Reclaim { iface }
             | Doing::Counting { iface }
+            | Doing::Hold { iface }
             | Doing::GetMaps { iface, .. } => Some(iface),
             _ => None,
         }
@@ -113,6 +117,7 @@ impl Doing<'_> {
             Doing::Change { iface } => format!("cannot change the chain of {iface}"),
             Doing::Reclaim { iface } => format!("cannot reclaim {iface}"),
             Doing::Counting { iface } => format!("cannot switch verdict counting on {iface}"),
+            Doing::Hold { iface } => format!("cannot switch the hold of {iface}"),
             Doing::GetMaps { iface, program } => format!("cannot get the maps of program {program} on {iface}"),
         }
     }
@@ -266,7 +271,9 @@ fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
         }
         _ => "IFACE",
     };
-    if message.contains(" mode") {
+    if message.contains("carried over") {
+        "give --fresh-maps to start the new program with its own empty maps (the old one's state is not kept)".into()
+    } else if message.contains(" mode") {
         "leave out --mode (a chain keeps the mode of its first program), or remove all its programs first".into()
     } else if message.contains("generation") {
         format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")

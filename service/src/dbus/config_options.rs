@@ -7,7 +7,25 @@ use std::collections::BTreeMap;
 
 use zbus::Variant;
 
+use super::options::AddRequest;
 use crate::error::ServiceError;
+
+/// The options of this family, with their D-Bus type.
+pub const OPTIONS: &[(&str, &str)] = &[("globals", "a{ss}"), ("map-sizes", "a{su}"), ("object-name", "s")];
+
+/// Takes `name` = `value` into `req` if it is an option of this family:
+/// `None` when it is not one, `Some(false)` when its type is wrong, an
+/// error naming what is wrong inside a value of the right type.
+pub fn take(name: &str, value: &Variant<'_>, req: &mut AddRequest) -> Result<Option<bool>, ServiceError> {
+    match (name, value) {
+        ("globals", v @ Variant::Dict(_)) => req.config.globals = globals(v)?,
+        ("map-sizes", v @ Variant::Dict(_)) => req.config.map_sizes = map_sizes(v)?,
+        ("object-name", Variant::Str(s)) => req.config.object_name = Some(object_name(s.as_str())?),
+        (name, _) if OPTIONS.iter().any(|(n, _)| *n == name) => return Ok(Some(false)),
+        _ => return Ok(None),
+    }
+    Ok(Some(true))
+}
 
 /// At most this many variables or maps in one request.
 const MAX_ENTRIES: usize = 256;

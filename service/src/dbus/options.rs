@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
+use super::{change_options, config_options};
 use crate::engine::ActionSet;
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
@@ -23,13 +24,15 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("snapshot", "b"),
     ("force", "b"),
     ("sha256", "s"),
-    ("globals", "a{ss}"),
-    ("map-sizes", "a{su}"),
-    ("object-name", "s"),
 ];
 
+/// Every option name and type, of every family.
+fn all_options() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    OPTIONS.iter().chain(change_options::OPTIONS).chain(config_options::OPTIONS)
+}
+
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
-    let expected = OPTIONS.iter().find(|(n, _)| *n == name).map_or("?", |(_, t)| t);
+    let expected = all_options().find(|(n, _)| *n == name).map_or("?", |(_, t)| t);
     ServiceError::InvalidArgs(format!(
         "option '{name}' must be of type '{expected}', not '{}'",
         value.value_signature()
@@ -57,6 +60,11 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     names.sort();
     for name in names {
         let value = unwrap_variant(&options[name]);
+        match config_options::take(name, value, &mut req)? {
+            Some(true) => continue,
+            Some(false) => return Err(wrong_type(name, value)),
+            None => {}
+        }
         match (name.as_str(), value) {
             ("priority", Variant::I32(p)) => req.priority = Some(*p),
             ("proceed-on", Variant::Array(a)) if a.element_signature().to_string() == "s" => {
@@ -91,12 +99,10 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("snapshot", Variant::Bool(b)) => req.snapshot = *b,
             ("force", Variant::Bool(b)) => req.force = *b,
             ("sha256", Variant::Str(s)) => req.sha256 = Some(sha256(s.as_str())?),
-            ("globals", v @ Variant::Dict(_)) => req.config.globals = super::config_options::globals(v)?,
-            ("map-sizes", v @ Variant::Dict(_)) => req.config.map_sizes = super::config_options::map_sizes(v)?,
-            ("object-name", Variant::Str(s)) => req.config.object_name = Some(super::config_options::object_name(s)?),
-            (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
+            (other, value) if change_options::take(other, value, &mut req).is_some_and(|taken| taken) => {}
+            (known, value) if all_options().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
-                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
+                let known: Vec<&str> = all_options().map(|(n, _)| *n).collect();
                 return Err(ServiceError::InvalidArgs(format!(
                     "unknown option '{unknown}' (known: {})",
                     known.join(", ")
@@ -110,6 +116,7 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     if req.replace && req.tag.is_empty() {
         return Err(ServiceError::InvalidArgs("option 'replace' needs a 'tag' naming the program to replace".into()));
     }
+    change_options::check(&req)?;
     Ok(req)
 }
 

@@ -45,6 +45,7 @@ impl Publisher {
                 IfaceProperty::ForeignProgramId => ("ForeignProgramId", Variant::from(view.foreign_program_id)),
                 IfaceProperty::Counting => ("Counting", Variant::from(view.counting)),
                 IfaceProperty::Linking => ("Linking", Variant::from(super::link::linking(view))),
+                IfaceProperty::Hold => ("Hold", Variant::from(view.hold)),
             };
             values.insert(name, value);
         }

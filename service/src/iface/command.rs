@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::caller::Caller;
-use crate::engine::{ActionSet, LoadedProgram, MemberId};
+use crate::engine::{ActionSet, ChainReport, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
 
@@ -26,6 +26,8 @@ pub struct AddRequest {
     pub sha256: Option<String>,
     /// Values of global variables and map sizes, set before the object is loaded.
     pub config: crate::program::ObjectConfig,
+    /// On replace: the new program starts with its own maps (none carried over).
+    pub fresh_maps: bool,
 }
 
 /// One program of a change of several parts (see [`Command::Change`]).
@@ -57,6 +59,10 @@ pub enum Command {
         caller: Caller,
         reply: Reply<MemberId>,
     },
+    /// A dry run of Add: the report of the chain it would produce; nothing changes.
+    Plan { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<ChainReport> },
+    /// The report of the running chain (none when nothing runs).
+    Explain { reply: Reply<Option<ChainReport>> },
     /// Several adds, replaces and removals as one change.
     Change { request: Box<ChangeRequest>, caller: Caller, reply: Reply<Vec<MemberId>> },
     /// Remove a member.
@@ -65,6 +71,8 @@ pub enum Command {
     GetMaps { id: MemberId, caller: Caller, names: Option<Vec<String>>, reply: Reply<Vec<(String, OwnedFd)>> },
     /// Take the interface back from a foreign program.
     Reclaim { caller: Caller, reply: Reply<()> },
+    /// Hold the hook with a pass-through program without members, or let it go.
+    SetHold { on: bool, caller: Caller, reply: Reply<()> },
     /// Switch verdict counting on or off (a relink).
     SetCounting { on: bool, caller: Caller, reply: Reply<()> },
     /// Save the maps of members that asked for a snapshot (at exit).
@@ -82,11 +90,14 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Add { .. } => "Add",
+            Command::Plan { .. } => "Plan",
+            Command::Explain { .. } => "Explain",
             Command::Change { .. } => "Change",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",
             Command::SetCounting { .. } => "SetCounting",
+            Command::SetHold { .. } => "SetHold",
             Command::SaveSnapshots { .. } => "SaveSnapshots",
             Command::CheckForeign => "CheckForeign",
             Command::Renamed(_) => "Renamed",

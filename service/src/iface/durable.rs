@@ -59,10 +59,12 @@ impl Draft {
             generation: p.generation,
             kernel_program_id: p.program_id,
             counting: p.counting,
+            hold: p.hold,
             members,
         };
+        let keep = !record.members.is_empty() || record.hold;
         self.store
-            .prepare_link(self.ifindex, (!record.members.is_empty()).then_some(&record))
+            .prepare_link(self.ifindex, keep.then_some(&record))
             .map_err(|e| format!("cannot write the record of interface {}: {e}", self.ifindex))?;
         crate::crash::at("prepared");
         Ok(())
@@ -78,6 +80,7 @@ impl Draft {
             .ok_or_else(|| format!("member {} has no spec", m.id))?;
         spec.priority = m.priority;
         spec.proceed_on = m.proceed_on.names();
+        spec.carried_maps.clone_from(&m.carried_maps);
         let dir = self.maps_root.join(m.id.to_string());
         let shared = self.shared_dir.as_deref();
         let pinned = m.program.pin_maps(&dir).and_then(|()| shared.map_or(Ok(()), |d| m.program.pin_shared_maps(d)));

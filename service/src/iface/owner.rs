@@ -24,6 +24,7 @@ use super::shared_maps;
 use super::view::Observed;
 
 mod batch;
+mod plan;
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
@@ -60,13 +61,14 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// What the chain decided for new member `id`: priority, proceed-on, map ids.
-type MemberFacts = (MemberId, i32, Vec<String>, std::collections::HashMap<String, u32>);
+/// What the chain decided for new member `id`: priority, proceed-on, map
+/// ids, and the maps it carried over from the program it replaced.
+type MemberFacts = (MemberId, i32, Vec<String>, std::collections::HashMap<String, u32>, Vec<String>);
 
 fn member_facts(chain: &Chain, id: MemberId) -> Result<MemberFacts, crate::engine::Error> {
     let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
     let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
-    Ok((id, m.priority, m.proceed_on.names(), maps))
+    Ok((id, m.priority, m.proceed_on.names(), maps, m.carried_maps.clone()))
 }
 
 /// How the engine adds a program `caller` asked for.
@@ -78,6 +80,18 @@ fn add_options(request: &AddRequest, caller: &Caller) -> AddOptions {
         mode: request.mode,
         force: request.force,
         privilege: caller.privilege(),
+        fresh_maps: request.fresh_maps,
+    }
+}
+
+/// Refuses a change based on another generation than the chain's (expected-generation).
+fn check_generation(chain: &Chain, expected: Option<u64>) -> Result<(), crate::engine::Error> {
+    match expected.filter(|&g| g != chain.generation()) {
+        Some(g) => {
+            let now = chain.generation();
+            Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")))
+        }
+        None => Ok(()),
     }
 }
 
@@ -150,6 +164,15 @@ impl Owner {
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
                 }
+                Command::Plan { program, request, caller, reply } => {
+                    let _ = reply.send(self.dry_run(*program, request, caller).await);
+                }
+                Command::Explain { reply } => {
+                    let _ = reply.send(self.explain().await);
+                }
+                Command::SetHold { on, caller, reply } => {
+                    let _ = reply.send(self.set_hold(on, caller).await);
+                }
                 Command::SetCounting { on, caller, reply } => {
                     let _ = reply.send(self.set_counting(on, caller).await);
                 }
@@ -215,11 +238,7 @@ impl Owner {
         request: AddRequest,
         caller: Caller,
     ) -> Result<MemberId, ServiceError> {
-        let replaced = request
-            .replace
-            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
-            .flatten()
-            .map(|p| p.id);
+        let replaced = self.replaced_by(&request, &caller);
         self.check_add(&program, &request)?;
         // A replacement keeps the count; a new program needs room under the
         // uid's limits, and so do its maps (the replaced program's are released after).
@@ -256,6 +275,15 @@ impl Owner {
         Ok(id)
     }
 
+    /// The program `request` replaces: the caller's own with the same tag, with `replace`.
+    fn replaced_by(&self, request: &AddRequest, caller: &Caller) -> Option<MemberId> {
+        request
+            .replace
+            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
+            .flatten()
+            .map(|p| p.id)
+    }
+
     /// Refuses an add the service could not keep its promises for: while an
     /// unexplained chain runs, or a snapshot of maps that cannot be saved.
     fn check_add(&self, program: &LoadedProgram, request: &AddRequest) -> Result<(), ServiceError> {
@@ -286,12 +314,9 @@ impl Owner {
         let options = add_options(request, caller);
         let expected = request.expected_generation;
         let template = spec_template(&program, request, caller);
-        let (id, priority, proceed_on, map_ids) = self
+        let (id, priority, proceed_on, map_ids, carried_maps) = self
             .durably(vec![template.clone()], move |chain| {
-                if let Some(g) = expected.filter(|&g| g != chain.generation()) {
-                    let now = chain.generation();
-                    return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
-                }
+                check_generation(chain, expected)?;
                 let id = match replaced {
                     Some(old) => chain.replace(old, program, options)?,
                     None => chain.add(program, options)?,
@@ -299,7 +324,7 @@ impl Owner {
                 member_facts(chain, id)
             })
             .await?;
-        let spec = ProgramSpec { priority, proceed_on, ..template };
+        let spec = ProgramSpec { priority, proceed_on, carried_maps, ..template };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
     }
 
@@ -379,6 +404,18 @@ impl Owner {
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
         self.durably(Vec::new(), move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
+        self.changed(Vec::new(), Vec::new()).await;
+        Ok(())
+    }
+
+    async fn set_hold(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        if self.unexplained().is_some() && on {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
+        self.durably(Vec::new(), move |chain| chain.set_hold(on)).await?;
+        tracing::info!(%caller, interface = %self.ifname(), on, "hook hold switched");
         self.changed(Vec::new(), Vec::new()).await;
         Ok(())
     }

@@ -156,8 +156,8 @@ impl Owner {
         let views = result?
             .into_iter()
             .zip(templates)
-            .map(|((id, priority, proceed_on, map_ids), template)| {
-                let spec = ProgramSpec { priority, proceed_on, ..template };
+            .map(|((id, priority, proceed_on, map_ids, carried_maps), template)| {
+                let spec = ProgramSpec { priority, proceed_on, carried_maps, ..template };
                 ProgramView { ifindex: self.ifindex, id, spec, map_ids }
             })
             .collect();
