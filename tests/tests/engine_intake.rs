@@ -262,3 +262,23 @@ fn a_configuration_the_object_cannot_take_is_refused_naming_the_variable_or_map(
     refused(&mut w, &[], &[("flows", 0)], "map 'flows': a map needs at least one entry");
     refused(&mut w, &[], &[("skelconf.bss", 8)], "map 'skelconf.bss' holds global variables");
 }
+
+#[test]
+fn configured_map_sizes_count_against_the_callers_map_budget() {
+    use xdpd::engine::object::{load_opts, LoadOptions, MapBudget};
+    require_root();
+    let mut w = Witness::new();
+    let bytes = xdpd_bpf::object_bytes("skelconfig");
+    let config = |entries: u32| xdpd::program::ObjectConfig {
+        map_sizes: [("flows".to_string(), entries)].into(),
+        ..Default::default()
+    };
+    let budget = Some(MapBudget { remaining: 1 << 20, limit: 1 << 20 });
+    let load = |c: &xdpd::program::ObjectConfig| {
+        load_opts(&bytes, &LoadOptions { max_size: CAP, config: Some(c), budget, ..Default::default() })
+    };
+    // 1,000 entries of 12 bytes fit in 1 MiB; 1,000,000 do not, and nothing is created.
+    assert!(load(&config(1000)).is_ok());
+    let err = w.refuse(load(&config(1_000_000)));
+    assert!(matches!(&err, Error::LimitExceeded(m) if m.contains("flows")), "{err}");
+}
