@@ -1,7 +1,8 @@
 //! The compatibility suite's programs through the service: each one's
 //! AddProgramFromPath time by root through D-Bus into a chain of two other
-//! members on a veth interface, with what the suite's engine run tells of it
-//! (section, instructions, inlined or called between two members).
+//! members on a veth interface, and what Link.Explain then reports of it
+//! (linking, its instructions, the instructions the verifier processed for
+//! the chain).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -26,7 +27,7 @@ pub fn run() -> Table {
     let mut table = Table::new(
         "compat",
         format!("compatibility suite: AddProgramFromPath by root through D-Bus between two members, median of {CALLS}"),
-        &["program", "source", "section", "runs", "instructions", "AddProgram ms"],
+        &["program", "source", "section", "runs", "instructions", "verified instructions", "AddProgram ms"],
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
@@ -46,22 +47,28 @@ pub fn run() -> Table {
                 }
             };
             let path = case.path().display().to_string();
-            let mut times = Vec::new();
+            let (mut times, mut explained) = (Vec::new(), None);
             for _ in 0..CALLS {
                 let opts = HashMap::from([("priority", Variant::from(50))]);
                 let start = Instant::now();
                 let p = link.add_program_from_path(&path, case.function, opts).await.expect("add");
                 times.push(start.elapsed().as_secs_f64() * 1000.0);
+                let report = link.explain().await.expect("explain");
+                let member = report.members.iter().find(|m| m.path == p).map(|m| (m.linking.clone(), m.instructions));
+                let verified = report.segments.iter().map(|s| s.verified_instructions).sum::<u32>();
+                explained = member.map(|(linking, insns)| (linking, insns, verified));
                 let program = ProgramProxy::builder(&conn).path(p).build().await.expect("program");
                 program.remove().await.expect("remove");
             }
+            let (linking, insns, verified) = explained.unwrap_or_default();
             times.sort_by(f64::total_cmp);
             table.row(vec![
                 format!("`{}`", case.function),
                 format!("{} `{}`", case.project, case.object),
                 format!("`{}`", report.section),
-                if report.inlined { "inlined" } else { "called" }.to_string(),
-                report.insns.to_string(),
+                linking,
+                insns.to_string(),
+                verified.to_string(),
                 format!("{:.1}", percentile(&times, 0.5)),
             ]);
         }
