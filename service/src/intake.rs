@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::caller::Caller;
+use crate::engine::maps::MapBudget;
 use crate::engine::object::{self, LoadedProgram};
 use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
@@ -103,7 +104,9 @@ impl Intake {
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
         let (cap, reserve) = reservation(size, self.max_object_size);
         let budget = self.reserve(units(reserve)).await?;
-        let (program, object) = self.load(fd, cap, object_name, caller, wanted).await?;
+        let map_budget = self.limits.map_budget(caller.uid);
+        let opened = Opened { fd, cap, name: object_name };
+        let (program, object) = self.load(opened, caller, wanted, map_budget).await?;
         Ok(Verified { program, object, budget })
     }
 
@@ -125,20 +128,29 @@ impl Intake {
                 .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let (cap, reserve) = reservation(size, self.max_object_size);
             total += u64::from(units(reserve));
-            opened.push((fd, cap, name, wanted));
+            opened.push((Opened { fd, cap, name }, wanted));
         }
-        let capacity = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
-        let total = u32::try_from(total).ok().filter(|t| *t <= capacity).ok_or_else(|| {
+        // Half of the memory for objects in flight, so that one change never
+        // holds all of it while its programs are verified one after another.
+        let most = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32) / 2;
+        let total = u32::try_from(total).ok().filter(|t| *t <= most).ok_or_else(|| {
             ServiceError::LimitExceeded(format!(
-                "the objects of one change may total at most {} bytes (the service's memory for objects in flight)",
-                u64::from(capacity) * UNIT as u64
+                "the objects of one change may total at most {} bytes (half the service's memory for objects in flight)",
+                u64::from(most) * UNIT as u64
             ))
         })?;
         let budget = self.reserve(total).await?;
-        let mut loaded = Vec::with_capacity(opened.len());
-        for (i, (fd, cap, name, wanted)) in opened.into_iter().enumerate() {
-            let program = self.load(fd, cap, name, caller, &wanted).await;
-            loaded.push(program.map_err(|e| e.context(&format!("program {i} of the change: ")))?);
+        let mut loaded: Vec<(LoadedProgram, Arc<Vec<u8>>)> = Vec::with_capacity(opened.len());
+        // The uid's map memory is shared by the parts: each gets what the earlier ones left.
+        let mut map_budget = self.limits.map_budget(caller.uid);
+        for (i, (object, wanted)) in opened.into_iter().enumerate() {
+            let program = self.load(object, caller, &wanted, map_budget).await;
+            let program = program.map_err(|e| e.context(&format!("program {i} of the change: ")))?;
+            let used: u64 = program.0.maps.iter().map(|m| m.bytes).sum();
+            if let Some(budget) = &mut map_budget {
+                budget.remaining = budget.remaining.saturating_sub(used);
+            }
+            loaded.push(program);
         }
         Ok((loaded, budget))
     }
@@ -151,15 +163,14 @@ impl Intake {
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
     }
 
-    /// Reads at most `cap` bytes of `fd` and verifies the program `wanted`
-    /// names as `caller`'s, in the sandbox; checks the announced SHA-256.
+    /// Reads at most `cap` bytes of the object and verifies the program
+    /// `wanted` names as `caller`'s, in the sandbox; checks the announced SHA-256.
     async fn load(
         &self,
-        fd: OwnedFd,
-        cap: usize,
-        object_name: String,
+        Opened { fd, cap, name: object_name }: Opened,
         caller: &Caller,
         wanted: &Wanted,
+        map_budget: Option<MapBudget>,
     ) -> Result<(LoadedProgram, Arc<Vec<u8>>), ServiceError> {
         let max = self.max_object_size;
         let (config, sha256) = (&wanted.config, wanted.sha256.as_deref());
@@ -170,7 +181,7 @@ impl Intake {
             shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
             // A non-root user's program is verified as an unprivileged loader's would be.
             user: !caller.is_root(),
-            map_budget: self.limits.map_budget(caller.uid),
+            map_budget,
             object_name: Some(config.object_name.clone().unwrap_or(object_name)),
             config: config.clone(),
             ifindex: Some(wanted.ifindex),
@@ -196,6 +207,13 @@ impl Intake {
         }
         Ok((program, object))
     }
+}
+
+/// An object's descriptor, how much of it to read at most, and libbpf's name for it.
+struct Opened {
+    fd: OwnedFd,
+    cap: usize,
+    name: String,
 }
 
 /// How much of an object of `size` to read at most, and how many bytes of
