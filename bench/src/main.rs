@@ -1,10 +1,11 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `segments`, `live`, `control`, `flood`, `scale`, `netns`
+//! with SECTION among `dataplane`, `counting`, `verify`, `segments`, `live`, `control`, `flood`, `scale`, `netns`, `compat`
 //! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
+mod compat;
 mod control;
 mod dataplane;
 mod flood;
@@ -51,6 +52,7 @@ enum Section {
     Flood,
     Scale,
     Netns,
+    Compat,
 }
 
 fn main() {
@@ -96,5 +98,8 @@ fn main() {
     }
     if wants(Section::Netns) {
         netns::run_all(&args.namespaces).print_and_save(&csv_dir);
+    }
+    if wants(Section::Compat) {
+        compat::run().print_and_save(&csv_dir);
     }
 }

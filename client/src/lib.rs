@@ -227,6 +227,13 @@ pub trait Program {
     #[zbus(property)]
     fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
 
+    /// Global variables set before the object was loaded (option `globals`).
+    #[zbus(property)]
+    fn globals(&self) -> zbus::Result<HashMap<String, String>>;
+
+    /// Map sizes set before the object was loaded (option `map-sizes`).
+    #[zbus(property)]
+    fn map_sizes(&self) -> zbus::Result<HashMap<String, u32>>;
     /// Maps taken over from the program this one replaced (same kernel maps).
     #[zbus(property)]
     fn carried_maps(&self) -> zbus::Result<Vec<String>>;

@@ -24,6 +24,7 @@ use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
 use crate::kernel::bpffs::Bpffs;
 use crate::limits::Limits;
+use crate::program::ObjectConfig;
 
 /// How many objects of the largest allowed size may be in flight at once.
 pub const IN_FLIGHT_OBJECTS: usize = 4;
@@ -95,23 +96,17 @@ impl Intake {
         })
     }
 
-    /// Reads the object of `source`, verifies its program `function` ("" for
-    /// the only XDP program) with the caller's privilege, and checks the
-    /// announced `sha256`. The caller must be authorized already.
-    pub async fn take(
-        &self,
-        source: Source,
-        caller: &Caller,
-        function: &str,
-        sha256: Option<&str>,
-    ) -> Result<Verified, ServiceError> {
+    /// Reads the object of `source`, verifies the program `wanted` names
+    /// with the caller's privilege, and checks the announced `sha256`. The
+    /// caller must be authorized already.
+    pub async fn take(&self, source: Source, caller: &Caller, wanted: &Wanted) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
         let (cap, reserve) = reservation(size, self.max_object_size);
         let budget = self.reserve(units(reserve)).await?;
         let map_budget = self.limits.map_budget(caller.uid);
         let opened = Opened { fd, cap, name: object_name };
-        let (program, object) = self.load(opened, caller, function, sha256, map_budget).await?;
+        let (program, object) = self.load(opened, caller, wanted, map_budget).await?;
         Ok(Verified { program, object, budget })
     }
 
@@ -121,19 +116,19 @@ impl Intake {
     /// hold part of the budget while waiting for the rest.
     pub async fn take_all(
         &self,
-        entries: Vec<(Source, String, Option<String>)>,
+        entries: Vec<(Source, Wanted)>,
         caller: &Caller,
     ) -> Result<(Vec<(LoadedProgram, Arc<Vec<u8>>)>, OwnedSemaphorePermit), ServiceError> {
         let mut opened = Vec::with_capacity(entries.len());
         let mut total: u64 = 0;
-        for (i, (source, function, sha256)) in entries.into_iter().enumerate() {
+        for (i, (source, wanted)) in entries.into_iter().enumerate() {
             let opener = caller.clone();
             let (fd, size, name) = blocking(move || open(source, &opener))
                 .await
                 .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let (cap, reserve) = reservation(size, self.max_object_size);
             total += u64::from(units(reserve));
-            opened.push((Opened { fd, cap, name }, function, sha256));
+            opened.push((Opened { fd, cap, name }, wanted));
         }
         // Half of the memory for objects in flight, so that one change never
         // holds all of it while its programs are verified one after another.
@@ -148,8 +143,8 @@ impl Intake {
         let mut loaded: Vec<(LoadedProgram, Arc<Vec<u8>>)> = Vec::with_capacity(opened.len());
         // The uid's map memory is shared by the parts: each gets what the earlier ones left.
         let mut map_budget = self.limits.map_budget(caller.uid);
-        for (i, (object, function, sha256)) in opened.into_iter().enumerate() {
-            let program = self.load(object, caller, &function, sha256.as_deref(), map_budget).await;
+        for (i, (object, wanted)) in opened.into_iter().enumerate() {
+            let program = self.load(object, caller, &wanted, map_budget).await;
             let program = program.map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let used: u64 = program.0.maps.iter().map(|m| m.bytes).sum();
             if let Some(budget) = &mut map_budget {
@@ -168,26 +163,28 @@ impl Intake {
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
     }
 
-    /// Reads at most `cap` bytes of the object and verifies its program `function`
-    /// as `caller`'s, in the sandbox; checks the announced `sha256`.
+    /// Reads at most `cap` bytes of the object and verifies the program
+    /// `wanted` names as `caller`'s, in the sandbox; checks the announced SHA-256.
     async fn load(
         &self,
         Opened { fd, cap, name: object_name }: Opened,
         caller: &Caller,
-        function: &str,
-        sha256: Option<&str>,
+        wanted: &Wanted,
         map_budget: Option<MapBudget>,
     ) -> Result<(LoadedProgram, Arc<Vec<u8>>), ServiceError> {
         let max = self.max_object_size;
+        let (config, sha256) = (&wanted.config, wanted.sha256.as_deref());
         let job = Job {
-            function: Some(function.to_string()).filter(|f| !f.is_empty()),
+            function: Some(wanted.function.clone()).filter(|f| !f.is_empty()),
             max_size: max,
             maps_dir: None,
             shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
             // A non-root user's program is verified as an unprivileged loader's would be.
             user: !caller.is_root(),
             map_budget,
-            object_name: Some(object_name),
+            object_name: Some(config.object_name.clone().unwrap_or(object_name)),
+            config: config.clone(),
+            ifindex: Some(wanted.ifindex),
         };
         let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
         let (program, object) = blocking(move || {
@@ -231,6 +228,19 @@ fn reservation(size: Option<usize>, max: usize) -> (usize, usize) {
         Some(size) if size > max => (max, 1),
         Some(size) => (size, size + 1),
     }
+}
+
+/// What a request wants of an object.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The program's function name ("" for the only XDP program).
+    pub function: String,
+    /// The object's SHA-256 as the caller announced it.
+    pub sha256: Option<String>,
+    /// Values of global variables and map sizes, set before loading.
+    pub config: ObjectConfig,
+    /// The interface the program is for (XDP hints bind to it).
+    pub ifindex: u32,
 }
 
 /// Opens the source (a path as the caller) and tells its size (`None` for

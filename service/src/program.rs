@@ -1,7 +1,34 @@
 //! The one description of a program in a chain, from which the durable
 //! record (`state::record`) and the D-Bus views (`iface::publish`) derive.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+/// How a program's object is configured before it is loaded, as libbpf
+/// skeletons do: values of global variables and sizes of maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectConfig {
+    /// A variable of `.rodata`, `.data` or `.bss` (or `.data.*`, `.rodata.*`)
+    /// by name → its value as text: decimal, `0x` hexadecimal, `true`/`false`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub globals: BTreeMap<String, String>,
+    /// A map by name → its `max_entries`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map_sizes: BTreeMap<String, u32>,
+    /// The object's name as the caller gives it (libbpf derives the names of
+    /// global-data maps from it: `<object>.bss`), for a descriptor that names
+    /// no file; the name in effect is recorded as [`ProgramSpec::object`].
+    #[serde(skip)]
+    pub object_name: Option<String>,
+}
+
+impl ObjectConfig {
+    /// Nothing to configure.
+    pub fn is_empty(&self) -> bool {
+        self.globals.is_empty() && self.map_sizes.is_empty()
+    }
+}
 
 /// What a program is and how it joined its chain: fixed for the program's life.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +60,9 @@ pub struct ProgramSpec {
     /// Estimated kernel memory of the program's maps: what its owner is charged.
     #[serde(default)]
     pub map_bytes: u64,
+    /// How the object was configured before it was loaded (again so on a restore).
+    #[serde(default, skip_serializing_if = "ObjectConfig::is_empty")]
+    pub config: ObjectConfig,
     /// Maps taken over from the program this one replaced (the same kernel
     /// maps, with their contents), sorted; empty for a program added afresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -3,6 +3,7 @@
 //! veth pairs that are removed again even when a test fails.
 
 pub mod bus;
+pub mod compat;
 pub mod craft;
 pub mod faults;
 pub mod netns;

@@ -647,6 +647,64 @@ async fn events_carry_their_message_ids() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_configured_before_loading_through_dbus() {
+    let f = Fixture::with_idle_timeout("skelcfg", 2).await;
+    let link = f.link().await;
+    let globals = HashMap::from([
+        ("enabled".to_string(), "true".to_string()),
+        ("mode".to_string(), "2".to_string()),
+        ("drop_port".to_string(), "9999".to_string()),
+    ]);
+    let sizes = HashMap::from([("flows".to_string(), 1024u32)]);
+    let opts =
+        HashMap::from([("globals", Variant::from(globals.clone())), ("map-sizes", Variant::from(sizes.clone()))]);
+    let path = link.add_program_from_path(&object("skelconfig"), "configured", opts).await.unwrap();
+    let program = f.program(&path).await;
+    assert_eq!(program.globals().await.unwrap(), globals);
+    assert_eq!(program.map_sizes().await.unwrap(), sizes);
+    // The configured port is dropped, others pass: the program runs as configured.
+    assert_eq!(f.traffic(9999, 20), 0);
+    assert_eq!(f.traffic(9998, 20), 20);
+
+    // What the object cannot take is refused, named, and changes nothing.
+    let generation = link.generation().await.unwrap();
+    let bad = |name: &str, value: &str| {
+        let globals = HashMap::from([(name.to_string(), value.to_string())]);
+        HashMap::from([("globals", Variant::from(globals))])
+    };
+    for (opts, needle) in [
+        (bad("drop_port", "65536"), "variable 'drop_port': 65536 is out of range for u16"),
+        (bad("no_such", "1"), "no variable 'no_such'"),
+        (HashMap::from([("map-sizes", Variant::from(HashMap::from([("nope".to_string(), 8u32)])))]), "no map 'nope'"),
+        (HashMap::from([("globals", Variant::from(HashMap::from([("x".to_string(), 1u32)])))]), "a{ss}"),
+    ] {
+        let err = link.add_program_from_path(&object("skelconfig"), "configured", opts).await.unwrap_err();
+        assert_eq!(error_name(&err), "org.freedesktop.DBus.Error.InvalidArgs", "{err}");
+        assert!(err.to_string().contains(needle), "expected '{needle}' in: {err}");
+    }
+    assert_eq!(link.generation().await.unwrap(), generation);
+    assert_eq!(link.programs().await.unwrap(), vec![path.clone()]);
+
+    // A memfd names no file: the caller names the object, and its maps are named as libbpf names them.
+    let memfd = memfd_with(&xdpd_bpf::object_bytes("skelconfig"));
+    let named = HashMap::from([("object-name", Variant::from("myskel"))]);
+    let p = link.add_program(zbus::Fd::from(memfd.as_fd()), "configured", named).await.unwrap();
+    let mut maps: Vec<String> = f.program(&p).await.map_ids().await.unwrap().into_keys().collect();
+    maps.sort();
+    assert_eq!(maps, ["flows", "myskel.bss", "myskel.data", "myskel.rodata"]);
+    f.program(&p).await.remove().await.unwrap();
+    let bad = HashMap::from([("object-name", Variant::from("../x"))]);
+    let err = link.add_program(zbus::Fd::from(memfd.as_fd()), "configured", bad).await.unwrap_err();
+    assert!(err.to_string().contains("option 'object-name' must be 1 to 64 letters"), "{err}");
+
+    // The record keeps the configuration: after an idle exit it is still shown.
+    let pid = f.bus.service_pid().expect("service running");
+    assert!(f.bus.wait_service_gone(pid, Duration::from_secs(15)), "the service did not exit when idle");
+    assert_eq!(f.program(&path).await.globals().await.unwrap(), globals);
+    assert_eq!(f.traffic(9999, 10), 0);
+}
+
 /// `busctl tree` and `busctl introspect` print no warnings, an object's
 /// introspection names its children without inlining them (it does not grow
 /// with the programs below it), and every member carries its documentation.

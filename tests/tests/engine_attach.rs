@@ -215,3 +215,55 @@ fn a_foreign_program_is_refused_and_force_takes_over() {
         assert_eq!(attached(ifindex).unwrap().ids().count(), 0);
     });
 }
+
+fn load_for(object: &str, function: &str, ifindex: Option<u32>) -> Result<xdpd::engine::LoadedProgram, Error> {
+    use xdpd::engine::object::{load_opts, LoadOptions, DEFAULT_MAX_OBJECT_SIZE};
+    let bytes = xdpd_bpf::object_bytes(object);
+    load_opts(
+        &bytes,
+        &LoadOptions { function: Some(function), max_size: DEFAULT_MAX_OBJECT_SIZE, ifindex, ..Default::default() },
+    )
+}
+
+#[test]
+fn xdp_hints_members_read_the_devices_metadata_under_real_traffic() {
+    on_veth("hints", |pair, ifindex, pins| {
+        // Without a device, a program that calls the metadata kfuncs cannot load.
+        let err = load_for("hints", "rx_hash", None).unwrap_err();
+        assert!(err.to_string().contains("bpf_xdp_metadata_rx_hash (XDP hints)"), "{err}");
+        let hints = load_for("hints", "rx_hash", Some(ifindex)).unwrap();
+        assert_eq!(hints.dev_bound, Some(ifindex));
+
+        // Generic mode cannot run a device-bound chain: refused before anything changes.
+        let mut generic = Chain::for_interface(ifindex, pins);
+        let refused = generic.add(hints, AddOptions { mode: Some(AttachMode::Generic), ..opts(5) }).unwrap_err();
+        assert!(refused.to_string().contains("in generic mode"), "{refused}");
+        assert_eq!(attached(ifindex).unwrap().ids().count(), 0);
+
+        // Natively, between other members, the chain is bound to the device and the member reads its hashes.
+        let mut chain = Chain::for_interface(ifindex, pins);
+        chain.add(load("udp", "udp_drop"), AddOptions { mode: Some(AttachMode::Native), ..opts(10) }).unwrap();
+        let id = chain.add(load_for("hints", "rx_hash", Some(ifindex)).unwrap(), opts(5)).unwrap();
+        chain.add(load("udp", "udp_count"), opts(20)).unwrap();
+        assert_eq!(attached(ifindex).unwrap().native, chain.program().unwrap().info.id);
+        let (kept, dropped) = (udp_receiver(9998), udp_receiver(9999));
+        let tx = sender(pair);
+        send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 200);
+        send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9999), 100);
+        std::thread::sleep(Duration::from_millis(200));
+        let member = &chain.member(id).unwrap().program;
+        let (hashed, unhashed) = (map_u64(member, ".bss", 0, 24), map_u64(member, ".bss", 8, 24));
+        assert!(hashed >= 300, "veth gave a receive hash for every UDP packet: {hashed} hashed, {unhashed} not");
+        assert_eq!((counted(&chain), drain(&kept), drain(&dropped)), (200, 200, 0), "the other members still work");
+
+        // Removing the hints member relinks without the device binding.
+        chain.remove(id).unwrap();
+        send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 50);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(drain(&kept), 50);
+        let ids: Vec<_> = chain.members().iter().map(|m| m.id).collect();
+        for id in ids {
+            chain.remove(id).unwrap();
+        }
+    });
+}

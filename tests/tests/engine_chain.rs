@@ -345,3 +345,52 @@ fn counting_a_hundred_members_uses_one_map() {
         assert_eq!(chain.member(id).unwrap().stats().0, [0, 0, 2, 0, 0, 0]);
     }
 }
+
+/// The name of type `id` in the BTF the kernel holds for the program `fd`.
+fn type_name_in_program_btf(fd: std::os::fd::BorrowedFd<'_>, id: u32) -> String {
+    use std::os::fd::AsRawFd;
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: info is a properly sized buffer for the call.
+    let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    assert_eq!(ret, 0, "prog info: {}", std::io::Error::last_os_error());
+    assert_ne!(info.btf_id, 0, "the program has BTF");
+    // SAFETY: libbpf returns an owned BTF or an error pointer (NULL with errno in libbpf 1.x).
+    unsafe {
+        let btf = libbpf_sys::btf__load_from_kernel_by_id(info.btf_id);
+        assert!(!btf.is_null(), "load BTF {}", info.btf_id);
+        let t = libbpf_sys::btf__type_by_id(btf, id);
+        let name = if t.is_null() {
+            format!("<no type {id}>")
+        } else {
+            let n = libbpf_sys::btf__name_by_offset(btf, (*t).name_off);
+            if n.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()
+            }
+        };
+        libbpf_sys::btf__free(btf);
+        name
+    }
+}
+
+#[test]
+fn local_btf_type_ids_name_the_same_types_in_the_chain() {
+    require_root();
+    let ids =
+        |p: &xdpd::engine::LoadedProgram| (map_u64(p, ".bss", 0, 8) as u32, (map_u64(p, ".bss", 0, 8) >> 32) as u32);
+    for mode in [LinkMode::Inline, LinkMode::Call] {
+        let mut chain = Chain::unattached().with_link_mode(mode);
+        // Members with BTF before it: its BTF lands further in the chain's.
+        chain.add(load("globaldata", "global_data"), opts(1)).unwrap();
+        chain.add(load("features", "subprogs"), opts(2)).unwrap();
+        let tagger = chain.add(load("typeid", "type_ids"), opts(3)).unwrap();
+        assert_eq!(run(&chain, &probe_packet(&[])).0, u32::from(PASS));
+        let program = &chain.member(tagger).unwrap().program;
+        let (main_id, sub_id) = ids(program);
+        let fd = chain.program().unwrap().as_fd();
+        assert_eq!(type_name_in_program_btf(fd, main_id), "xdpd_meta_main", "{mode:?}: main function's id {main_id}");
+        assert_eq!(type_name_in_program_btf(fd, sub_id), "xdpd_meta_sub", "{mode:?}: subprogram's id {sub_id}");
+    }
+}

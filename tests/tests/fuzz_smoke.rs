@@ -220,6 +220,8 @@ fn sandboxed_intake_survives_mutated_real_objects() {
             user: choice & 0x80 != 0,
             map_budget: None,
             object_name: None,
+            config: Default::default(),
+            ifindex: None,
         };
         let outcome = match sandbox.load(object, &job) {
             Ok(p) => {

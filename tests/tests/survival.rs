@@ -348,3 +348,51 @@ fn sigkill_at_random_points_loses_nothing() {
         .collect();
     assert_eq!(stored, shas, "no leaked objects");
 }
+
+fn max_entries(fd: std::os::fd::BorrowedFd<'_>) -> u32 {
+    use std::os::fd::AsRawFd;
+    let mut info = libbpf_sys::bpf_map_info::default();
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_map_info>() as u32;
+    // SAFETY: a properly sized buffer.
+    assert_eq!(unsafe { libbpf_sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, 0);
+    info.max_entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_and_device_bound_programs_come_back_as_they_were_after_a_reboot() {
+    let f = Fixture::new("reboot-config").await;
+    let link = f.link().await;
+    let globals = HashMap::from([
+        ("enabled".to_string(), "true".to_string()),
+        ("mode".to_string(), "2".to_string()),
+        ("drop_port".to_string(), "9999".to_string()),
+    ]);
+    let mut configured = HashMap::from([
+        ("persist", Variant::from(true)),
+        ("priority", Variant::from(10)),
+        ("globals", Variant::from(globals.clone())),
+    ]);
+    configured.insert("map-sizes", Variant::from(HashMap::from([("flows".to_string(), 512u32)])));
+    let a = link.add_program_from_path(&object("skelconfig"), "configured", configured).await.unwrap();
+    let hinted = HashMap::from([("persist", Variant::from(true)), ("priority", Variant::from(5))]);
+    let h = link.add_program_from_path(&object("hints"), "rx_hash", hinted).await.unwrap();
+    assert_eq!(f.traffic(9999, 10), 0, "configured to drop 9999");
+
+    // Reboot: the service goes, the kernel forgets everything (links, pins).
+    f.bus.stop_service();
+    bpftool(&["link", "detach", "pinned", f.link_pin().to_str().unwrap()]);
+    std::fs::remove_dir_all(f.pins()).unwrap();
+    assert_eq!(f.attached().native, 0);
+
+    // Loaded again from the record: configured as before, the hints program bound to the interface.
+    assert_eq!(link.programs().await.unwrap(), vec![h.clone(), a.clone()]);
+    assert_eq!(f.program(&a).await.globals().await.unwrap(), globals);
+    assert_eq!(f.traffic(9999, 10), 0, "still configured to drop 9999");
+    assert_eq!(f.traffic(9998, 10), 10);
+    let maps = f.program(&a).await.get_maps().await.unwrap();
+    assert_eq!(max_entries(maps["flows"].as_fd()), 512, "the map has its configured size again");
+    let maps = f.program(&h).await.get_maps().await.unwrap();
+    let bss = maps.iter().find(|(name, _)| name.ends_with(".bss")).map(|(_, fd)| fd).expect("a .bss map");
+    let hashed = u64::from_ne_bytes(xdpd_tests::map_lookup(bss.as_fd(), 0, 24)[..8].try_into().unwrap());
+    assert!(hashed >= 20, "the hints program reads the device's hashes again: {hashed}");
+}

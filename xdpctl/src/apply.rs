@@ -571,6 +571,9 @@ fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainCh
                     snapshot: d.decl.snapshot,
                     force: false,
                     expected_generation: None,
+                    globals: Vec::new(),
+                    map_sizes: Vec::new(),
+                    object_name: None,
                     fresh_maps: false,
                     dry_run: false,
                 };

@@ -40,6 +40,17 @@ pub fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Va
     if let Some(generation) = opts.expected_generation {
         map.insert("expected-generation", Variant::from(generation));
     }
+    if !opts.globals.is_empty() {
+        let globals: HashMap<String, String> = opts.globals.iter().cloned().collect();
+        map.insert("globals", Variant::from(globals));
+    }
+    if let Some(name) = &opts.object_name {
+        map.insert("object-name", Variant::from(name.clone()));
+    }
+    if !opts.map_sizes.is_empty() {
+        let sizes: HashMap<String, u32> = opts.map_sizes.iter().cloned().collect();
+        map.insert("map-sizes", Variant::from(sizes));
+    }
     for (name, set) in [
         ("replace", replace),
         ("persist", opts.persist),
@@ -416,6 +427,9 @@ mod tests {
             snapshot: false,
             force: false,
             expected_generation: None,
+            globals: Vec::new(),
+            map_sizes: Vec::new(),
+            object_name: None,
             fresh_maps: false,
             dry_run: false,
         };
@@ -432,6 +446,14 @@ mod tests {
         assert_eq!(map["replace"], Variant::from(true));
         assert_eq!(map["force"], Variant::from(true));
         assert!(!map.contains_key("persist"));
+        opts.globals = vec![("port".into(), "80".into())];
+        opts.map_sizes = vec![("flows".into(), 64)];
+        let map = options(&opts, false);
+        assert_eq!(map["globals"], Variant::from(HashMap::from([("port".to_string(), "80".to_string())])));
+        assert_eq!(map["map-sizes"], Variant::from(HashMap::from([("flows".to_string(), 64u32)])));
+        assert_eq!(crate::cli::parse_global("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(crate::cli::parse_global("novalue").is_err());
+        assert!(crate::cli::parse_map_size("m=-1").is_err());
     }
 
     #[test]

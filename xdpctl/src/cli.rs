@@ -583,6 +583,41 @@ pub struct ProgramOptions {
                      same exit status."
     )]
     pub dry_run: bool,
+
+    /// Set a global variable before loading (repeatable)
+    #[arg(
+        long = "set",
+        value_name = "NAME=VALUE",
+        value_parser = parse_global,
+        long_help = "Set the global variable NAME (of .rodata, .data or .bss: a `const volatile` \
+                     configuration variable of a libbpf skeleton program) to VALUE before the object \
+                     is loaded: decimal, 0x hexadecimal, true or false, checked against the \
+                     variable's type. Repeatable. The Program object shows it (Globals)."
+    )]
+    pub globals: Vec<(String, String)>,
+
+    /// Set a map's max_entries before loading (repeatable)
+    #[arg(long = "map-size", value_name = "MAP=N", value_parser = parse_map_size)]
+    pub map_sizes: Vec<(String, u32)>,
+
+    /// The object's name, for its map names (<NAME>.bss), when OBJECT is "-"
+    #[arg(long, value_name = "NAME")]
+    pub object_name: Option<String>,
+}
+
+/// `NAME=VALUE` of --set.
+pub fn parse_global(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not NAME=VALUE")),
+    }
+}
+
+/// `MAP=N` of --map-size.
+pub fn parse_map_size(text: &str) -> std::result::Result<(String, u32), String> {
+    let (name, n) = parse_global(text).map_err(|_| format!("'{text}' is not MAP=N"))?;
+    let n = n.parse::<u32>().map_err(|_| format!("'{text}': N must be a number of entries from 1 to 4294967295"))?;
+    Ok((name, n))
 }
 
 #[derive(Debug, Args, Clone)]

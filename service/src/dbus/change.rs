@@ -12,7 +12,7 @@ use crate::auth::{Action, Details};
 use crate::engine::MemberId;
 use crate::error::ServiceError;
 use crate::iface::command::{ChangeAdd, ChangeRequest};
-use crate::intake::Source;
+use crate::intake::{Source, Wanted};
 use crate::request::Request;
 
 /// The most parts (programs added plus removed) one change may have.
@@ -73,8 +73,13 @@ impl LinkIface {
         let (requests, entries): (Vec<AddRequest>, Vec<_>) = parts
             .into_iter()
             .map(|p| {
-                let sha256 = p.request.sha256.clone();
-                (p.request, (Source::Fd(p.object.into()), p.function, sha256))
+                let wanted = Wanted {
+                    function: p.function,
+                    sha256: p.request.sha256.clone(),
+                    config: p.request.config.clone(),
+                    ifindex: self.handle.ifindex,
+                };
+                (p.request, (Source::Fd(p.object.into()), wanted))
             })
             .unzip();
         let (loaded, budget) = self.intake.take_all(entries, caller).await?;

@@ -14,7 +14,7 @@ use super::report::Report;
 use crate::auth::{Action, Details};
 use crate::error::ServiceError;
 use crate::iface::Handle;
-use crate::intake::{Intake, Source, Verified};
+use crate::intake::{Intake, Source, Verified, Wanted};
 use crate::request::{Front, Request};
 
 pub const INTERFACE: &str = "org.xdp.Manager1.Link";
@@ -347,7 +347,13 @@ impl LinkIface {
         if request.force || request.mode.is_some() {
             admitted.authorize(Action::Manage, &details).await?;
         }
-        self.intake.take(source, admitted.caller(), program, request.sha256.as_deref()).await
+        let wanted = Wanted {
+            function: program.to_string(),
+            sha256: request.sha256.clone(),
+            config: request.config.clone(),
+            ifindex: self.handle.ifindex,
+        };
+        self.intake.take(source, admitted.caller(), &wanted).await
     }
 
     /// Emits a link's ChainChanged signal.

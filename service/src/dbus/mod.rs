@@ -7,6 +7,7 @@
 
 pub mod change;
 pub mod change_options;
+pub mod config_options;
 pub mod error;
 pub mod introspect;
 pub mod link;

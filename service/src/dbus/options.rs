@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
-use super::change_options;
+use super::{change_options, config_options};
 use crate::engine::ActionSet;
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
@@ -28,7 +28,7 @@ pub const OPTIONS: &[(&str, &str)] = &[
 
 /// Every option name and type, of every family.
 fn all_options() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    OPTIONS.iter().chain(change_options::OPTIONS)
+    OPTIONS.iter().chain(change_options::OPTIONS).chain(config_options::OPTIONS)
 }
 
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
@@ -60,6 +60,11 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     names.sort();
     for name in names {
         let value = unwrap_variant(&options[name]);
+        match config_options::take(name, value, &mut req)? {
+            Some(true) => continue,
+            Some(false) => return Err(wrong_type(name, value)),
+            None => {}
+        }
         match (name.as_str(), value) {
             ("priority", Variant::I32(p)) => req.priority = Some(*p),
             ("proceed-on", Variant::Array(a)) if a.element_signature().to_string() == "s" => {

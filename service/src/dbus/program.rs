@@ -151,6 +151,18 @@ impl ProgramIface {
         self.view.map_ids.clone()
     }
 
+    /// Global variables set before the object was loaded (option `globals`).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn globals(&self) -> HashMap<String, String> {
+        self.view.spec.config.globals.clone().into_iter().collect()
+    }
+
+    /// Map sizes set before the object was loaded (option `map-sizes`).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn map_sizes(&self) -> HashMap<String, u32> {
+        self.view.spec.config.map_sizes.clone().into_iter().collect()
+    }
+
     /// Names of the maps this program took over from the program it replaced:
     /// the same kernel maps, with their contents; empty for a program added
     /// afresh or replaced with fresh-maps.

@@ -502,8 +502,14 @@ impl Chain {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;
+        self.check_device_bound(&candidate, options)?;
         if candidate.is_empty() && self.hold && self.hook.is_some() {
-            let target = LinkTarget { offload_ifindex: None, mode: self.link_mode, budget: Budget::default() };
+            let target = LinkTarget {
+                offload_ifindex: None,
+                dev_bound_ifindex: None,
+                mode: self.link_mode,
+                budget: Budget::default(),
+            };
             let linked = linker::pass_through(target)?;
             self.pass_gate(gate, &candidate, linked.info.id)?;
             self.swap_in(&linked, options)?;
@@ -583,12 +589,31 @@ impl Chain {
         Ok(())
     }
 
+    /// A chain with a member bound to a device (XDP hints) runs only on that
+    /// device, in native mode: the kernel refuses it in generic mode.
+    fn check_device_bound(&self, candidate: &[Member], options: &AddOptions) -> Result<(), Error> {
+        let Some(bound) = candidate.iter().find(|m| m.program.dev_bound.is_some()) else { return Ok(()) };
+        let hook = self.hook.as_ref();
+        let mode = hook.and_then(|h| h.mode()).or(options.mode).unwrap_or(AttachMode::Native);
+        let other_device = hook.is_some_and(|h| bound.program.dev_bound != Some(h.ifindex()));
+        if mode != AttachMode::Native || other_device {
+            return Err(Error::InvalidArgument(format!(
+                "program '{}' uses XDP hints (metadata kfuncs): it runs only bound to its device in native mode, \
+                 and this chain runs {}",
+                bound.program.name,
+                if other_device { "on another device".to_string() } else { format!("in {mode} mode") }
+            )));
+        }
+        Ok(())
+    }
+
     /// Links the candidate members into one program.
     fn link(&self, candidate: &[Member], options: &AddOptions) -> Result<LinkedChain, Error> {
         let offload = options.mode == Some(AttachMode::Offload);
         let budget = Budget { counting: self.counting, max_members: self.segment_members, ..Budget::default() };
         let target = LinkTarget {
             offload_ifindex: self.hook.as_ref().filter(|_| offload).map(Hook::ifindex),
+            dev_bound_ifindex: candidate.iter().find_map(|m| m.program.dev_bound),
             mode: self.link_mode,
             budget,
         };

@@ -8,9 +8,12 @@
 //! `chain → {linker, member} → {object, stats, actions, run_config, elf}`.
 
 pub mod actions;
+mod btf_ext;
 mod carry;
 pub mod chain;
+mod configure;
 mod elf;
+pub mod hints;
 pub mod linker;
 pub mod maps;
 pub mod member;

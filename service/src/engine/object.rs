@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use sha2::{Digest, Sha256};
 
+use super::btf_ext;
 use super::elf::Elf;
 use super::maps::prepare_maps;
 pub use super::maps::{estimated_bytes, is_pin_name, MapBudget};
@@ -59,6 +60,11 @@ pub struct LoadOptions<'a> {
     pub budget: Option<MapBudget>,
     /// The object's name (after its file, see [`object_name_of`]); `None`: [`DEFAULT_OBJECT_NAME`].
     pub object_name: Option<&'a str>,
+    /// Values of global variables and map sizes, set before loading.
+    pub config: Option<&'a crate::program::ObjectConfig>,
+    /// The interface the program is for: a program that calls the XDP
+    /// metadata kfuncs is loaded bound to it (see [`super::hints`]).
+    pub ifindex: Option<u32>,
 }
 
 /// The object name when the object's file name is not known.
@@ -86,6 +92,9 @@ pub struct LoadedProgram {
     pub run_config: RunConfig,
     /// Whether the program declares XDP frags support (`SEC("xdp.frags")`).
     pub frags: bool,
+    /// Loaded bound to this device (it calls XDP metadata kfuncs): a chain
+    /// holding it is bound too.
+    pub dev_bound: Option<u32>,
     /// The object's license: decides whether the chain is GPL.
     pub license: String,
     /// SHA-256 of the object file, hex.
@@ -99,6 +108,9 @@ pub struct LoadedProgram {
     pub(crate) insns: Vec<Insn>,
     /// `(instruction index, index into maps)` of every ld_imm64 map reference.
     pub(crate) map_refs: Vec<(usize, usize)>,
+    /// Instructions whose immediate is a type id of `btf`
+    /// (`bpf_core_type_id_local()`), shifted with it in a chain.
+    pub(crate) type_id_refs: Vec<usize>,
     /// Raw BTF of the object as the kernel accepted it.
     pub(crate) btf: Option<Vec<u8>>,
     pub(crate) func_info: Vec<FuncInfo>,
@@ -170,10 +182,14 @@ fn select<'a>(programs: &'a [ProgramEntry], function: Option<&str>) -> Result<&'
     };
     if chosen.prog_type != libbpf_sys::BPF_PROG_TYPE_XDP {
         return Err(Error::InvalidObject(format!(
-            "program '{}' is a {} program (section '{}'), not an XDP program",
+            "program '{}' is a {} program (section '{}'), not an XDP program: libbpf loads section '{}' as {}; \
+             xdpd loads as XDP the sections 'xdp', 'xdp.frags' and any section libbpf does not know \
+             (legacy names such as 'prog' or 'xdp_foo')",
             chosen.name,
             libbpf_object::prog_type_name(chosen.prog_type),
-            chosen.section
+            chosen.section,
+            chosen.section,
+            libbpf_object::prog_type_name(chosen.prog_type),
         )));
     }
     Ok(chosen)
@@ -229,12 +245,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
     let license = elf.license().unwrap_or_default();
     libbpf_object::register_hook()?;
     let object_name = opts.object_name.unwrap_or(DEFAULT_OBJECT_NAME);
-    let name = std::ffi::CString::new(object_name)
-        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
-    let object = Object::open_named(bytes, &name).map_err(|f| {
-        let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
-        Error::InvalidObject(with_messages(&summary, &f.messages))
-    })?;
+    let mut object = open(bytes, object_name)?;
     let programs = object.programs();
     let chosen = select(&programs, function)?;
     object.set_autoload_only(chosen);
@@ -242,6 +253,10 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         .with_btf(|btf| run_config::read(Some(btf), &chosen.name))
         .unwrap_or_else(|| Ok(RunConfig::default()))
         .map_err(Error::InvalidObject)?;
+    if let Some(config) = opts.config {
+        super::configure::apply(&mut object, config)?;
+    }
+    let dev_bound = super::hints::bind_if_needed(&object, chosen, opts.ifindex)?.then_some(opts.ifindex).flatten();
     let (sizes, shared) = prepare_maps(&object, opts)?;
     let capture = object.load(chosen, privilege == Privilege::User).map_err(|f| load_failure(&chosen.name, f))?;
     if !capture.seen || capture.insns.is_empty() {
@@ -256,11 +271,7 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         map.shared = shared.contains(&map.name);
         map.bytes = sizes.iter().find(|(n, _)| *n == map.name).map_or(0, |(_, b)| *b);
     }
-    let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
-        Some(libbpf_object::kernel_btf(capture.btf_fd)?)
-    } else {
-        None
-    };
+    let (btf, type_id_refs) = debug_parts(&elf, &capture, &chosen.name)?;
     let (func_info, line_info) =
         if btf.is_some() { (capture.func_info, capture.line_info) } else { (Vec::new(), Vec::new()) };
     Ok(LoadedProgram {
@@ -269,16 +280,50 @@ pub fn load_opts(bytes: &[u8], opts: &LoadOptions<'_>) -> Result<LoadedProgram, 
         section: chosen.section.clone(),
         run_config,
         frags: capture.frags,
+        dev_bound,
         license,
         sha256: sha256_hex(bytes),
         kernel_tag,
         maps,
         insns: capture.insns,
         map_refs,
+        type_id_refs,
         btf,
         func_info,
         line_info,
     })
+}
+
+/// Opens the object under `object_name` (see [`LoadOptions::object_name`]).
+fn open(bytes: &[u8], object_name: &str) -> Result<Object, Error> {
+    let name = std::ffi::CString::new(object_name)
+        .map_err(|_| Error::InvalidArgument(format!("object name {object_name:?} has a NUL byte")))?;
+    Object::open_named(bytes, &name).map_err(|f| {
+        let summary = format!("libbpf cannot open the object ({})", std::io::Error::from_raw_os_error(f.errno));
+        Error::InvalidObject(with_messages(&summary, &f.messages))
+    })
+}
+
+/// The program's BTF as the kernel accepted it (when it has function
+/// records) and the instructions that carry its local type ids.
+fn debug_parts(
+    elf: &Elf<'_>,
+    capture: &libbpf_object::Capture,
+    program: &str,
+) -> Result<(Option<Vec<u8>>, Vec<usize>), Error> {
+    let btf = if capture.btf_fd > 0 && !capture.func_info.is_empty() {
+        Some(libbpf_object::kernel_btf(capture.btf_fd)?)
+    } else {
+        None
+    };
+    let type_id_refs = btf_ext::local_type_id_sites(elf, &capture.insns, &capture.func_info)
+        .map_err(|why| Error::InvalidObject(format!("program '{program}': {why}")))?;
+    if btf.is_none() && !type_id_refs.is_empty() {
+        return Err(Error::InvalidObject(format!(
+            "program '{program}' uses local BTF type ids but the object has no function records (.BTF.ext)"
+        )));
+    }
+    Ok((btf, type_id_refs))
 }
 
 /// What a failed libbpf load means: the verifier refused the program, the

@@ -24,6 +24,8 @@ pub struct AddRequest {
     pub force: bool,
     /// The object's SHA-256 as the caller announces it (lowercase hex), checked after reading.
     pub sha256: Option<String>,
+    /// Values of global variables and map sizes, set before the object is loaded.
+    pub config: crate::program::ObjectConfig,
     /// On replace: the new program starts with its own maps (none carried over).
     pub fresh_maps: bool,
 }

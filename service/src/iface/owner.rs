@@ -117,6 +117,7 @@ fn spec_template(program: &LoadedProgram, request: &AddRequest, caller: &Caller)
         persist: request.persist,
         snapshot: request.snapshot,
         map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
+        config: request.config.clone(),
         ..Default::default()
     }
 }

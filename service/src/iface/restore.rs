@@ -280,6 +280,8 @@ fn load_member(
             user: caller::privilege_of(m.spec.owner_uid) == Privilege::User,
             map_budget: None,
             object_name: Some(m.spec.object.clone()).filter(|o| !o.is_empty()),
+            config: m.spec.config.clone(),
+            ifindex: Some(ifindex),
         };
         // A recorded object is still a caller's bytes: libbpf parses them in a child.
         Sandbox::of_this_executable().and_then(|s| s.load(&bytes, &job)).map_err(|e| e.to_string())

@@ -43,6 +43,8 @@ pub const KIND_ARRAY: u32 = 3;
 #[allow(missing_docs)]
 pub const KIND_STRUCT: u32 = 4;
 #[allow(missing_docs)]
+pub const KIND_ENUM: u32 = 6;
+#[allow(missing_docs)]
 pub const KIND_TYPEDEF: u32 = 8;
 #[allow(missing_docs)]
 pub const KIND_VOLATILE: u32 = 9;
@@ -56,6 +58,8 @@ pub const KIND_VAR: u32 = 14;
 pub const KIND_DATASEC: u32 = 15;
 #[allow(missing_docs)]
 pub const KIND_TYPE_TAG: u32 = 18;
+#[allow(missing_docs)]
+pub const KIND_ENUM64: u32 = 19;
 
 /// Type information of an object or a chain, owned (freed on drop).
 pub struct Btf(NonNull<libbpf_sys::btf>);
@@ -236,6 +240,20 @@ impl Btf {
     pub fn datasec_vars(&self, id: u32) -> Vec<u32> {
         let vlen = self.header(id).map_or(0, |h| h.vlen as usize);
         (0..vlen).filter_map(|i| self.extra(id, 3 * i)).collect()
+    }
+
+    /// `(variable type id, offset, size)` of each variable of a DATASEC.
+    pub fn datasec_entries(&self, id: u32) -> Vec<(u32, u32, u32)> {
+        let vlen = self.header(id).map_or(0, |h| h.vlen as usize);
+        (0..vlen)
+            .filter_map(|i| Some((self.extra(id, 3 * i)?, self.extra(id, 3 * i + 1)?, self.extra(id, 3 * i + 2)?)))
+            .collect()
+    }
+
+    /// The encoding word of an INT type: `encoding << 24 | offset << 16 | bits`
+    /// (encoding: 1 signed, 2 char, 4 bool).
+    pub fn int_encoding(&self, id: u32) -> Option<u32> {
+        (self.header(id)?.kind == KIND_INT).then(|| self.extra(id, 0)).flatten()
     }
 
     /// Element count of an array type.

@@ -112,6 +112,11 @@ impl Insn {
         self.code == LD_IMM64
     }
 
+    /// `dst = imm`, 32- or 64-bit (an immediate a relocation may have set).
+    pub fn is_mov_imm(self) -> bool {
+        self.code == BPF_ALU | BPF_MOV | BPF_K || self.code == BPF_ALU64 | BPF_MOV | BPF_K
+    }
+
     /// A call of a BPF-to-BPF subprogram (target = own index + 1 + imm).
     pub fn is_subprog_call(self) -> bool {
         self.code == CALL && self.src() == PSEUDO_CALL

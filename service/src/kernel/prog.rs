@@ -35,6 +35,8 @@ pub struct Image<'a> {
     pub frags: bool,
     /// Load for this device (hardware offload).
     pub offload_ifindex: Option<u32>,
+    /// Load bound to this device (`BPF_F_XDP_DEV_BOUND_ONLY`: XDP hints).
+    pub dev_bound_ifindex: Option<u32>,
     /// Verify as an unprivileged loader (no CAP_SYS_ADMIN/CAP_PERFMON).
     pub as_user: bool,
 }
@@ -53,8 +55,9 @@ fn load_once(image: &Image<'_>, debug: &mut Option<DebugInfo>, log: Option<&mut 
     let mut opts = libbpf_sys::bpf_prog_load_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
         expected_attach_type: libbpf_sys::BPF_XDP,
-        prog_flags: if image.frags { libbpf_sys::BPF_F_XDP_HAS_FRAGS } else { 0 },
-        prog_ifindex: image.offload_ifindex.unwrap_or(0),
+        prog_flags: if image.frags { libbpf_sys::BPF_F_XDP_HAS_FRAGS } else { 0 }
+            | if image.dev_bound_ifindex.is_some() { libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY } else { 0 },
+        prog_ifindex: image.offload_ifindex.or(image.dev_bound_ifindex).unwrap_or(0),
         ..Default::default()
     };
     if let Some(d) = debug.as_mut() {

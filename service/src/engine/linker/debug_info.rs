@@ -21,6 +21,8 @@ pub struct MemberDebug {
     pub funcs: Vec<FuncInfo>,
     /// Line records (empty unless every member has some).
     pub lines: Vec<LineInfo>,
+    /// What the member's own type ids became in the merged BTF: `id + shift`.
+    pub shift: u32,
 }
 
 /// The dispatcher's entries in the merged BTF.
@@ -67,7 +69,7 @@ fn append_member(dst: &mut Btf, m: &LinkInput<'_>, raw: &[u8], with_lines: bool)
             lines.push(LineInfo { file_name_off: remap(l.file_name_off)?, line_off: remap(l.line_off)?, ..*l });
         }
     }
-    Ok(MemberDebug { funcs, lines })
+    Ok(MemberDebug { funcs, lines, shift })
 }
 
 /// A member without BTF: each function described as a static `int f(ctx)`
@@ -79,7 +81,7 @@ fn describe_member(dst: &mut Btf, m: &LinkInput<'_>, proto: u32) -> Result<Membe
         let func = dst.add_func(&name, false, proto)?;
         funcs.push(FuncInfo { insn_off: start as u32, type_id: func });
     }
-    Ok(MemberDebug { funcs, lines: Vec::new() })
+    Ok(MemberDebug { funcs, lines: Vec::new(), shift: 0 })
 }
 
 /// Where a member's records go in the linked program: its function records
@@ -110,15 +112,17 @@ pub fn translate(
     (funcs, main, tail)
 }
 
-/// The merged debug info of the chain, or `None` when no member has BTF.
-/// Line info is kept only when every member has some.
+/// The merged debug info of the chain (`None` when no member has BTF) and
+/// each member's type id shift into it. Line info is kept only when every
+/// member has some.
 pub fn build(
     members: &[LinkInput<'_>],
     placements: &[Placement],
     places: &[Vec<usize>],
-) -> Result<Option<DebugInfo>, KernelError> {
+) -> Result<(Option<DebugInfo>, Vec<u32>), KernelError> {
+    let mut shifts = Vec::with_capacity(members.len());
     if !members.iter().any(|m| m.program.btf.is_some()) {
-        return Ok(None);
+        return Ok((None, vec![0; members.len()]));
     }
     let with_lines = members.iter().all(|m| !m.program.line_info.is_empty());
     let mut btf = Btf::empty()?;
@@ -131,13 +135,14 @@ pub fn build(
             Some(raw) => append_member(&mut btf, m, raw, with_lines)?,
             None => describe_member(&mut btf, m, d.proto)?,
         };
+        shifts.push(debug.shift);
         let (funcs, main, tail) = translate(&debug, place, placement.main_len());
         func_info.extend(funcs);
         line_info.extend(main);
         tail_lines.extend(tail);
     }
     line_info.extend(tail_lines);
-    Ok(Some(DebugInfo { btf, func_info, line_info }))
+    Ok((Some(DebugInfo { btf, func_info, line_info }), shifts))
 }
 
 #[cfg(test)]
@@ -153,6 +158,7 @@ mod tests {
         let debug = MemberDebug {
             funcs: vec![FuncInfo { insn_off: 0, type_id: 10 }, FuncInfo { insn_off: 2, type_id: 11 }],
             lines: vec![line(0), line(1), line(2)],
+            shift: 0,
         };
         let place = [5, 6, 30, 31];
         let (funcs, main, tail) = translate(&debug, &place, 2);
@@ -163,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_called_member_keeps_every_record() {
-        let debug = MemberDebug { funcs: vec![FuncInfo { insn_off: 0, type_id: 4 }], lines: vec![line(0)] };
+        let debug = MemberDebug { funcs: vec![FuncInfo { insn_off: 0, type_id: 4 }], lines: vec![line(0)], shift: 0 };
         let (funcs, main, tail) = translate(&debug, &[40, 41], 0);
         assert_eq!(funcs, vec![FuncInfo { insn_off: 40, type_id: 4 }]);
         assert!(main.is_empty());

@@ -48,6 +48,7 @@ pub fn load(
         insns,
         frags: target.frags,
         offload_ifindex: target.target.offload_ifindex,
+        dev_bound_ifindex: target.target.dev_bound_ifindex,
         as_user: target.privilege == Privilege::User,
     };
     prog::load(&image, debug).map_err(|refused| match refused.log {

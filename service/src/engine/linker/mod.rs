@@ -114,6 +114,8 @@ pub enum LinkMode {
 pub struct LinkTarget {
     /// The device, for a program offloaded to a NIC.
     pub offload_ifindex: Option<u32>,
+    /// The device the chain is bound to (a member uses XDP hints).
+    pub dev_bound_ifindex: Option<u32>,
     /// Inline where possible, or call every member.
     pub mode: LinkMode,
     /// How the chain is cut into segments.
@@ -322,7 +324,10 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Resul
         relocate::map_fds(&mut out.insns, place, &m.program.map_refs, &fds);
     }
     relocate::member_calls(&mut out.insns, &out.calls, &out.places);
-    let debug = debug_info::build(members, &placements, &out.places)?;
+    let (debug, shifts) = debug_info::build(members, &placements, &out.places)?;
+    for ((m, place), shift) in members.iter().zip(&out.places).zip(shifts) {
+        relocate::local_type_ids(&mut out.insns, place, &m.program.type_id_refs, shift);
+    }
     let inlined_members = members
         .iter()
         .zip(&placements)

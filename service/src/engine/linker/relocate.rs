@@ -1,8 +1,9 @@
 //! Relocation: once every instruction has its place in the linked program,
 //! point the dispatcher's calls at the called members, the calls and
 //! callback references of moved main functions at their subprograms, and
-//! every map reference at the map's descriptor (handed in, as aya-obj does).
-//! Pure functions over instruction slices.
+//! every map reference at the map's descriptor (handed in, as aya-obj does),
+//! every local BTF type id at where the member's BTF went in the merged
+//! one. Pure functions over instruction slices.
 
 use super::plan::func_refs;
 use crate::kernel::insn::Insn;
@@ -48,6 +49,17 @@ pub fn map_fds(code: &mut [Insn], place: &[usize], map_refs: &[(usize, usize)], 
     }
 }
 
+/// Shifts every local BTF type id a member's instructions carry
+/// (`type_id_refs`, the member's own indices) by where its BTF went in the
+/// merged one.
+pub fn local_type_ids(code: &mut [Insn], place: &[usize], type_id_refs: &[usize], shift: u32) {
+    for &at in type_id_refs {
+        if let Some(ins) = place.get(at).and_then(|&to| code.get_mut(to)) {
+            ins.imm = (ins.imm as u32).wrapping_add(shift) as i32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +90,15 @@ mod tests {
         let mut code = member.to_vec();
         member_refs(&mut code, &member, &[0, 1, 2], 1);
         assert_eq!(code, member);
+    }
+
+    #[test]
+    fn local_type_ids_follow_the_members_btf() {
+        let ld = Insn::new(insn::LD_IMM64, 2, 0, 0, 8);
+        let mut code = vec![Insn::exit(), ld, Insn::default(), Insn::mov32_imm(R0, 13)];
+        local_type_ids(&mut code, &[1, 2, 3], &[0, 2], 40);
+        assert_eq!((code[1].imm, code[3].imm), (48, 53));
+        assert_eq!(code[0], Insn::exit());
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct Job {
     /// The object's name (after its file); `None`: the default.
     #[serde(default)]
     pub object_name: Option<String>,
+    /// Values of global variables and map sizes, set before loading.
+    #[serde(default)]
+    pub config: crate::program::ObjectConfig,
+    /// The interface the program is for (XDP hints bind to it).
+    #[serde(default)]
+    pub ifindex: Option<u32>,
 }
 
 /// How intake children are started and bounded.
@@ -258,6 +264,8 @@ pub fn child_main(args: &[String]) -> std::process::ExitCode {
                 privilege: if job.user { Privilege::User } else { Privilege::Full },
                 budget: job.map_budget,
                 object_name: job.object_name.as_deref(),
+                config: Some(&job.config),
+                ifindex: job.ifindex,
             },
         ),
         Err(e) => Err(Error::LimitExceeded(format!("reading the object: {e}"))),

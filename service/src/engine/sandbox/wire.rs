@@ -34,12 +34,16 @@ pub(super) struct WireProgram {
     priority: i32,
     proceed_on: u32,
     frags: bool,
+    #[serde(default)]
+    dev_bound: Option<u32>,
     license: String,
     sha256: String,
     kernel_tag: String,
     maps: Vec<WireMap>,
     insns: Vec<u64>,
     map_refs: Vec<(usize, usize)>,
+    #[serde(default)]
+    type_id_refs: Vec<usize>,
     btf: Option<Vec<u8>>,
     func_info: Vec<(u32, u32)>,
     line_info: Vec<(u32, u32, u32, u32)>,
@@ -76,12 +80,14 @@ impl WireProgram {
             priority: p.run_config.priority,
             proceed_on: p.run_config.proceed_on.mask(),
             frags: p.frags,
+            dev_bound: p.dev_bound,
             license: p.license,
             sha256: p.sha256,
             kernel_tag: p.kernel_tag,
             maps,
             insns: p.insns.iter().map(insn_to_word).collect(),
             map_refs: p.map_refs,
+            type_id_refs: p.type_id_refs,
             btf: p.btf,
             func_info: p.func_info.iter().map(|f| (f.insn_off, f.type_id)).collect(),
             line_info: p.line_info.iter().map(|l| (l.insn_off, l.file_name_off, l.line_off, l.line_col)).collect(),
@@ -98,6 +104,9 @@ impl WireProgram {
         }
         if let Some(&(at, map)) = self.map_refs.iter().find(|&&(at, map)| at >= self.insns.len() || map >= fds.len()) {
             return Err(bad(format!("a map reference out of range (instruction {at}, map {map})")));
+        }
+        if let Some(at) = self.type_id_refs.iter().find(|&&at| at >= self.insns.len()) {
+            return Err(bad(format!("a type id reference out of range (instruction {at})")));
         }
         let maps = self
             .maps
@@ -118,12 +127,14 @@ impl WireProgram {
             section: self.section,
             run_config: RunConfig { priority: self.priority, proceed_on: action_set(self.proceed_on) },
             frags: self.frags,
+            dev_bound: self.dev_bound,
             license: self.license,
             sha256: self.sha256,
             kernel_tag: self.kernel_tag,
             maps,
             insns: self.insns.into_iter().map(insn_from_word).collect(),
             map_refs: self.map_refs,
+            type_id_refs: self.type_id_refs,
             btf: self.btf,
             func_info: self.func_info.into_iter().map(|(insn_off, type_id)| FuncInfo { insn_off, type_id }).collect(),
             line_info: self

@@ -4,6 +4,7 @@
 //! engine decides which program and what to do with it; this file only
 //! makes the calls.
 
+mod config;
 mod maps;
 
 pub use self::maps::{possible_cpus, MapDefinition};
@@ -101,20 +102,28 @@ unsafe extern "C" fn prepare_load(
 
 /// Registers the prepare-load hook for XDP sections, once per process; call
 /// it before [`Object::open`], whose XDP programs are otherwise not captured.
+///
+/// Besides `xdp` and `xdp.frags`, the hook is libbpf's fallback: a program
+/// in a section libbpf does not know (`prog`, `xdp_foo`, legacy names that
+/// libxdp, `xdp-loader` and `ip link` load as XDP) is opened as XDP, as
+/// libxdp's `bpf_program__set_type` makes it. Sections libbpf knows as
+/// another type (`tc`, `kprobe/...`) keep their type.
 pub fn register_hook() -> Result<(), KernelError> {
     static RESULT: OnceLock<Result<(), i32>> = OnceLock::new();
     let result = RESULT.get_or_init(|| {
-        for (sec, cookie) in [(c"xdp+", 0), (c"xdp.frags+", COOKIE_FRAGS)] {
+        let handlers: [(Option<&CStr>, c_long); 3] =
+            [(Some(c"xdp+"), 0), (Some(c"xdp.frags+"), COOKIE_FRAGS), (None, 0)];
+        for (sec, cookie) in handlers {
             let opts = libbpf_sys::libbpf_prog_handler_opts {
                 sz: std::mem::size_of::<libbpf_sys::libbpf_prog_handler_opts>() as _,
                 cookie,
                 prog_prepare_load_fn: Some(prepare_load),
                 ..Default::default()
             };
-            // SAFETY: static section name; libbpf copies the options.
+            // SAFETY: a static section name or NULL (the fallback); libbpf copies the options.
             let ret = unsafe {
                 libbpf_sys::libbpf_register_prog_handler(
-                    sec.as_ptr(),
+                    sec.map_or(std::ptr::null(), CStr::as_ptr),
                     libbpf_sys::BPF_PROG_TYPE_XDP,
                     libbpf_sys::BPF_XDP,
                     &opts,
