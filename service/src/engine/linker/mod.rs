@@ -26,9 +26,10 @@
 //!                        <main function>    ; exits jump to test_i
 //!   member i (call):     r1 = rC
 //!                        call member_i      ; r0 = its result
-//!   test_i:  [count r0 in the member's counters, when counting is on]
+//!   test_i:  [count r0, when counting and the member proceeds on several actions]
 //!            proceed-on test of r0          ; results >= 32 are always verdicts
 //!            exit                           ; not proceeding: r0 is the verdict
+//!                                           ; (counting: to an exit block, see `count`)
 //!   ...
 //!            w0 = XDP_PASS; exit            ; every member proceeded
 //! then the subprograms of inlined members and the whole of called members
@@ -48,6 +49,7 @@
 //! When the inlined chain does not verify, the whole chain is linked again
 //! with calls.
 
+mod count;
 mod debug_info;
 mod diagnose;
 mod emit;
@@ -174,8 +176,20 @@ struct Linked {
     inlined_members: Vec<MemberId>,
 }
 
+/// How the chain counts, when its members have counters (all share one table).
+fn count_plan(members: &[LinkInput<'_>], target: LinkTarget) -> Option<count::CountPlan> {
+    let table = members.iter().find_map(|m| m.counters)?.table();
+    Some(count::CountPlan {
+        map_fd: table.map_fd().as_raw_fd(),
+        cpus: u32::try_from(table.cpus()).ok()?,
+        region: u32::try_from(table.region_bytes()).ok()?,
+        len_by_helper: target.privilege == Privilege::User || load::frags(members),
+    })
+}
+
 /// plan → emit → relocate → debug info.
-fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelError> {
+fn build(members: &[LinkInput<'_>], target: LinkTarget) -> Result<Linked, KernelError> {
+    let mode = target.mode;
     let placements: Vec<Placement> =
         members.iter().map(|m| plan::placement(&m.program.insns, &m.program.func_info, mode)).collect();
     let emit_members: Vec<EmitMember<'_>> = members
@@ -186,10 +200,10 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
             insns: &m.program.insns,
             placement,
             proceed_on: m.proceed_on,
-            count: m.counters.map(VerdictCounters::count_r0).unwrap_or_default(),
+            slot: m.counters.map(VerdictCounters::slot),
         })
         .collect();
-    let mut out = emit::emit(&emit_members);
+    let mut out = emit::emit(&emit_members, count_plan(members, target).as_ref());
     for ((m, placement), place) in members.iter().zip(&placements).zip(&out.places) {
         relocate::member_refs(&mut out.insns, &m.program.insns, place, placement.main_len());
         let fds: Vec<i32> = m.program.maps.iter().map(|map| map.fd.as_raw_fd()).collect();
@@ -208,7 +222,7 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode) -> Result<Linked, KernelErro
 
 /// Builds and loads the chain with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
-    let Linked { insns, debug, layout, inlined_members } = build(members, target.mode)?;
+    let Linked { insns, debug, layout, inlined_members } = build(members, target)?;
     let fd = load::load(&insns, debug, members, target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
