@@ -282,10 +282,11 @@ pub enum Command {
     #[command(
         long_about = "Switches per-program verdict counting on IFACE on or off. While it is on, \
                       the chain counts each program's results (aborted, drop, pass, tx, redirect, \
-                      other) and xdpctl status shows them in a VERDICTS column. Counting costs a few \
-                      ns per program per packet, so it is off by default; switching relinks the \
-                      chain atomically. Needs org.xdp.manager1.manage.",
-        after_long_help = concat!("EXAMPLES:\n  xdpctl counting eth0 on\n  xdpctl status eth0\n  xdpctl counting eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
+                      other; packets and bytes) and xdpctl status shows them in a VERDICTS column. \
+                      Counting is on by default: it costs a fraction of a nanosecond per program per \
+                      packet. Switching relinks the chain atomically; counts are kept while it is \
+                      off. Needs org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl counting eth0 off\n  xdpctl status eth0\n  xdpctl counting eth0 on", "\n\nSee xdpctl --help for the exit statuses.")
     )]
     Counting {
         /// Network interface name (as ip link shows it)

@@ -77,7 +77,8 @@ pub struct Chain {
 
 impl Chain {
     /// A chain that is linked and loaded but attached nowhere (for
-    /// BPF_PROG_TEST_RUN and benchmarks).
+    /// BPF_PROG_TEST_RUN and benchmarks); it does not count verdicts until
+    /// [`Chain::set_counting`].
     pub fn unattached() -> Chain {
         Chain {
             hook: None,
@@ -94,10 +95,11 @@ impl Chain {
         }
     }
 
-    /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
+    /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`;
+    /// it counts verdicts (see [`Chain::set_counting`]).
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
         let counter_pin = Some(Bpffs::new(bpffs_dir).counter_pin(ifindex));
-        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, ..Chain::unattached() }
+        Chain { hook: Some(Hook::new(ifindex, bpffs_dir)), counter_pin, counting: true, ..Chain::unattached() }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.

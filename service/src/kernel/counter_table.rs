@@ -84,6 +84,10 @@ impl CounterTable {
 
     /// Pins the table at `path` (replacing a stale pin), so the counts outlive the process.
     pub fn pin(&self, path: &Path) -> Result<(), KernelError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| KernelError::new(format!("creating {}", dir.display()), e.raw_os_error().unwrap_or(0)))?;
+        }
         let _ = std::fs::remove_file(path);
         super::bpf::obj_pin(self.map.as_fd(), &super::path_cstring(path)?)
     }
