@@ -326,7 +326,8 @@ fn status_add_replace_remove_reclaim() {
     // The table: one row per program with every column.
     let out = f.ok(&["status", dev]);
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    let columns = ["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID", "VERDICTS"];
+    let columns =
+        ["INTERFACE", "MODE", "CHAIN", "POS", "PRIO", "PROGRAM", "PROCEED-ON", "OWNER", "TAG", "ID", "VERDICTS"];
     assert_eq!(header, columns, "verdicts are counted by default");
     let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
     let kernel = kernel_id.to_string();
