@@ -181,6 +181,9 @@ fn top_once_and_json_show_rates_and_shares() {
     assert_ne!(drop_rate, "0", "{once}");
 }
 
+/// What a view shows: udp_drop's drop rate (if its row is there) and the title.
+type Screen = (Option<String>, String);
+
 /// A tmux server of our own, killed on drop.
 struct Tmux(String);
 
@@ -191,7 +194,7 @@ impl Tmux {
     }
 
     /// The drop rate of udp_drop on the screen, and the title (it has the time).
-    fn screen(&self) -> (Option<String>, String) {
+    fn screen(&self) -> Screen {
         let screen = self.cmd(&["capture-pane", "-p", "-t", "top"]);
         let rate =
             screen.lines().find(|l| l.contains("udp_drop")).and_then(|l| l.split_whitespace().nth(7)).map(String::from);
@@ -213,7 +216,7 @@ fn top_in_a_terminal_refreshes_and_rates_rise_under_traffic() {
     let tmux = Tmux(format!("xdpd-test-top-{}", std::process::id()));
     let command = format!("{} --address '{}' top --interval 0.5", xdpctl_binary().display(), f.bus.address);
     tmux.cmd(&["new-session", "-d", "-s", "top", "-x", "200", "-y", "40", &command]);
-    let wait = |what: &str, done: &dyn Fn(&(Option<String>, String)) -> bool| {
+    let wait = |what: &str, done: &dyn Fn(&Screen) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let screen = tmux.screen();

@@ -176,8 +176,13 @@ struct Linked {
     inlined_members: Vec<MemberId>,
 }
 
-/// How the chain counts, when its members have counters (all share one table).
+/// How the chain counts, when its members have counters (all share one
+/// table); a chain offloaded to a NIC does not count (its helpers and maps
+/// are the device's).
 fn count_plan(members: &[LinkInput<'_>], target: LinkTarget) -> Option<count::CountPlan> {
+    if target.offload_ifindex.is_some() {
+        return None;
+    }
     let table = members.iter().find_map(|m| m.counters)?.table();
     Some(count::CountPlan {
         map_fd: table.map_fd().as_raw_fd(),
