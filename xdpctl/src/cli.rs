@@ -81,8 +81,9 @@ pub struct Global {
         long,
         global = true,
         help_heading = "Global options",
-        long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove and \
-                     reclaim; for watch one object per line, the first being {\"event\":\"ready\"}. \
+        long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove, \
+                     reclaim and top (one view); for watch one object per line, the first being \
+                     {\"event\":\"ready\"}. metrics prints its text formats only. \
                      Member names are snake_case in every command's output and stable: new members \
                      may appear, existing ones keep their name and meaning."
     )]
