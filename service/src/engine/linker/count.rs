@@ -176,3 +176,29 @@ pub fn patch_jump(code: &mut [Insn], at: usize, to: usize) {
         code[at].off = off as i16;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::actions::Action;
+
+    #[test]
+    fn only_a_single_proceed_action_is_credited_by_the_cascade() {
+        assert_eq!(single_action(ActionSet::of(&[Action::Pass])), Some(2));
+        assert_eq!(single_action(ActionSet::of(&[Action::Redirect])), Some(4));
+        assert_eq!(single_action(ActionSet::of(&[Action::Pass, Action::Drop])), None);
+        assert_eq!(single_action(ActionSet::EMPTY), None);
+    }
+
+    #[test]
+    fn a_record_out_of_a_loads_reach_goes_through_r3() {
+        let mut near = Vec::new();
+        add_passed(&mut near, 3, 2);
+        assert_eq!(near.len(), 6, "load, add, store for packets and for bytes");
+        assert_eq!(near[0], ldx(R4, R1, (3 * RECORD_BYTES + 32) as i16));
+        let mut far = Vec::new();
+        add_passed(&mut far, 400, 2);
+        assert_eq!(far[..2], [alu64_reg(insn::BPF_MOV, R3, R1), alu64_imm(insn::BPF_ADD, R3, 400 * 96 + 32)]);
+        assert_eq!(far[2], ldx(R4, R3, 0));
+    }
+}
