@@ -277,6 +277,30 @@ pub fn counting() -> Table {
     t
 }
 
+/// What a held hook costs while no program runs (SetHold): the pass-through
+/// program against a chain of one trivially passing member and of the
+/// example ip_blocklist.
+pub fn hold() -> Table {
+    let mut t = Table::new(
+        "hold",
+        format!("held hook: ns/packet of what runs on an interface (repeat {REPEAT}, best of {ROUNDS})"),
+        &["program", "ns/packet", "instructions"],
+    );
+    let pass = xdpd::engine::linker::pass_through(Default::default()).expect("pass-through");
+    t.row(vec![
+        "pass-through (held, no programs)".into(),
+        best_ns(pass.as_fd()).to_string(),
+        pass.insn_count.to_string(),
+    ]);
+    for (object, function) in [("basic", "xdp_pass"), ("ip_blocklist", "ip_blocklist")] {
+        let mut chain = Chain::unattached();
+        chain.add(xdpd_tests::load(object, function), AddOptions::default()).expect("add");
+        let linked = chain.program().expect("loaded");
+        t.row(vec![format!("chain of {function}"), best_ns(linked.as_fd()).to_string(), linked.insn_count.to_string()]);
+    }
+    t
+}
+
 fn verified_insns(fd: BorrowedFd<'_>) -> u32 {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of_val(&info) as u32;

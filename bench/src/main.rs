@@ -37,6 +37,7 @@ struct Args {
 enum Section {
     Dataplane,
     Counting,
+    Hold,
     Verify,
     Live,
     Control,
@@ -60,6 +61,9 @@ fn main() {
     }
     if wants(Section::Counting) {
         dataplane::counting().print_and_save(&csv_dir);
+    }
+    if wants(Section::Hold) {
+        dataplane::hold().print_and_save(&csv_dir);
     }
     if wants(Section::Verify) {
         dataplane::verification().print_and_save(&csv_dir);

@@ -23,6 +23,51 @@ pub trait Manager {
     fn features(&self) -> zbus::Result<Vec<String>>;
 }
 
+/// A chain as Link.Explain and Link.PlanAddProgram report it (`a{sv}`).
+#[derive(Debug, Clone, PartialEq, Eq, zbus::DeserializeDict, zbus::Type)]
+#[zbus(signature = "dict", rename_all = "kebab-case")]
+pub struct ChainReport {
+    /// The chain's generation the report is based on.
+    pub generation: u64,
+    /// Members in run order.
+    pub members: Vec<MemberReport>,
+    /// The loaded programs of the chain (one today).
+    pub segments: Vec<SegmentReport>,
+}
+
+/// One member of a [`ChainReport`].
+#[derive(Debug, Clone, PartialEq, Eq, zbus::DeserializeDict, zbus::Type)]
+#[zbus(signature = "dict", rename_all = "kebab-case")]
+pub struct MemberReport {
+    /// 0 for the program a dry run would add.
+    pub id: u64,
+    /// "/" for the program a dry run would add.
+    pub path: OwnedObjectPath,
+    pub name: String,
+    pub tag: String,
+    /// inline, call, not-linked, or "" when not known.
+    pub linking: String,
+    pub priority: i32,
+    /// Instructions of its own program.
+    pub instructions: u32,
+    /// Maps it takes over from the program it replaces.
+    pub carried_maps: Vec<String>,
+}
+
+/// One loaded program of a [`ChainReport`], against the kernel's limits.
+#[derive(Debug, Clone, PartialEq, Eq, zbus::DeserializeDict, zbus::Type)]
+#[zbus(signature = "dict", rename_all = "kebab-case")]
+pub struct SegmentReport {
+    pub members: Vec<u64>,
+    pub instructions: u32,
+    pub instruction_limit: u32,
+    pub maps: u32,
+    pub map_limit: u32,
+    pub verified_instructions: u32,
+    pub verified_limit: u32,
+    pub verify_usec: u64,
+}
+
 /// `org.xdp.Manager1.Link`: one object per network interface.
 #[proxy(interface = "org.xdp.Manager1.Link", default_service = "org.xdp.Manager1")]
 pub trait Link {
@@ -42,6 +87,35 @@ pub trait Link {
         options: HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
 
+    /// A dry run of AddProgram: the chain the change would produce; nothing changes.
+    fn plan_add_program(
+        &self,
+        object: zbus::Fd<'_>,
+        program: &str,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<ChainReport>;
+
+    /// A dry run of AddProgramFromPath.
+    fn plan_add_program_from_path(
+        &self,
+        path: &str,
+        program: &str,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<ChainReport>;
+
+    /// The running chain, as PlanAddProgram reports a planned one.
+    fn explain(&self) -> zbus::Result<ChainReport>;
+
+    /// Adds the programs of `add` and removes those of `remove` (ids) as one
+    /// change of the chain; returns the new programs' objects in order.
+    #[allow(clippy::type_complexity)]
+    fn change_chain(
+        &self,
+        add: Vec<(zbus::Fd<'_>, &str, HashMap<&str, Variant<'_>>)>,
+        remove: Vec<u64>,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<Vec<OwnedObjectPath>>;
+
     /// Takes the interface back from a foreign program.
     fn reclaim(&self) -> zbus::Result<()>;
 
@@ -50,6 +124,12 @@ pub trait Link {
 
     #[zbus(property)]
     fn counting(&self) -> zbus::Result<bool>;
+
+    /// Holds the hook with a pass-through program without programs, or lets it go.
+    fn set_hold(&self, enabled: bool) -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn hold(&self) -> zbus::Result<bool>;
 
     #[zbus(property)]
     fn index(&self) -> zbus::Result<i32>;
@@ -120,6 +200,10 @@ pub trait Program {
 
     #[zbus(property)]
     fn map_ids(&self) -> zbus::Result<HashMap<String, u32>>;
+
+    /// Maps taken over from the program this one replaced (same kernel maps).
+    #[zbus(property)]
+    fn carried_maps(&self) -> zbus::Result<Vec<String>>;
 
     /// Verdict counts; never signalled (they change with every packet), so not cached.
     #[zbus(property(emits_changed_signal = "false"))]

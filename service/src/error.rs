@@ -65,6 +65,29 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// The same error with `prefix` before its message (which part of a request failed).
+    pub fn context(self, prefix: &str) -> ServiceError {
+        use ServiceError::*;
+        let with = |m: String| format!("{prefix}{m}");
+        match self {
+            NoSuchLink(m) => NoSuchLink(with(m)),
+            NoSuchProgram(m) => NoSuchProgram(with(m)),
+            InvalidObject(m) => InvalidObject(with(m)),
+            VerifierRejected(m) => VerifierRejected(with(m)),
+            Conflict(m) => Conflict(with(m)),
+            Busy(m) => Busy(with(m)),
+            LimitExceeded(m) => LimitExceeded(with(m)),
+            Kernel(m) => Kernel(with(m)),
+            NotDurable(m) => NotDurable(with(m)),
+            InvalidArgs(m) => InvalidArgs(with(m)),
+            AccessDenied(m) => AccessDenied(with(m)),
+            InteractiveAuthorizationRequired(m) => InteractiveAuthorizationRequired(with(m)),
+            Failed(m) => Failed(with(m)),
+        }
+    }
+}
+
 impl std::fmt::Display for ServiceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.name(), self.message())

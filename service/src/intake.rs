@@ -106,22 +106,68 @@ impl Intake {
     ) -> Result<Verified, ServiceError> {
         let opener = caller.clone();
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
-        let max = self.max_object_size;
-        let (cap, reserve) = match size {
-            // Not a regular file: the read refuses it without reading.
-            None => (0, 1),
-            // A regular file that does not tell its size (procfs): up to the limit.
-            Some(0) => (max, max + 1),
-            // Over the limit: refused by the read without reading.
-            Some(size) if size > max => (max, 1),
-            Some(size) => (size, size + 1),
-        };
-        let budget = self
-            .budget
+        let (cap, reserve) = reservation(size, self.max_object_size);
+        let budget = self.reserve(units(reserve)).await?;
+        let (program, object) = self.load(fd, cap, object_name, caller, function, sha256).await?;
+        Ok(Verified { program, object, budget })
+    }
+
+    /// The objects of one change (source, function, announced SHA-256), read
+    /// and verified in order; the first failure ends it, named by its index.
+    /// Their memory is reserved at once, so that two such changes cannot each
+    /// hold part of the budget while waiting for the rest.
+    pub async fn take_all(
+        &self,
+        entries: Vec<(Source, String, Option<String>)>,
+        caller: &Caller,
+    ) -> Result<(Vec<(LoadedProgram, Arc<Vec<u8>>)>, OwnedSemaphorePermit), ServiceError> {
+        let mut opened = Vec::with_capacity(entries.len());
+        let mut total: u64 = 0;
+        for (i, (source, function, sha256)) in entries.into_iter().enumerate() {
+            let opener = caller.clone();
+            let (fd, size, name) = blocking(move || open(source, &opener))
+                .await
+                .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
+            let (cap, reserve) = reservation(size, self.max_object_size);
+            total += u64::from(units(reserve));
+            opened.push((fd, cap, name, function, sha256));
+        }
+        let capacity = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
+        let total = u32::try_from(total).ok().filter(|t| *t <= capacity).ok_or_else(|| {
+            ServiceError::LimitExceeded(format!(
+                "the objects of one change may total at most {} bytes (the service's memory for objects in flight)",
+                u64::from(capacity) * UNIT as u64
+            ))
+        })?;
+        let budget = self.reserve(total).await?;
+        let mut loaded = Vec::with_capacity(opened.len());
+        for (i, (fd, cap, name, function, sha256)) in opened.into_iter().enumerate() {
+            let program = self.load(fd, cap, name, caller, &function, sha256.as_deref()).await;
+            loaded.push(program.map_err(|e| e.context(&format!("program {i} of the change: ")))?);
+        }
+        Ok((loaded, budget))
+    }
+
+    async fn reserve(&self, units: u32) -> Result<OwnedSemaphorePermit, ServiceError> {
+        self.budget
             .clone()
-            .acquire_many_owned(units(reserve))
+            .acquire_many_owned(units)
             .await
-            .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))?;
+            .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
+    }
+
+    /// Reads at most `cap` bytes of `fd` and verifies its program `function`
+    /// as `caller`'s, in the sandbox; checks the announced `sha256`.
+    async fn load(
+        &self,
+        fd: OwnedFd,
+        cap: usize,
+        object_name: String,
+        caller: &Caller,
+        function: &str,
+        sha256: Option<&str>,
+    ) -> Result<(LoadedProgram, Arc<Vec<u8>>), ServiceError> {
+        let max = self.max_object_size;
         let job = Job {
             function: Some(function.to_string()).filter(|f| !f.is_empty()),
             max_size: max,
@@ -151,7 +197,21 @@ impl Intake {
                 program.sha256
             )));
         }
-        Ok(Verified { program, object, budget })
+        Ok((program, object))
+    }
+}
+
+/// How much of an object of `size` to read at most, and how many bytes of
+/// budget it takes (`max`: the service's limit).
+fn reservation(size: Option<usize>, max: usize) -> (usize, usize) {
+    match size {
+        // Not a regular file: the read refuses it without reading.
+        None => (0, 1),
+        // A regular file that does not tell its size (procfs): up to the limit.
+        Some(0) => (max, max + 1),
+        // Over the limit: refused by the read without reading.
+        Some(size) if size > max => (max, 1),
+        Some(size) => (size, size + 1),
     }
 }
 

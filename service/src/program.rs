@@ -33,6 +33,10 @@ pub struct ProgramSpec {
     /// Estimated kernel memory of the program's maps: what its owner is charged.
     #[serde(default)]
     pub map_bytes: u64,
+    /// Maps taken over from the program this one replaced (the same kernel
+    /// maps, with their contents), sorted; empty for a program added afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_maps: Vec<String>,
 }
 
 impl ProgramSpec {

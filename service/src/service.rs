@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use zbus::connection::Builder;
-use zbus::fdo::ObjectManager;
 
 use crate::activity::Activity;
 use crate::config::Config;
 use crate::dbus::manager::Manager;
+use crate::dbus::objects::{ObjectManager, Objects};
 use crate::dbus::publisher::Publisher;
 use crate::dbus::{BUS_NAME, MANAGER_PATH};
 use crate::engine::sandbox::Sandbox;
@@ -94,6 +94,7 @@ fn open_state(config: &Config) -> Result<(std::fs::File, Arc<Store>), BoxError> 
 /// What the D-Bus side is built from: the front door, the shared limits, the
 /// publisher (with the intake) and the activity the idle exit watches.
 struct FrontDoor {
+    objects: Arc<Objects>,
     front: Arc<Front>,
     limits: Arc<Limits>,
     publisher: Arc<Publisher>,
@@ -116,8 +117,9 @@ fn front_door(config: &Config, connection: &zbus::Connection) -> Result<FrontDoo
         Bpffs::new(&config.bpffs_root),
         Sandbox::of_this_executable()?,
     );
-    let publisher = Publisher::new(connection.clone(), front.clone(), intake);
-    Ok(FrontDoor { front, limits, publisher, activity })
+    let objects = Objects::new(connection.clone());
+    let publisher = Publisher::new(objects.clone(), front.clone(), intake);
+    Ok(FrontDoor { objects, front, limits, publisher, activity })
 }
 
 /// Takes the bus name: never replaceable, never queued, so a second instance
@@ -137,14 +139,11 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let config = Arc::new(config);
     let (_bpffs_lock, store) = open_state(&config)?;
     let connection = bus(&config)?.build().await?;
-    let FrontDoor { front, limits, publisher, activity } = front_door(&config, &connection)?;
+    let FrontDoor { objects, front, limits, publisher, activity } = front_door(&config, &connection)?;
     let links = Registry::new(config.clone(), store.clone(), limits, publisher);
     // Objects first, name last: a call that activated us finds everything in place.
-    connection.object_server().at(MANAGER_PATH, ObjectManager).await?;
-    connection
-        .object_server()
-        .at(MANAGER_PATH, Manager { registry: links.clone(), front, features: features() })
-        .await?;
+    objects.export(MANAGER_PATH.try_into()?, Manager { registry: links.clone(), front, features: features() }).await?;
+    connection.object_server().at(MANAGER_PATH, ObjectManager { objects: objects.clone() }).await?;
     let watcher = watch::watch(links.clone()).await?;
     take_name(&connection).await?;
     links.announce_relinked().await;

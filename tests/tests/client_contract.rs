@@ -221,6 +221,8 @@ fn signature(ty: &str) -> Result<String, String> {
         ("f64", []) => "d".into(),
         ("Fd" | "OwnedFd", []) => "h".into(),
         ("Value" | "Variant" | "OwnedValue", []) => "v".into(),
+        // The client's report structs travel as dictionaries (zbus signature = "dict").
+        ("ChainReport", []) => "a{sv}".into(),
         ("Vec", [item]) => format!("a{}", signature(item)?),
         ("HashMap" | "BTreeMap", [key, value]) => format!("a{{{}{}}}", signature(key)?, signature(value)?),
         _ => return Err(format!("no D-Bus signature known for the Rust type '{ty}': teach signature() in this test")),

@@ -377,6 +377,53 @@ async fn concurrent_clients_on_two_interfaces() {
 /// Compares the live introspection of one interface with dbus-interfaces/<name>.xml,
 /// ignoring documentation.
 mod contract {
+    /// Members (and named arguments) of the org.xdp interfaces without an
+    /// org.gtk.GDBus.DocString annotation.
+    pub fn undocumented(xml: &str) -> Vec<String> {
+        let mut reader = Reader::from_str(xml);
+        let (mut open, mut missing): (Vec<(String, bool)>, Vec<String>) = (Vec::new(), Vec::new());
+        let mut ours = false;
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    if tag == "interface" {
+                        ours = attr(&e, "name").starts_with("org.xdp.");
+                    }
+                    open.push((format!("{tag} {}", attr(&e, "name")), false));
+                }
+                Ok(Event::Empty(e)) => {
+                    let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    if tag == "annotation" && attr(&e, "name") == "org.gtk.GDBus.DocString" {
+                        if let Some(last) = open.last_mut() {
+                            last.1 = true;
+                        }
+                    } else if ours && matches!(tag.as_str(), "method" | "signal" | "property")
+                        || ours && tag == "arg" && !attr(&e, "name").is_empty()
+                    {
+                        missing.push(format!("{tag} {}", attr(&e, "name")));
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    if let Some((element, documented)) = open.pop() {
+                        let kind = element.split(' ').next().unwrap_or("");
+                        let named = !element.ends_with(' ');
+                        if ours
+                            && !documented
+                            && named
+                            && matches!(kind, "interface" | "method" | "signal" | "property" | "arg")
+                        {
+                            missing.push(element);
+                        }
+                    }
+                }
+                Ok(Event::Eof) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        missing
+    }
+
     use quick_xml::events::Event;
     use quick_xml::Reader;
 
@@ -609,4 +656,140 @@ async fn events_carry_their_message_ids() {
             "no {event:?} line with MESSAGE_ID {id}:\n{log}"
         );
     }
+}
+
+/// `busctl tree` and `busctl introspect` print no warnings, an object's
+/// introspection names its children without inlining them (it does not grow
+/// with the programs below it), and every member carries its documentation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_is_clean_small_and_documented() {
+    let f = Fixture::new("introspect-clean").await;
+    let introspect = |path: &str| -> String {
+        let (ok, out, err) =
+            f.bus.busctl(&["call", "org.xdp.Manager1", path, "org.freedesktop.DBus.Introspectable", "Introspect"]);
+        assert!(ok && err.is_empty(), "{path}: {err}");
+        out
+    };
+    let mut sizes = Vec::new();
+    for count in [1u32, 20] {
+        while f
+            .busctl(&["get-property", "org.xdp.Manager1", &f.link_path(), "org.xdp.Manager1.Link", "Programs"])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+            < count
+        {
+            f.call_link("AddProgramFromPath", "ssa{sv}", &[&object("udp"), "udp_count", "0"]).unwrap();
+        }
+        let (ok, tree, err) = f.bus.busctl(&["tree", "org.xdp.Manager1"]);
+        assert!(ok && err.is_empty(), "busctl tree warned:\n{err}");
+        assert_eq!(tree.matches("/program/").count(), count as usize, "{tree}");
+        sizes.push(["/", "/org/xdp/Manager1", &f.link_path()].map(|p| introspect(p).len()));
+    }
+    // gdbus walks the same tree without complaint.
+    let gdbus = std::process::Command::new("gdbus")
+        .args(["introspect", "--address", &f.bus.address, "--dest", "org.xdp.Manager1", "--object-path", "/"])
+        .arg("--recurse")
+        .output()
+        .expect("run gdbus (libglib2.0-bin)");
+    let (out, err) = (String::from_utf8_lossy(&gdbus.stdout), String::from_utf8_lossy(&gdbus.stderr));
+    assert!(gdbus.status.success() && err.is_empty(), "gdbus introspect: {err}");
+    assert_eq!(out.matches("interface org.xdp.Manager1.Program").count(), 20, "{out}");
+    // Children are named, not inlined: 19 more programs add a few bytes each.
+    for (one, twenty) in sizes[0].iter().zip(sizes[1].iter()) {
+        assert!(*twenty < one + 19 * 64, "introspection grew from {one} to {twenty} bytes");
+    }
+    let programs = f.busctl(&["get-property", "org.xdp.Manager1", &f.link_path(), "org.xdp.Manager1.Link", "Programs"]);
+    let program = programs.split('"').nth(1).unwrap().to_string();
+    for path in ["/org/xdp/Manager1", f.link_path().as_str(), program.as_str()] {
+        let (ok, out, err) = f.bus.busctl(&["introspect", "org.xdp.Manager1", path]);
+        assert!(ok && err.is_empty(), "busctl introspect {path} warned: {err}\n{out}");
+        // Every member of ours (and each of its named arguments) is documented.
+        let xml = introspect(path);
+        let xml = xml.trim().trim_start_matches("s ").trim_matches('"').replace("\\\"", "\"");
+        let undocumented = contract::undocumented(&xml);
+        assert!(undocumented.is_empty(), "{path}: no DocString on {undocumented:?}");
+    }
+}
+
+/// ChangeChain: several adds and a removal as one change (one generation,
+/// one ChainChanged); a failing part, or a malformed change, changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_chain_makes_several_changes_as_one() {
+    let f = Fixture::new("change-chain").await;
+    let link = f.link().await;
+    let file = |name: &str| std::fs::File::open(object(name)).unwrap();
+    let opts = |tag: &str, priority: i32| -> HashMap<&str, Variant<'_>> {
+        HashMap::from([("tag", Variant::from(tag.to_string())), ("priority", Variant::from(priority))])
+    };
+    let (udp, count) = (file("udp"), file("proto_count"));
+    let first = link.add_program(zbus::Fd::from(udp.as_fd()), "udp_count", opts("a", 10)).await.unwrap();
+    let first_id = xdpd_tests::faults::id_of(&first);
+    let generation = link.generation().await.unwrap();
+    let mut stream = signals(&f.conn).await;
+
+    let add = vec![
+        (zbus::Fd::from(count.as_fd()), "proto_count", opts("b", 20)),
+        (zbus::Fd::from(udp.as_fd()), "udp_count", opts("c", 30)),
+    ];
+    let paths = link.change_chain(add, vec![first_id], HashMap::new()).await.unwrap();
+    assert_eq!(paths.len(), 2);
+    let mut seen = Vec::new();
+    loop {
+        let (name, msg) = next_signals(&mut stream, 1).await.remove(0);
+        let done = name == "Link.ChainChanged";
+        if done {
+            let (g, programs): (u64, Vec<OwnedObjectPath>) = msg.body().deserialize().unwrap();
+            assert_eq!((g, programs), (generation + 1, paths.clone()), "one step, the new programs in order");
+        }
+        seen.push(name);
+        if done {
+            break;
+        }
+    }
+    let count_of = |n: &str| seen.iter().filter(|s| *s == n).count();
+    assert_eq!(
+        (count_of("ObjectManager.InterfacesAdded"), count_of("ObjectManager.InterfacesRemoved")),
+        (2, 1),
+        "{seen:?}"
+    );
+    assert_eq!(count_of("Link.ChainChanged"), 1, "{seen:?}");
+    assert_eq!(link.programs().await.unwrap(), paths);
+
+    // A part that cannot load fails the whole change, named by its index.
+    let junk = memfd_with(b"not an ELF object");
+    let add = vec![
+        (zbus::Fd::from(udp.as_fd()), "udp_count", opts("d", 5)),
+        (zbus::Fd::from(junk.as_fd()), "", opts("e", 6)),
+    ];
+    let removed = xdpd_tests::faults::id_of(&paths[0]);
+    let err = link.change_chain(add, vec![removed], HashMap::new()).await.unwrap_err().to_string();
+    assert!(err.contains("InvalidObject") && err.contains("program 1 of the change"), "{err}");
+    type Part<'a> = (zbus::Fd<'a>, &'a str, HashMap<&'a str, Variant<'a>>);
+    let malformed: Vec<(Vec<Part<'_>>, Vec<u64>, &str)> = vec![
+        (vec![], vec![], "InvalidArgs"),
+        (vec![], vec![removed, removed], "InvalidArgs"),
+        (vec![], vec![999_999], "NoSuchProgram"),
+        (
+            vec![(zbus::Fd::from(udp.as_fd()), "udp_count", HashMap::from([("mode", Variant::from("generic"))]))],
+            vec![],
+            "InvalidArgs",
+        ),
+        // The same object, function and tag twice in one change.
+        (
+            vec![
+                (zbus::Fd::from(udp.as_fd()), "udp_count", opts("x", 1)),
+                (zbus::Fd::from(udp.as_fd()), "udp_count", opts("x", 2)),
+            ],
+            vec![],
+            "InvalidArgs",
+        ),
+    ];
+    for (add, remove, expected) in malformed {
+        let err = link.change_chain(add, remove, HashMap::new()).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_eq!(link.generation().await.unwrap(), generation + 1, "refused changes changed the generation");
+    assert_eq!(link.programs().await.unwrap(), paths, "refused changes changed the chain");
 }

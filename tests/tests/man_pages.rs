@@ -32,7 +32,7 @@ fn xdpctl_pages_name_every_command() {
     let main = page("xdpctl.8");
     for command in [
         "status", "add", "replace", "remove", "maps", "watch", "reclaim", "counting", "top", "metrics", "apply",
-        "export",
+        "export", "explain",
     ] {
         assert!(main.contains(&format!("xdpctl\\-{command}")), "xdpctl.8 lacks {command}");
         let sub = page(&format!("xdpctl-{command}.8"));

@@ -188,6 +188,14 @@ fn owners_admins_and_root() {
     let before = f.chain();
     assert_needs_interaction(f.remove(Some("xdpd-alice"), &bobs), "alice removing bob's program needs manage");
     assert_denied(f.remove(Some("xdpd-carol"), &bobs), "carol");
+    // Through ChangeChain, a removal is authorized exactly as Remove is.
+    let id = bobs.rsplit('/').next().unwrap();
+    let change = |user| {
+        let args = [f.link.as_str(), "org.xdp.Manager1.Link", "ChangeChain", "a(hsa{sv})ata{sv}", "0", "1", id, "0"];
+        f.call(user, false, &args)
+    };
+    assert_needs_interaction(change(Some("xdpd-alice")), "alice removing bob's program in a change needs manage");
+    assert_denied(change(Some("xdpd-carol")), "carol's change");
     assert_eq!(f.chain(), before);
     // Getting the maps of another user's program needs manage too.
     let err = f.call(Some("xdpd-alice"), false, &[&bobs, "org.xdp.Manager1.Program", "GetMaps"]).unwrap_err();

@@ -783,7 +783,7 @@ fn help_and_completions() {
     for code in (0..=7).chain([10]) {
         assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{code}  "))), "exit {code}: {help}");
     }
-    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim"] {
+    for command in ["status", "add", "replace", "remove", "maps", "watch", "reclaim", "explain", "hold"] {
         let r = xdpctl(&[command, "--help"]);
         assert_eq!(r.code, 0, "{r}");
         assert!(r.stdout.contains("EXAMPLES:") && r.stdout.contains(&format!("xdpctl {command}")), "{command}: {r}");
@@ -821,6 +821,81 @@ fn counting_shows_verdicts_in_status() {
     assert_eq!(json["interfaces"][0]["programs"][0]["stats"]["drop"], 7);
     f.ok(&["counting", dev, "off"]);
     f.fails_as(Some(65534), 4, &["counting", dev, "on"]);
+}
+
+/// add/replace --dry-run show the chain a change would produce and change
+/// nothing; explain shows the running chain with the same numbers once the
+/// change is made; a refused dry run fails like the change.
+#[test]
+fn dry_runs_and_explain_show_the_same_chain() {
+    let f = Fixture::new("xdpctl-explain");
+    let dev = f.pair.dev_b.as_str();
+    let (blocklist, v2) = (f.object("ip_blocklist"), f.object("blocklist_v2"));
+    let resized = f.object("blocklist_resized");
+    let out = f.ok(&["explain", dev]);
+    assert_eq!(out.trim(), format!("{dev}: no chain runs (generation 0)"));
+    f.ok(&["add", dev, &blocklist, "-t", "fw"]);
+    let generation = f.status()["generation"].clone();
+
+    let out = f.ok(&["replace", dev, &v2, "-t", "fw", "--dry-run"]);
+    assert!(out.starts_with(&format!("{dev}: the chain would be (dry run from generation {generation}")), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("ip_blocklist") && l.contains(" new ") && l.ends_with("blocklist")),
+        "{out}"
+    );
+    assert!(out.contains("of 1000000 instructions,") && out.contains("of 64 maps"), "{out}");
+    let planned = f.json(&["replace", dev, &v2, "-t", "fw", "--dry-run"]);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    assert_eq!(f.status()["generation"], generation, "a dry run changes nothing");
+    // Refused alike: a user without the authorization, maps that cannot be carried over.
+    let denied = f.run_as(65534, &["add", dev, &v2, "-t", "u"]).code;
+    assert_eq!(f.run_as(65534, &["add", dev, &v2, "-t", "u", "--dry-run"]).code, denied);
+    assert_ne!(denied, 0);
+    let err = f.fails(6, &["replace", dev, &resized, "-t", "fw", "--dry-run"]);
+    assert!(err.contains("map 'blocklist'") && err.contains("--fresh-maps"), "{err}");
+    let planned_fresh = f.json(&["replace", dev, &resized, "-t", "fw", "--dry-run", "--fresh-maps"]);
+    assert_eq!(planned_fresh["programs"][0]["carried_maps"], serde_json::json!([]), "{planned_fresh}");
+    assert_eq!(f.status()["generation"], generation);
+
+    f.ok(&["replace", dev, &v2, "-t", "fw"]);
+    let shown = f.json(&["explain", dev]);
+    assert_eq!(shown["dry_run"], false);
+    assert_eq!(shown["generation"], generation.as_u64().unwrap() + 1);
+    for field in ["instructions", "maps", "verified_instructions", "instruction_limit", "map_limit"] {
+        assert_eq!(shown["segments"][0][field], planned["segments"][0][field], "{field}: {shown} vs {planned}");
+    }
+    for field in ["name", "linking", "instructions", "carried_maps", "priority"] {
+        assert_eq!(shown["programs"][0][field], planned["programs"][0][field], "{field}");
+    }
+    let out = f.ok(&["explain", dev]);
+    assert!(out.starts_with(&format!("{dev}: chain at generation ")) && out.contains("segment 1: 1 programs"), "{out}");
+}
+
+/// hold on: a pass-through program runs through the link without programs
+/// (status says so); off: detached again; users may not.
+#[test]
+fn hold_keeps_a_pass_through_attached() {
+    let f = Fixture::new("xdpctl-hold");
+    let dev = f.pair.dev_b.as_str();
+    f.fails_as(Some(65534), 4, &["hold", dev, "on"]);
+    assert_eq!(f.status()["hold"], false);
+    let out = f.ok(&["hold", dev, "on"]);
+    assert!(out.starts_with(&format!("{dev} is held: program ")), "{out}");
+    let link = f.status();
+    assert_eq!(link["hold"], true, "{link}");
+    assert_ne!(link["kernel_program_id"], 0, "{link}");
+    assert!(f.ok(&["status", dev]).contains("no programs (held: a pass-through runs)"));
+    let out = f.ok(&["explain", dev]);
+    assert!(out.starts_with(&format!("{dev}: held, no programs: a pass-through runs")), "{out}");
+    assert!(out.contains("segment 1: 0 programs, 2 of 1000000 instructions"), "{out}");
+    let udp = f.object("udp");
+    f.ok(&["add", dev, &udp, "-p", "udp_drop"]);
+    let id = f.status()["programs"][0]["id"].to_string();
+    f.ok(&["remove", &id]);
+    assert_ne!(f.status()["kernel_program_id"], 0, "held: the last removal leaves the pass-through");
+    let off = f.json(&["hold", dev, "off"]);
+    assert_eq!((off["hold"].as_bool(), off["kernel_program_id"].as_u64()), (Some(false), Some(0)), "{off}");
+    assert_eq!(f.status()["kernel_program_id"], 0);
 }
 
 /// Display columns of `s` as a terminal shows it: CJK ideographs take two.
@@ -887,14 +962,23 @@ fn command_line_speaks_ip_and_xdp_loader() {
     assert_eq!(f.status()["generation"], before, "nothing changed");
     f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "95", "--proceed-on", "none", "--force", "-t", "last"]);
 
-    // replace says what it replaced.
-    let out = f.ok(&["replace", dev, &udp, "-p", "port_block", "-t", "counter"]);
+    // replace says what it replaced, and which maps the new program took
+    // over: none of proto_count's "packets" (a per-CPU array) can be port_block's
+    // (an array), so that needs --fresh-maps, and changes nothing without.
+    let before = f.status()["generation"].clone();
+    let err = f.fails(6, &["replace", dev, &udp, "-p", "port_block", "-t", "counter"]);
+    assert!(err.contains("map 'packets' cannot be carried over") && err.contains("--fresh-maps"), "{err}");
+    assert_eq!(f.status()["generation"], before, "nothing changed");
+    let out = f.ok(&["replace", dev, &udp, "-p", "port_block", "-t", "counter", "--fresh-maps"]);
     assert!(
         out.starts_with(&format!("replaced proto_count (program {b_id}) on {dev} with port_block: program ")),
         "{out}"
     );
+    assert_eq!(out.lines().nth(1), Some("maps carried over: none"), "{out}");
     let replaced = f.json(&["replace", dev, &udp, "-p", "udp_count", "-t", "counter"]);
     assert_eq!(replaced["replaced"]["name"], "port_block", "{replaced}");
+    let carried = replaced["carried_maps"].as_array().expect("carried_maps").clone();
+    assert!(carried.iter().any(|m| m == "packets") && carried.iter().any(|m| m == "blocked_port"), "{replaced}");
 
     // remove by id alone (ids are global), and by tag.
     let a_id = a["id"].to_string();
@@ -988,7 +1072,10 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     // Someone's program the file does not name: left alone unless --prune.
     f.ok(&["add", dev, &udp, "-p", "udp_drop", "-P", "99"]);
     std::fs::write(&file, with_maps(declaration(90, "\"pass\""))).expect("write declaration");
+    let first = generation();
     let out = f.ok(&["apply", &file_arg]);
+    // Both programs came in one change: one generation step.
+    assert_eq!(generation(), first + 1, "{out}");
     assert!(out.contains(&format!("+ {dev}: add udp_count")) && out.contains("+ ") && out.contains("= "), "{out}");
     let names: Vec<String> =
         f.status()["programs"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
@@ -1019,7 +1106,7 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     // Applied: the chain matches, the map is written into the new program.
     f.ok(&["apply", &file_arg]);
     let link = f.status();
-    assert!(link["generation"].as_u64().unwrap() > before);
+    assert_eq!(link["generation"].as_u64().unwrap(), before + 1);
     assert_eq!(link["programs"][1]["priority"], 80, "{link}");
     let counter_id = link["programs"][1]["id"].to_string();
     let dump = f.ok(&["maps", dev, &counter_id, "packets"]);
@@ -1032,6 +1119,23 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     assert!(r.stdout.contains(&format!("- {dev}: remove udp_drop")), "{r}");
     f.ok(&["apply", "--prune", &file_arg]);
     assert_eq!(f.status()["programs"].as_array().map(Vec::len), Some(2));
+
+    // Atomic per interface: a file whose second program cannot load changes
+    // nothing, not even the first one's part.
+    let (g, programs) = (generation(), f.status()["programs"].clone());
+    let junk = f.objects.0.join("junk.o");
+    std::fs::write(&junk, b"not an ELF object").unwrap();
+    let broken = format!(
+        "{}\n[[interface.program]]\nobject = \"{}\"\ntag = \"junk\"\npriority = 5\n",
+        declaration(70, "\"drop\", \"pass\""),
+        junk.display()
+    );
+    std::fs::write(&file, broken).unwrap();
+    let r = f.run(&["apply", &file_arg]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("program 1 of the change: invalid object"), "{r}");
+    assert_eq!((generation(), f.status()["programs"].clone()), (g, programs), "a failed apply changed the chain");
+    std::fs::write(&file, with_maps(declaration(80, "\"drop\", \"pass\""))).expect("write declaration");
 
     // export writes the same declaration (map contents are not exported).
     let exported = f.ok(&["export", dev, "--objects", &objects_dir]);

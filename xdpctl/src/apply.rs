@@ -2,10 +2,12 @@
 //!
 //! A declared program is identified by its tag, the sha256 of its object and
 //! its function name. Apply compares each declared interface's chain with the
-//! file and makes only the calls that close the difference, so applying the
-//! same file twice changes nothing (the generation stays). Every add or
-//! replace carries the generation apply last saw (expected-generation), and a
-//! removal checks it first, so a concurrent change is detected.
+//! file and makes only the changes that close the difference, so applying the
+//! same file twice changes nothing (the generation stays). An interface's
+//! adds, replaces and removals go in one ChangeChain call: atomic per
+//! interface, checked against the generation apply read (expected-generation),
+//! so a concurrent change is refused instead of mixed in. Map contents are
+//! written after the chain changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
@@ -391,65 +393,27 @@ async fn apply_interface(
         return Ok(!changes.is_empty());
     }
 
-    // Chain changes first (each checked against the generation last seen), then maps.
+    // The chain's changes as one ChangeChain call (checked against the
+    // generation read above, so a concurrent change is refused), then maps.
     let link = client.link(&link_path).await?;
-    let mut expected = generation;
     let mut new_paths: HashMap<usize, String> = unchanged_paths;
-    let chain_empty = existing.is_empty();
-    for change in &changes {
-        match change {
-            Change::Add { decl } | Change::Replace { decl, .. } => {
-                let d = &declared[*decl];
-                let replace = matches!(change, Change::Replace { .. });
-                let opts = ProgramOptions {
-                    program: d.decl.function.clone(),
-                    priority: d.decl.priority,
-                    proceed_on: d.decl.proceed_on.as_ref().map(|a| proceed_set(a)).transpose()?.map(|set| {
-                        if set.is_empty() {
-                            vec!["none".to_string()]
-                        } else {
-                            set
-                        }
-                    }),
-                    mode: if chain_empty && expected == generation { mode_of(iface)? } else { None },
-                    tag: Some(d.decl.tag.clone()),
-                    persist: d.decl.persist,
-                    snapshot: d.decl.snapshot,
-                    force: false,
-                    expected_generation: Some(expected),
-                };
-                let file = std::fs::File::open(&d.path)
-                    .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;
-                let function = d.decl.function.clone().unwrap_or_default();
-                let body = (zbus::Fd::from(file.as_fd()), function.as_str(), options(&opts, replace));
-                let object = d.path.display().to_string();
-                let doing = Doing::Add { iface: name, object: &object };
-                let path: OwnedObjectPath = client.call(link.inner(), "AddProgram", &body, &doing).await?;
-                new_paths.insert(*decl, path.to_string());
-            }
-            Change::Remove { old, .. } => {
-                let now = link.generation().await.map_err(|e| classify(e, &Doing::Read))?;
-                if now != expected {
-                    return Err(Failure::new(
-                        Exit::Conflict,
-                        format!(
-                            "cannot remove program {} from {name}: the chain changed meanwhile (generation {now}, \
-                             expected {expected}); run xdpctl apply again",
-                            old.id
-                        ),
-                    ));
-                }
-                let path = OwnedObjectPath::try_from(old.path.clone())
-                    .map_err(|e| Failure::new(Exit::Failure, format!("the service named an invalid path: {e}")))?;
-                let proxy = client.program(&path).await?;
-                let id = old.id.to_string();
-                client
-                    .call::<_, ()>(proxy.inner(), "Remove", &(), &Doing::Remove { iface: name, program: &id })
-                    .await?;
-            }
-            Change::Map { .. } => continue,
+    let chain = chain_change(declared, &changes)?;
+    if !chain.parts.is_empty() || !chain.remove.is_empty() {
+        let mut change_options = HashMap::from([("expected-generation", zbus::Variant::from(generation))]);
+        if let Some(mode) = mode_of(iface)?.filter(|_| existing.is_empty()) {
+            change_options.insert("mode", zbus::Variant::from(mode.name()));
         }
-        expected = link.generation().await.map_err(|e| classify(e, &Doing::Read))?;
+        let add: Vec<_> = chain
+            .parts
+            .iter()
+            .map(|(_, file, function, options)| (zbus::Fd::from(file.as_fd()), function.as_str(), options.clone()))
+            .collect();
+        let doing = Doing::Change { iface: name };
+        let body = (add, chain.remove.clone(), change_options);
+        let paths: Vec<OwnedObjectPath> = client.call(link.inner(), "ChangeChain", &body, &doing).await?;
+        for ((decl, ..), path) in chain.parts.iter().zip(paths) {
+            new_paths.insert(*decl, path.to_string());
+        }
     }
     let mut fds_of: HashMap<usize, HashMap<String, zbus::OwnedFd>> = HashMap::new();
     for change in &changes {
@@ -462,10 +426,11 @@ async fn apply_interface(
         let fd = map_fd(fds, map, &declared[*decl].decl.tag)?;
         crate::maps::set_entry(fd.as_fd(), map, key, value, true)?;
     }
+    let now = link.generation().await.map_err(|e| classify(e, &Doing::Read))?;
     if !out.json {
-        out.line(&format!("{name}: generation {generation} -> {expected}"))?;
+        out.line(&format!("{name}: generation {generation} -> {now}"))?;
     }
-    report.push(json!({ "interface": name, "changes": lines, "generation": expected }));
+    report.push(json!({ "interface": name, "changes": lines, "generation": now }));
     Ok(true)
 }
 
@@ -560,6 +525,51 @@ pub async fn export(client: &Client, out: &mut Output, iface: Option<&str>, sear
     let text = toml::to_string(&declaration)
         .map_err(|e| Failure::new(Exit::Failure, format!("cannot write the declaration: {e}")))?;
     out.text(&text)
+}
+
+/// The chain part of an interface's changes: the programs to add (declaration
+/// index, its opened object, function, options) and the ids to remove.
+struct ChainChange {
+    parts: Vec<(usize, std::fs::File, String, HashMap<&'static str, zbus::Variant<'static>>)>,
+    remove: Vec<u64>,
+}
+
+fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainChange> {
+    let mut chain = ChainChange { parts: Vec::new(), remove: Vec::new() };
+    for change in changes {
+        match change {
+            Change::Add { decl } | Change::Replace { decl, .. } => {
+                let d = &declared[*decl];
+                let opts = ProgramOptions {
+                    program: d.decl.function.clone(),
+                    priority: d.decl.priority,
+                    proceed_on: d.decl.proceed_on.as_ref().map(|a| proceed_set(a)).transpose()?.map(|set| {
+                        if set.is_empty() {
+                            vec!["none".to_string()]
+                        } else {
+                            set
+                        }
+                    }),
+                    mode: None,
+                    tag: Some(d.decl.tag.clone()),
+                    persist: d.decl.persist,
+                    snapshot: d.decl.snapshot,
+                    force: false,
+                    expected_generation: None,
+                    fresh_maps: false,
+                    dry_run: false,
+                };
+                let file = std::fs::File::open(&d.path)
+                    .map_err(|e| Failure::new(Exit::Invalid, format!("cannot open {}: {e}", d.path.display())))?;
+                let replace = matches!(change, Change::Replace { .. });
+                let function = d.decl.function.clone().unwrap_or_default();
+                chain.parts.push((*decl, file, function, options(&opts, replace)));
+            }
+            Change::Remove { old, .. } => chain.remove.push(old.id),
+            Change::Map { .. } => {}
+        }
+    }
+    Ok(chain)
 }
 
 #[cfg(test)]

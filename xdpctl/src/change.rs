@@ -40,9 +40,13 @@ pub fn options(opts: &ProgramOptions, replace: bool) -> HashMap<&'static str, Va
     if let Some(generation) = opts.expected_generation {
         map.insert("expected-generation", Variant::from(generation));
     }
-    for (name, set) in
-        [("replace", replace), ("persist", opts.persist), ("snapshot", opts.snapshot), ("force", opts.force)]
-    {
+    for (name, set) in [
+        ("replace", replace),
+        ("persist", opts.persist),
+        ("snapshot", opts.snapshot),
+        ("force", opts.force),
+        ("fresh-maps", opts.fresh_maps),
+    ] {
         if set {
             map.insert(name, Variant::from(true));
         }
@@ -162,30 +166,37 @@ pub async fn add(
     let program = opts.program.clone().unwrap_or_default();
     let body = (zbus::Fd::from(file.as_fd()), program.as_str(), options(opts, replace));
     let doing = Doing::Add { iface, object: &object_name };
+    if opts.dry_run {
+        let report: xdpd_client::ChainReport = client.call(link.inner(), "PlanAddProgram", &body, &doing).await?;
+        return crate::explain::print(out, iface, &report, true);
+    }
     let path: OwnedObjectPath = client.call(link.inner(), "AddProgram", &body, &doing).await?;
-    // The function name the service chose when --program was not given; decoration only.
-    let name = match client.program(&path).await {
-        Ok(proxy) => proxy.name().await.unwrap_or(program),
-        Err(_) => program,
+    // The function name the service chose when --program was not given, and
+    // the maps it carried over; decoration only.
+    let (name, carried) = match client.program(&path).await {
+        Ok(proxy) => (proxy.name().await.unwrap_or(program), proxy.carried_maps().await.unwrap_or_default()),
+        Err(_) => (program, Vec::new()),
     };
     let id = program_id(path.as_str()).unwrap_or_default();
     if out.json {
         let mut doc = json!({ "interface": iface, "id": id, "path": path.as_str(), "name": name });
         if let Some(old) = &replaced {
             doc["replaced"] = json!({ "id": old.id, "path": old.path, "name": old.name });
+            doc["carried_maps"] = json!(carried);
         }
-        out.json_line(&doc)
-    } else {
-        match &replaced {
-            Some(old) => out.line(&format!(
-                "replaced {} (program {}) on {iface} with {name}: program {id} ({})",
-                old.name,
-                old.id,
-                path.as_str()
-            )),
-            None => out.line(&format!("added {name} on {iface}: program {id} ({})", path.as_str())),
-        }
+        return out.json_line(&doc);
     }
+    let Some(old) = &replaced else {
+        return out.line(&format!("added {name} on {iface}: program {id} ({})", path.as_str()));
+    };
+    out.line(&format!(
+        "replaced {} (program {}) on {iface} with {name}: program {id} ({})",
+        old.name,
+        old.id,
+        path.as_str()
+    ))?;
+    let carried = if carried.is_empty() { "none".to_string() } else { carried.join(", ") };
+    out.line(&format!("maps carried over: {carried}"))
 }
 
 /// The service's default object size cap (xdpd --max-object-size): reading
@@ -345,6 +356,23 @@ pub async fn reclaim(client: &Client, out: &mut Output, iface: &str) -> Result<(
     }
 }
 
+pub async fn hold(client: &Client, out: &mut Output, iface: &str, on: bool) -> Result<()> {
+    let link_path = client.link_path(iface).await?;
+    let link = client.link(&link_path).await?;
+    client.call::<_, ()>(link.inner(), "SetHold", &(on,), &Doing::Hold { iface }).await?;
+    let kernel_id = link.kernel_program_id().await.unwrap_or(0);
+    if out.json {
+        return out.json_line(&json!({ "interface": iface, "hold": on, "kernel_program_id": kernel_id }));
+    }
+    if on {
+        out.line(&format!(
+            "{iface} is held: program {kernel_id} stays attached; changes are replacements through the link"
+        ))
+    } else {
+        out.line(&format!("{iface} is not held: removing its last program detaches it"))
+    }
+}
+
 pub async fn counting(client: &Client, out: &mut Output, iface: &str, on: bool) -> Result<()> {
     let link_path = client.link_path(iface).await?;
     let link = client.link(&link_path).await?;
@@ -374,6 +402,8 @@ mod tests {
             snapshot: false,
             force: false,
             expected_generation: None,
+            fresh_maps: false,
+            dry_run: false,
         };
         assert!(options(&opts, false).is_empty());
         opts.priority = Some(-5);

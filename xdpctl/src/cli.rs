@@ -164,8 +164,12 @@ pub enum Command {
     #[command(
         long_about = "Like add, but atomically replaces your program with the same --tag on IFACE \
                       (the new program gets a new id and takes the old one's place among equal \
-                      priorities), or adds it when there is none. --tag is required.",
-        after_long_help = concat!("EXAMPLES:\n  xdpctl replace eth0 filter-v2.o --program drop_bad --tag myapp", "\n\nSee xdpctl --help for the exit statuses."),
+                      priorities), or adds it when there is none. --tag is required.\n\n\
+                      The new program keeps the state of the old one: it takes over its maps of \
+                      the same name and definition (not its read-only data), and xdpctl says which \
+                      (\"maps carried over\"). --fresh-maps starts it with empty maps instead.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl replace eth0 filter-v2.o --program drop_bad --tag myapp\n  \
+                           xdpctl replace eth0 filter-v3.o --tag myapp --fresh-maps", "\n\nSee xdpctl --help for the exit statuses."),
         mut_arg("tag", |a| a.required(true))
     )]
     Replace(ReplaceArgs),
@@ -266,6 +270,25 @@ pub enum Command {
         count: Option<u64>,
     },
 
+    /// Show how the chain of an interface is linked, against the kernel's limits
+    #[command(
+        long_about = "Shows the running chain of IFACE as the service linked it: the programs in run \
+                      order, how each runs (inline: spliced into the dispatcher; call: a BPF-to-BPF \
+                      call; not-linked: an earlier program ends the chain), each program's own \
+                      instructions and the maps it took over when it replaced another, and per \
+                      loaded program (segment) its instructions against the kernel's limit (4096 \
+                      when a user's program is in the chain, else 1000000), its maps against 64, \
+                      the instructions the verifier processed against 1000000, and how long the \
+                      verification took. add --dry-run and replace --dry-run show the same for the \
+                      chain a change would produce. Needs no privileges.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl explain eth0\n  xdpctl add eth0 filter.o --dry-run\n  xdpctl explain eth0 --json", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Explain {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+    },
+
     /// Take an interface back from a program attached behind the service's back
     #[command(
         long_about = "Attaches the chain of IFACE again after someone detached or replaced it \
@@ -336,6 +359,30 @@ pub enum Command {
         /// Prometheus text format 0.0.4 instead of OpenMetrics
         #[arg(long)]
         prometheus: bool,
+    },
+
+    /// Keep a pass-through program attached when an interface has no programs
+    #[command(
+        long_about = "Holds the XDP hook of IFACE (on) or lets it go (off). While held, removing the \
+                      last program swaps a pass-through program (every packet passes) in through \
+                      xdpd's link instead of detaching, and an interface without programs gets one \
+                      attached now, so after its first attach the interface only ever sees \
+                      replacements. Use it on NICs whose drivers reconfigure the device when the \
+                      first XDP program is attached or the last one detached (mlx5, ixgbe: 1-20 s \
+                      without link): hold them once, and adding or removing programs never costs \
+                      link again. While no program runs, the pass-through (two instructions) runs on \
+                      every packet and keeps the driver in XDP mode. The hold survives restarts and reboots. \
+                      Letting go detaches a held interface without programs. Needs \
+                      org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl hold eth0 on\n  xdpctl status eth0\n  xdpctl hold eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Hold {
+        /// Network interface name (as ip link shows it)
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// on or off
+        #[arg(value_enum, value_name = "STATE")]
+        state: OnOff,
     },
 
     /// Count every program's verdicts on an interface, or stop counting
@@ -547,6 +594,31 @@ pub struct ProgramOptions {
     /// Fail unless the chain is at this generation (see status --json)
     #[arg(long, value_name = "G")]
     pub expected_generation: Option<u64>,
+
+    /// With replace: start the new program with its own empty maps
+    #[arg(
+        long,
+        long_help = "With replace (or add --replace): the new program starts with its own, empty \
+                     maps. Without it, the new program takes over the replaced program's maps of \
+                     the same name, type, key and value size, max_entries and flags (the same \
+                     kernel maps, contents kept, so a block list keeps blocking through the swap), \
+                     and the replacement fails with exit status 6 naming the first map of that \
+                     name that differs."
+    )]
+    pub fresh_maps: bool,
+
+    /// Link and verify the chain the change would produce and show it; change nothing
+    #[arg(
+        long,
+        long_help = "Dry run: the service reads and verifies the object, links and verifies the chain \
+                     the change would produce (replacing and carrying maps over as it would) and \
+                     xdpctl shows it as explain shows a running chain: the programs in run order, \
+                     how each is linked, instructions and maps against the kernel's limits, the \
+                     instructions the verifier processed and how long it took. Nothing is attached \
+                     or recorded. A change the service would refuse fails the same way, with the \
+                     same exit status."
+    )]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args, Clone)]

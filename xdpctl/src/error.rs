@@ -60,10 +60,17 @@ pub enum Doing<'a> {
         iface: &'a str,
         program: &'a str,
     },
+    /// Several adds and removals as one change (apply).
+    Change {
+        iface: &'a str,
+    },
     Reclaim {
         iface: &'a str,
     },
     Counting {
+        iface: &'a str,
+    },
+    Hold {
         iface: &'a str,
     },
     GetMaps {
@@ -77,7 +84,7 @@ impl Doing<'_> {
     /// service's message does not name one.
     fn action(&self) -> &'static str {
         match self {
-            Doing::Add { .. } => "org.xdp.manager1.add-program",
+            Doing::Add { .. } | Doing::Change { .. } => "org.xdp.manager1.add-program",
             Doing::Remove { .. } => "org.xdp.manager1.remove-program",
             _ => "org.xdp.manager1.manage",
         }
@@ -90,8 +97,10 @@ impl Doing<'_> {
             | Doing::ReadProgram { iface, .. }
             | Doing::Add { iface, .. }
             | Doing::Remove { iface, .. }
+            | Doing::Change { iface }
             | Doing::Reclaim { iface }
             | Doing::Counting { iface }
+            | Doing::Hold { iface }
             | Doing::GetMaps { iface, .. } => Some(iface),
             _ => None,
         }
@@ -105,8 +114,10 @@ impl Doing<'_> {
             Doing::ReadProgram { iface, program } => format!("cannot read program {program} on {iface}"),
             Doing::Add { iface, object } => format!("cannot add {object} to {iface}"),
             Doing::Remove { iface, program } => format!("cannot remove program {program} from {iface}"),
+            Doing::Change { iface } => format!("cannot change the chain of {iface}"),
             Doing::Reclaim { iface } => format!("cannot reclaim {iface}"),
             Doing::Counting { iface } => format!("cannot switch verdict counting on {iface}"),
+            Doing::Hold { iface } => format!("cannot switch the hold of {iface}"),
             Doing::GetMaps { iface, program } => format!("cannot get the maps of program {program} on {iface}"),
         }
     }
@@ -255,10 +266,14 @@ fn invalid_object_hint(message: &str) -> Option<&'static str> {
 /// What to do about a conflict, by what the service said it was about.
 fn conflict_hint(message: &str, doing: &Doing<'_>) -> String {
     let iface = match doing {
-        Doing::Add { iface, .. } | Doing::Remove { iface, .. } | Doing::Reclaim { iface } => iface,
+        Doing::Add { iface, .. } | Doing::Remove { iface, .. } | Doing::Change { iface } | Doing::Reclaim { iface } => {
+            iface
+        }
         _ => "IFACE",
     };
-    if message.contains(" mode") {
+    if message.contains("carried over") {
+        "give --fresh-maps to start the new program with its own empty maps (the old one's state is not kept)".into()
+    } else if message.contains(" mode") {
         "leave out --mode (a chain keeps the mode of its first program), or remove all its programs first".into()
     } else if message.contains("generation") {
         format!("the chain changed meanwhile: read its generation again (xdpctl status {iface} --json) and retry")

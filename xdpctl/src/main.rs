@@ -12,6 +12,7 @@ mod change;
 mod cli;
 mod docs;
 mod error;
+mod explain;
 mod maps;
 mod metrics;
 mod output;
@@ -91,6 +92,8 @@ async fn run(cli: Cli) -> Result<()> {
             apply::export(&client, &mut out, iface.as_deref(), &search).await
         }
         Command::Reclaim { iface } => change::reclaim(&client, &mut out, iface).await,
+        Command::Explain { iface } => explain::run(&client, &mut out, iface).await,
+        Command::Hold { iface, state } => change::hold(&client, &mut out, iface, *state == cli::OnOff::On).await,
         Command::Counting { iface, state } => {
             change::counting(&client, &mut out, iface, *state == cli::OnOff::On).await
         }

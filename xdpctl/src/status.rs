@@ -27,6 +27,8 @@ pub struct LinkStatus {
     pub foreign_program_id: u32,
     /// Whether every program's verdicts are counted (xdpctl counting IFACE on).
     pub counting: bool,
+    /// Whether the hook is held: a pass-through program stays attached without programs (xdpctl hold IFACE on).
+    pub hold: bool,
     /// What runs: "none", "running", "detached" (the chain's link was detached
     /// behind the service's back), "replaced" (a foreign program runs instead
     /// of the chain), "foreign" (no chain; someone else's program runs).
@@ -148,6 +150,7 @@ pub async fn collect(client: &Client, iface: Option<&str>) -> Result<Vec<LinkSta
             kernel_program_id,
             foreign_program_id,
             counting: props::bool_of(link, "Counting"),
+            hold: props::bool_of(link, "Hold"),
             programs,
         });
     }
@@ -213,7 +216,8 @@ pub fn render(links: &[LinkStatus]) -> String {
     for link in links {
         let (mode, chain) = (dash(&link.mode), id_or_dash(link.kernel_program_id));
         if link.programs.is_empty() {
-            table.row(vec![link.name.clone(), mode.clone(), chain.clone(), "no programs".into()]);
+            let note = if link.hold { "no programs (held: a pass-through runs)" } else { "no programs" };
+            table.row(vec![link.name.clone(), mode.clone(), chain.clone(), note.into()]);
         }
         for p in &link.programs {
             unlinked |= !p.linked;
@@ -299,6 +303,7 @@ mod tests {
                 kernel_program_id: 0,
                 foreign_program_id: 0,
                 counting: false,
+                hold: false,
                 state: "none",
                 programs: vec![],
             },
@@ -311,6 +316,7 @@ mod tests {
                 kernel_program_id: 731,
                 foreign_program_id: 0,
                 counting: false,
+                hold: false,
                 state: "running",
                 programs: vec![
                     program(1, 3, "ip_blocklist", 10, &["pass"], "防火墙"),

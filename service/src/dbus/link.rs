@@ -6,13 +6,15 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::OwnedObjectPath;
-use zbus::{interface, Connection, OwnedVariant};
+use zbus::{interface, Connection, ObjectServer, OwnedVariant};
 
+use super::change;
 use super::options::{self, AddRequest};
+use super::report::Report;
 use crate::auth::{Action, Details};
 use crate::error::ServiceError;
 use crate::iface::Handle;
-use crate::intake::{Intake, Source};
+use crate::intake::{Intake, Source, Verified};
 use crate::request::{Front, Request};
 
 pub const INTERFACE: &str = "org.xdp.Manager1.Link";
@@ -31,7 +33,7 @@ impl LinkIface {
     /// file or a memfd) to this interface's chain, and returns the new
     /// program's object path. `options`: priority (i), proceed-on (as), mode (s),
     /// tag (s), replace (b), expected-generation (t), persist (b), snapshot (b),
-    /// force (b), sha256 (s).
+    /// force (b), sha256 (s), fresh-maps (b).
     #[zbus(out_args("program_path"))]
     async fn add_program(
         &self,
@@ -65,6 +67,80 @@ impl LinkIface {
         self.add(admitted, Source::path(path)?, program, request).await
     }
 
+    /// A dry run of AddProgram with the same arguments and options: links and
+    /// verifies the chain the change would produce and answers with it (see
+    /// Explain), without attaching, recording or changing anything. Refused
+    /// with the errors the change would get; needs what the change needs.
+    #[zbus(out_args("report"))]
+    async fn plan_add_program(
+        &self,
+        object: zbus::OwnedFd,
+        program: String,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let request = options::parse(&options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.plan(admitted, Source::Fd(object.into()), program, request).await
+    }
+
+    /// PlanAddProgram for a path, opened as AddProgramFromPath opens it.
+    #[zbus(out_args("report"))]
+    async fn plan_add_program_from_path(
+        &self,
+        path: String,
+        program: String,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let request = options::parse(&options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.plan(admitted, Source::path(path)?, program, request).await
+    }
+
+    /// The running chain: its members in run order and how each is linked,
+    /// and per loaded program its instructions and maps against the kernel's
+    /// limits, the instructions the verifier processed and how long it took.
+    /// Needs no authorization, but takes one of the caller's request slots
+    /// (it waits in the interface's queue like a change).
+    #[zbus(out_args("report"))]
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let _admitted = self.front.begin(connection, &header).await?;
+        let report = self.handle.explain().await?;
+        Ok(Report::of(self.handle.ifindex, report.as_ref(), self.handle.view().generation))
+    }
+
+    /// Makes several changes of this interface's chain as one: adds each
+    /// program of `add` (object descriptor, function, AddProgram's options
+    /// without mode, force and expected-generation), removes the programs
+    /// `remove` names by id, links the chain once and swaps it in: one
+    /// generation, one ChainChanged. `options`: mode (s), force (b),
+    /// expected-generation (t). Returns the new programs' paths in order.
+    #[zbus(out_args("program_paths"))]
+    async fn change_chain(
+        &self,
+        add: Vec<(zbus::OwnedFd, String, HashMap<String, OwnedVariant>)>,
+        remove: Vec<u64>,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
+        let _busy = self.front.busy();
+        let decoded = change::decode(add, &remove, &options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.change(admitted, server, decoded, remove).await
+    }
+
     /// Takes the interface back after someone detached or replaced the chain
     /// behind the service's back (needs org.xdp.manager1.manage).
     async fn reclaim(
@@ -88,6 +164,27 @@ impl LinkIface {
         let admitted = self.front.begin(connection, &header).await?;
         admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
         self.handle.set_counting(enabled, admitted.caller().clone()).await
+    }
+
+    /// Keeps the hook held (or lets it go; needs org.xdp.manager1.manage):
+    /// while held, the interface keeps a pass-through program attached
+    /// through xdpd's link when its last program is removed, and gets one now
+    /// if it has none, so after the first attach it only sees replacements.
+    async fn set_hold(
+        &self,
+        enabled: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), ServiceError> {
+        let admitted = self.front.begin(connection, &header).await?;
+        admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
+        self.handle.set_hold(enabled, admitted.caller().clone()).await
+    }
+
+    /// Whether the hook is held (see SetHold).
+    #[zbus(property)]
+    fn hold(&self) -> bool {
+        self.handle.view().hold
     }
 
     /// Whether every program's verdicts are counted (see SetCounting).
@@ -162,7 +259,13 @@ impl LinkIface {
 
 impl LinkIface {
     /// What polkit is told; only what the request says (nothing is read yet).
-    fn details(&self, admitted: &Request<'_, '_>, program: &str, tag: &str, sha256: Option<String>) -> Details {
+    pub(super) fn details(
+        &self,
+        admitted: &Request<'_, '_>,
+        program: &str,
+        tag: &str,
+        sha256: Option<String>,
+    ) -> Details {
         Details {
             interface: self.handle.view().name,
             ifindex: self.handle.ifindex,
@@ -183,8 +286,36 @@ impl LinkIface {
         program: String,
         request: AddRequest,
     ) -> Result<OwnedObjectPath, ServiceError> {
-        options::function_name(&program)?;
-        let details = self.details(&admitted, &program, &request.tag, request.sha256.clone());
+        let verified = self.take(&admitted, source, &program, &request).await?;
+        let id = self.handle.add(verified.program, verified.object, request, admitted.caller().clone()).await?;
+        drop(verified.budget);
+        Ok(super::program_path(self.handle.ifindex, id))
+    }
+
+    /// The second half of PlanAddProgram*: as `add`, but the owner reports instead of changing.
+    async fn plan(
+        &self,
+        admitted: Request<'_, '_>,
+        source: Source,
+        program: String,
+        request: AddRequest,
+    ) -> Result<Report, ServiceError> {
+        let verified = self.take(&admitted, source, &program, &request).await?;
+        let report = self.handle.plan(verified.program, request, admitted.caller().clone()).await?;
+        drop(verified.budget);
+        Ok(Report::of(self.handle.ifindex, Some(&report), report.generation))
+    }
+
+    /// Authorizes what the request says, and only then reads and verifies the object.
+    async fn take(
+        &self,
+        admitted: &Request<'_, '_>,
+        source: Source,
+        program: &str,
+        request: &AddRequest,
+    ) -> Result<Verified, ServiceError> {
+        options::function_name(program)?;
+        let details = self.details(admitted, program, &request.tag, request.sha256.clone());
         admitted.authorize(Action::AddProgram, &details).await?;
         if request.replace {
             admitted.authorize(Action::RemoveProgram, &details).await?;
@@ -192,11 +323,7 @@ impl LinkIface {
         if request.force || request.mode.is_some() {
             admitted.authorize(Action::Manage, &details).await?;
         }
-        let caller = admitted.caller();
-        let verified = self.intake.take(source, caller, &program, request.sha256.as_deref()).await?;
-        let id = self.handle.add(verified.program, verified.object, request, caller.clone()).await?;
-        drop(verified.budget);
-        Ok(super::program_path(self.handle.ifindex, id))
+        self.intake.take(source, admitted.caller(), program, request.sha256.as_deref()).await
     }
 
     /// Emits a link's ChainChanged signal.

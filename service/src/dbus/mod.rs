@@ -5,12 +5,17 @@
 //! (`intake`) → hand the change to the interface's owner, which mutates,
 //! persists and publishes → reply.
 
+pub mod change;
+pub mod change_options;
 pub mod error;
+pub mod introspect;
 pub mod link;
 pub mod manager;
+pub mod objects;
 pub mod options;
 pub mod program;
 pub mod publisher;
+pub mod report;
 
 use zbus::OwnedObjectPath;
 
@@ -25,6 +30,11 @@ fn path(p: String) -> OwnedObjectPath {
 /// The object of interface `ifindex` (the only place paths are built).
 pub fn link_path(ifindex: u32) -> OwnedObjectPath {
     path(format!("{MANAGER_PATH}/link/{ifindex}"))
+}
+
+/// "/": the path of no object (the program a dry run would add).
+pub fn root_path() -> OwnedObjectPath {
+    path("/".to_string())
 }
 
 /// The object of program `id` on interface `ifindex`.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
+use super::change_options;
 use crate::engine::ActionSet;
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
@@ -25,8 +26,13 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("sha256", "s"),
 ];
 
+/// Every option name and type, of every family.
+fn all_options() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    OPTIONS.iter().chain(change_options::OPTIONS)
+}
+
 fn wrong_type(name: &str, value: &Variant<'_>) -> ServiceError {
-    let expected = OPTIONS.iter().find(|(n, _)| *n == name).map_or("?", |(_, t)| t);
+    let expected = all_options().find(|(n, _)| *n == name).map_or("?", |(_, t)| t);
     ServiceError::InvalidArgs(format!(
         "option '{name}' must be of type '{expected}', not '{}'",
         value.value_signature()
@@ -88,9 +94,10 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
             ("snapshot", Variant::Bool(b)) => req.snapshot = *b,
             ("force", Variant::Bool(b)) => req.force = *b,
             ("sha256", Variant::Str(s)) => req.sha256 = Some(sha256(s.as_str())?),
-            (known, value) if OPTIONS.iter().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
+            (other, value) if change_options::take(other, value, &mut req).is_some_and(|taken| taken) => {}
+            (known, value) if all_options().any(|(n, _)| *n == known) => return Err(wrong_type(known, value)),
             (unknown, _) => {
-                let known: Vec<&str> = OPTIONS.iter().map(|(n, _)| *n).collect();
+                let known: Vec<&str> = all_options().map(|(n, _)| *n).collect();
                 return Err(ServiceError::InvalidArgs(format!(
                     "unknown option '{unknown}' (known: {})",
                     known.join(", ")
@@ -104,7 +111,32 @@ pub fn parse(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, Serv
     if req.replace && req.tag.is_empty() {
         return Err(ServiceError::InvalidArgs("option 'replace' needs a 'tag' naming the program to replace".into()));
     }
+    change_options::check(&req)?;
     Ok(req)
+}
+
+/// Options that belong to a change as a whole (ChangeChain's `options`), not to one of its programs.
+const CHANGE_OPTIONS: [&str; 3] = ["mode", "force", "expected-generation"];
+
+/// The options of one program of ChangeChain: AddProgram's, but for the change's own.
+pub fn parse_part(options: &HashMap<String, OwnedVariant>, index: usize) -> Result<AddRequest, ServiceError> {
+    if let Some(name) = CHANGE_OPTIONS.iter().find(|n| options.contains_key(**n)) {
+        return Err(ServiceError::InvalidArgs(format!(
+            "program {index} of the change: option '{name}' belongs to the change's options, not to one program"
+        )));
+    }
+    parse(options).map_err(|e| e.context(&format!("program {index} of the change: ")))
+}
+
+/// ChangeChain's own options: mode, force, expected-generation.
+pub fn parse_change(options: &HashMap<String, OwnedVariant>) -> Result<AddRequest, ServiceError> {
+    if let Some(name) = options.keys().find(|n| !CHANGE_OPTIONS.contains(&n.as_str())) {
+        return Err(ServiceError::InvalidArgs(format!(
+            "option '{name}' of the change: only {} apply to a change as a whole",
+            CHANGE_OPTIONS.join(", ")
+        )));
+    }
+    parse(options)
 }
 
 /// Whether a caller-chosen name is at most `max` bytes with no control

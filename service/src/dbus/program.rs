@@ -149,6 +149,14 @@ impl ProgramIface {
         self.view.map_ids.clone()
     }
 
+    /// Names of the maps this program took over from the program it replaced:
+    /// the same kernel maps, with their contents; empty for a program added
+    /// afresh or replaced with fresh-maps.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn carried_maps(&self) -> Vec<String> {
+        self.view.spec.carried_maps.clone()
+    }
+
     /// Verdict counts: aborted, drop, pass, tx, redirect, other (results of 5 and more);
     /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]

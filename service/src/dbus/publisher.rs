@@ -9,6 +9,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedObjectPath, Variant};
 
 use super::link::{LinkIface, INTERFACE};
+use super::objects::Objects;
 use super::program::ProgramIface;
 use super::{link_path, program_path};
 use crate::engine::MemberId;
@@ -18,13 +19,14 @@ use crate::request::Front;
 
 pub struct Publisher {
     connection: Connection,
+    objects: Arc<Objects>,
     front: Arc<Front>,
     intake: Arc<Intake>,
 }
 
 impl Publisher {
-    pub fn new(connection: Connection, front: Arc<Front>, intake: Arc<Intake>) -> Arc<Publisher> {
-        Arc::new(Publisher { connection, front, intake })
+    pub fn new(objects: Arc<Objects>, front: Arc<Front>, intake: Arc<Intake>) -> Arc<Publisher> {
+        Arc::new(Publisher { connection: objects.connection().clone(), objects, front, intake })
     }
 
     fn programs(view: &IfaceView) -> Vec<OwnedObjectPath> {
@@ -43,6 +45,7 @@ impl Publisher {
                 IfaceProperty::ForeignProgramId => ("ForeignProgramId", Variant::from(view.foreign_program_id)),
                 IfaceProperty::Counting => ("Counting", Variant::from(view.counting)),
                 IfaceProperty::Linking => ("Linking", Variant::from(super::link::linking(view))),
+                IfaceProperty::Hold => ("Hold", Variant::from(view.hold)),
             };
             values.insert(name, value);
         }
@@ -66,7 +69,7 @@ impl Publish for Publisher {
     fn interface_added<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let iface = LinkIface { handle: handle.clone(), front: self.front.clone(), intake: self.intake.clone() };
-            if let Err(e) = self.connection.object_server().at(link_path(handle.ifindex), iface).await {
+            if let Err(e) = self.objects.export(link_path(handle.ifindex), iface).await {
                 tracing::error!(ifindex = handle.ifindex, "cannot export the link object: {e}");
             }
         })
@@ -74,7 +77,7 @@ impl Publish for Publisher {
 
     fn interface_gone(&self, ifindex: u32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<LinkIface, _>(link_path(ifindex)).await;
+            let _ = self.objects.unexport::<LinkIface>(link_path(ifindex)).await;
         })
     }
 
@@ -82,7 +85,7 @@ impl Publish for Publisher {
         Box::pin(async move {
             let (ifindex, id) = (view.ifindex, view.id);
             let iface = ProgramIface { view, handle: handle.clone(), front: self.front.clone() };
-            if let Err(e) = self.connection.object_server().at(program_path(ifindex, id), iface).await {
+            if let Err(e) = self.objects.export(program_path(ifindex, id), iface).await {
                 tracing::error!(ifindex, id, "cannot export the program object: {e}");
             }
         })
@@ -90,7 +93,7 @@ impl Publish for Publisher {
 
     fn program_removed(&self, ifindex: u32, id: MemberId) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.connection.object_server().remove::<ProgramIface, _>(program_path(ifindex, id)).await;
+            let _ = self.objects.unexport::<ProgramIface>(program_path(ifindex, id)).await;
         })
     }
 

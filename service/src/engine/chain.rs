@@ -11,6 +11,7 @@ mod gate;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::member::{chain_privilege, AddOptions, Member, MemberId, RestoredMember};
 use super::object::LoadedProgram;
+use super::report::{self, ChainReport};
 pub use super::stats::CounterResume;
 use super::stats::VerdictCounters;
 use super::Error;
@@ -73,6 +74,9 @@ pub struct Chain {
     /// Where the counter table is pinned (interfaces only), so counts outlive the process.
     counter_pin: Option<std::path::PathBuf>,
     gate: GateSlot,
+    /// Keep a pass-through program attached while the chain has no member
+    /// (see [`Chain::set_hold`]).
+    hold: bool,
 }
 
 impl Chain {
@@ -92,6 +96,7 @@ impl Chain {
             counter_table: None,
             counter_pin: None,
             gate: GateSlot::default(),
+            hold: false,
         }
     }
 
@@ -133,8 +138,16 @@ impl Chain {
         chain.members.sort_by_key(|m| (m.priority, m.seq));
         chain.next_seq = chain.members.iter().map(|m| m.seq).max().unwrap_or(0);
         chain.resume_counters(resume);
+        chain.hold = resume.hold;
         let attached = chain.hook.as_ref().and_then(Hook::attached_prog_id);
-        if chain.members.is_empty() {
+        // A recorded chain without members is a held pass-through: adopted
+        // as it runs, or attached again (after a reboot).
+        if chain.members.is_empty() && !(chain.hold && running_id == 0) {
+            if running_id != 0 && attached == Some(running_id) {
+                let fd = bpf::prog_fd_by_id(running_id)?;
+                let info = bpf::prog_info(fd.as_fd())?;
+                chain.running = Some(Running::Adopted { fd, info });
+            }
             return Ok(chain);
         }
         if running_id != 0 && attached == Some(running_id) {
@@ -212,14 +225,20 @@ impl Chain {
         self.hook.as_ref()
     }
 
-    /// Adds `program`; returns its member id.
-    pub fn add(&mut self, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+    /// Refuses a new member when the chain is full.
+    fn check_room(&self) -> Result<(), Error> {
         if self.members.len() >= self.max_members {
             return Err(Error::LimitExceeded(format!(
                 "the chain already has {} programs, the maximum",
                 self.members.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Adds `program`; returns its member id.
+    pub fn add(&mut self, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+        self.check_room()?;
         let member = self.new_member(program, &options, None);
         let id = member.id;
         let mut candidate = self.members.clone();
@@ -230,13 +249,72 @@ impl Chain {
 
     /// Atomically replaces member `id` with `program`, keeping its place
     /// among equal priorities; returns the new member's id.
-    pub fn replace(&mut self, id: MemberId, program: LoadedProgram, options: AddOptions) -> Result<MemberId, Error> {
+    /// Unless `options.fresh_maps`, the new program takes over the replaced
+    /// one's maps of the same name and definition (see [`Member::carried_maps`]).
+    pub fn replace(
+        &mut self,
+        id: MemberId,
+        mut program: LoadedProgram,
+        options: AddOptions,
+    ) -> Result<MemberId, Error> {
         let old = self.member(id).ok_or(Error::NoSuchProgram(id))?;
-        let member = self.new_member(program, &options, Some(old.seq));
+        let (seq, running) = (old.seq, old.program.clone());
+        let carried = if options.fresh_maps { Vec::new() } else { super::carry::carry_maps(&running, &mut program)? };
+        let mut member = self.new_member(program, &options, Some(seq));
+        member.carried_maps = carried;
         let new_id = member.id;
         let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
         self.commit(candidate, &options)?;
         Ok(new_id)
+    }
+
+    /// A dry run of [`Chain::add`]: links and verifies the chain it would
+    /// produce and reports it (the new member has id 0), with the same
+    /// refusals, but attaches, records and changes nothing.
+    pub fn plan_add(&mut self, program: LoadedProgram, options: &AddOptions) -> Result<ChainReport, Error> {
+        self.check_room()?;
+        let mut candidate = self.members.clone();
+        candidate.push(Member::planned(program, options, self.next_seq + 1));
+        self.plan(candidate, options)
+    }
+
+    /// A dry run of [`Chain::replace`] (maps carried over as it would).
+    pub fn plan_replace(
+        &mut self,
+        id: MemberId,
+        mut program: LoadedProgram,
+        options: &AddOptions,
+    ) -> Result<ChainReport, Error> {
+        let old = self.member(id).ok_or(Error::NoSuchProgram(id))?;
+        let (seq, running) = (old.seq, old.program.clone());
+        let carried = if options.fresh_maps { Vec::new() } else { super::carry::carry_maps(&running, &mut program)? };
+        let mut member = Member::planned(program, options, seq);
+        member.carried_maps = carried;
+        let candidate = self.members.iter().map(|m| if m.id == id { member.clone() } else { m.clone() }).collect();
+        self.plan(candidate, options)
+    }
+
+    /// Links `candidate` as [`Chain::commit`] would, and reports it instead of swapping it in.
+    fn plan(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<ChainReport, Error> {
+        candidate.sort_by_key(|m| (m.priority, m.seq));
+        if self.counting && !candidate.is_empty() {
+            self.assign_counter_slots(&mut candidate)?;
+        }
+        self.check_mode(options)?;
+        let linked = self.link(&candidate, options)?;
+        Ok(report::of_linked(self.generation, &candidate, &linked, chain_privilege(&candidate)))
+    }
+
+    /// The report of the running chain (see [`ChainReport`]); `None` when nothing runs.
+    pub fn report(&self) -> Option<ChainReport> {
+        let privilege = chain_privilege(&self.members);
+        match self.running.as_ref()? {
+            Running::Linked(linked) => Some(report::of_linked(self.generation, &self.members, linked, privilege)),
+            Running::Adopted { fd, info } => {
+                let maps = bpf::prog_map_ids(fd.as_fd()).map_or(0, |ids| ids.len());
+                Some(report::of_adopted(self.generation, &self.members, maps, info.verified_insns, privilege))
+            }
+        }
     }
 
     /// Removes member `id`; removing the last member detaches the chain.
@@ -246,6 +324,48 @@ impl Chain {
         }
         let candidate = self.members.iter().filter(|m| m.id != id).cloned().collect();
         self.commit(candidate, &AddOptions::default())
+    }
+
+    /// Several changes as one: the `removed` members go and each of `added`
+    /// joins, in place of the member it replaces if it names one; the chain
+    /// is linked and swapped in once (`options`: mode and force). Returns the
+    /// new members' ids in the order of `added`.
+    pub fn change(
+        &mut self,
+        removed: &[MemberId],
+        added: Vec<(LoadedProgram, AddOptions, Option<MemberId>)>,
+        options: &AddOptions,
+    ) -> Result<Vec<MemberId>, Error> {
+        let replaced: Vec<MemberId> = added.iter().filter_map(|(_, _, old)| *old).collect();
+        if let Some(id) = removed.iter().chain(&replaced).find(|id| self.member(**id).is_none()) {
+            return Err(Error::NoSuchProgram(*id));
+        }
+        let mut candidate: Vec<Member> = self.members.iter().filter(|m| !removed.contains(&m.id)).cloned().collect();
+        let grown = candidate.len() + added.len() - replaced.len();
+        if grown > self.max_members.max(self.members.len()) {
+            return Err(Error::LimitExceeded(format!(
+                "the chain would have {grown} programs; the maximum is {}",
+                self.max_members
+            )));
+        }
+        let mut ids = Vec::with_capacity(added.len());
+        for (mut program, member_options, old) in added {
+            let previous = old.and_then(|id| self.member(id)).map(|m| (m.seq, m.program.clone()));
+            // A replacement carries the replaced program's maps over, as `replace` does.
+            let carried = match &previous {
+                Some((_, running)) if !member_options.fresh_maps => super::carry::carry_maps(running, &mut program)?,
+                _ => Vec::new(),
+            };
+            let mut member = self.new_member(program, &member_options, previous.map(|(seq, _)| seq));
+            member.carried_maps = carried;
+            ids.push(member.id);
+            match old.and_then(|id| candidate.iter_mut().find(|m| m.id == id)) {
+                Some(slot) => *slot = member,
+                None => candidate.push(member),
+            }
+        }
+        self.commit(candidate, options)?;
+        Ok(ids)
     }
 
     /// Whether the dispatcher counts every member's verdicts.
@@ -268,7 +388,29 @@ impl Chain {
         self.commit(members, &AddOptions::default()).inspect_err(|_| self.counting = previous)
     }
 
-    /// Removes every member and detaches the chain.
+    /// Whether a pass-through program stays attached while the chain has no member.
+    pub fn hold(&self) -> bool {
+        self.hold
+    }
+
+    /// Holds the hook (or lets it go): with `on`, removing the last member
+    /// swaps a pass-through program in through the link instead of
+    /// detaching, and an interface without members gets one attached now, so
+    /// that after its first attach the interface only ever sees
+    /// replacements (attaching and detaching reconfigure some NICs). With
+    /// `off`, an interface without members is detached. A change (a relink
+    /// when members run), so the next record says it.
+    pub fn set_hold(&mut self, on: bool) -> Result<(), Error> {
+        if on == self.hold {
+            return Ok(());
+        }
+        let previous = self.hold;
+        self.hold = on;
+        let members = self.members.clone();
+        self.commit(members, &AddOptions::default()).inspect_err(|_| self.hold = previous)
+    }
+
+    /// Removes every member and detaches the chain (held: swaps the pass-through in).
     pub fn clear(&mut self) -> Result<(), Error> {
         self.commit(Vec::new(), &AddOptions::default())
     }
@@ -317,11 +459,17 @@ impl Chain {
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
         let gate = self.gate.0.take();
         candidate.sort_by_key(|m| (m.priority, m.seq));
-        if self.counting {
+        if self.counting && !candidate.is_empty() {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;
-        if candidate.is_empty() {
+        if candidate.is_empty() && self.hold && self.hook.is_some() {
+            let target = LinkTarget { offload_ifindex: None, mode: self.link_mode, privilege: Default::default() };
+            let linked = linker::pass_through(target)?;
+            self.pass_gate(gate, &candidate, linked.info.id)?;
+            self.swap_in(&linked, options)?;
+            self.running = Some(Running::Linked(linked));
+        } else if candidate.is_empty() {
             self.pass_gate(gate, &candidate, 0)?;
             if let Some(hook) = &mut self.hook {
                 hook.detach()?;

@@ -51,13 +51,20 @@ pub struct Member {
     pub(super) stats: Option<Arc<VerdictCounters>>,
     /// Whose program it is: a user's makes the whole chain verified as a user's.
     pub(super) privilege: Privilege,
+    /// Maps it took over from the program it replaced (same kernel maps), sorted.
+    pub carried_maps: Vec<String>,
 }
 
 impl Member {
     /// A new member (fresh id) of `program` under `options`, `seq`-th in order of addition.
     pub(super) fn new(program: LoadedProgram, options: &AddOptions, seq: u64) -> Member {
+        Member { id: next_member_id(), ..Member::planned(program, options, seq) }
+    }
+
+    /// The member a dry run would add: id 0, which no member ever has.
+    pub(super) fn planned(program: LoadedProgram, options: &AddOptions, seq: u64) -> Member {
         Member {
-            id: next_member_id(),
+            id: 0,
             priority: options.priority.unwrap_or(program.run_config.priority),
             proceed_on: options.proceed_on.unwrap_or(program.run_config.proceed_on),
             tag: options.tag.clone(),
@@ -65,6 +72,7 @@ impl Member {
             seq,
             stats: None,
             privilege: options.privilege,
+            carried_maps: Vec::new(),
         }
     }
 
@@ -115,6 +123,7 @@ impl From<RestoredMember> for Member {
             seq: m.seq,
             stats: None,
             privilege: m.privilege,
+            carried_maps: Vec::new(),
         }
     }
 }
@@ -135,6 +144,9 @@ pub struct AddOptions {
     pub force: bool,
     /// A user's program: the chain is verified as an unprivileged loader's.
     pub privilege: Privilege,
+    /// On replace: start the new program with its own maps instead of
+    /// carrying the replaced program's maps over (see `carry`).
+    pub fresh_maps: bool,
 }
 
 /// The privilege a chain of `members` is verified with: a user's as soon as

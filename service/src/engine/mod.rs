@@ -8,12 +8,14 @@
 //! `chain → {linker, member} → {object, stats, actions, run_config, elf}`.
 
 pub mod actions;
+mod carry;
 pub mod chain;
 mod elf;
 pub mod linker;
 pub mod maps;
 pub mod member;
 pub mod object;
+pub mod report;
 pub mod run_config;
 pub mod sandbox;
 pub mod stats;
@@ -23,6 +25,7 @@ pub use chain::{Chain, CounterResume, Gate, Proposal};
 pub use linker::{LinkMode, LinkedChain};
 pub use member::{next_free_member_id, reserve_member_ids, AddOptions, Member, MemberId, RestoredMember};
 pub use object::{LoadedProgram, ProgramMap};
+pub use report::{ChainReport, MemberReport, SegmentReport};
 pub use run_config::RunConfig;
 pub use stats::Stats;
 

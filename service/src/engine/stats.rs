@@ -47,14 +47,17 @@ impl Stats {
     }
 }
 
-/// What a restored chain's counting was: on or off, and each member's slot
-/// in the counter table pinned for the interface.
+/// What a restored chain's record says besides its members: whether
+/// counting was on and each member's slot in the counter table pinned for
+/// the interface, and whether the hook was held.
 #[derive(Debug, Clone, Default)]
 pub struct CounterResume {
     /// Counting was on.
     pub counting: bool,
     /// `(member, slot)` as recorded.
     pub slots: Vec<(super::member::MemberId, usize)>,
+    /// The interface keeps a pass-through program attached without members.
+    pub hold: bool,
 }
 
 /// One member's slot in its chain's counter table.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::caller::Caller;
-use crate::engine::{ActionSet, LoadedProgram, MemberId};
+use crate::engine::{ActionSet, ChainReport, LoadedProgram, MemberId};
 use crate::error::ServiceError;
 use crate::kernel::hook::AttachMode;
 
@@ -24,6 +24,25 @@ pub struct AddRequest {
     pub force: bool,
     /// The object's SHA-256 as the caller announces it (lowercase hex), checked after reading.
     pub sha256: Option<String>,
+    /// On replace: the new program starts with its own maps (none carried over).
+    pub fresh_maps: bool,
+}
+
+/// One program of a change of several parts (see [`Command::Change`]).
+pub struct ChangeAdd {
+    pub program: LoadedProgram,
+    pub object: Arc<Vec<u8>>,
+    /// Its own options; mode, force and expected-generation belong to the change.
+    pub request: AddRequest,
+}
+
+/// A change of several parts, made as one (one link, one swap, one generation).
+pub struct ChangeRequest {
+    pub add: Vec<ChangeAdd>,
+    pub remove: Vec<MemberId>,
+    pub mode: Option<AttachMode>,
+    pub force: bool,
+    pub expected_generation: Option<u64>,
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
@@ -38,12 +57,20 @@ pub enum Command {
         caller: Caller,
         reply: Reply<MemberId>,
     },
+    /// A dry run of Add: the report of the chain it would produce; nothing changes.
+    Plan { program: Box<LoadedProgram>, request: AddRequest, caller: Caller, reply: Reply<ChainReport> },
+    /// The report of the running chain (none when nothing runs).
+    Explain { reply: Reply<Option<ChainReport>> },
+    /// Several adds, replaces and removals as one change.
+    Change { request: Box<ChangeRequest>, caller: Caller, reply: Reply<Vec<MemberId>> },
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
     GetMaps { id: MemberId, caller: Caller, names: Option<Vec<String>>, reply: Reply<Vec<(String, OwnedFd)>> },
     /// Take the interface back from a foreign program.
     Reclaim { caller: Caller, reply: Reply<()> },
+    /// Hold the hook with a pass-through program without members, or let it go.
+    SetHold { on: bool, caller: Caller, reply: Reply<()> },
     /// Switch verdict counting on or off (a relink).
     SetCounting { on: bool, caller: Caller, reply: Reply<()> },
     /// Save the maps of members that asked for a snapshot (at exit).
@@ -61,10 +88,14 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Add { .. } => "Add",
+            Command::Plan { .. } => "Plan",
+            Command::Explain { .. } => "Explain",
+            Command::Change { .. } => "Change",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",
             Command::SetCounting { .. } => "SetCounting",
+            Command::SetHold { .. } => "SetHold",
             Command::SaveSnapshots { .. } => "SaveSnapshots",
             Command::CheckForeign => "CheckForeign",
             Command::Renamed(_) => "Renamed",

@@ -25,8 +25,9 @@ pub struct Draft {
     pub maps_root: PathBuf,
     /// The specs of the members as they are now.
     pub specs: BTreeMap<MemberId, ProgramSpec>,
-    /// The spec of the program being added (priority and proceed-on come from the chain).
-    pub added: Option<ProgramSpec>,
+    /// The specs of the programs being added (priority and proceed-on come
+    /// from the chain), told apart by object, function and tag.
+    pub added: Vec<ProgramSpec>,
     /// Its owner's directory of maps shared by name.
     pub shared_dir: Option<PathBuf>,
 }
@@ -58,10 +59,12 @@ impl Draft {
             generation: p.generation,
             kernel_program_id: p.program_id,
             counting: p.counting,
+            hold: p.hold,
             members,
         };
+        let keep = !record.members.is_empty() || record.hold;
         self.store
-            .prepare_link(self.ifindex, (!record.members.is_empty()).then_some(&record))
+            .prepare_link(self.ifindex, keep.then_some(&record))
             .map_err(|e| format!("cannot write the record of interface {}: {e}", self.ifindex))?;
         crate::crash::at("prepared");
         Ok(())
@@ -69,9 +72,15 @@ impl Draft {
 
     /// Pins a new member's maps and completes its spec from the chain.
     fn new_member(&self, m: &Member) -> Result<ProgramSpec, String> {
-        let mut spec = self.added.clone().ok_or_else(|| format!("member {} has no spec", m.id))?;
+        let mut spec = self
+            .added
+            .iter()
+            .find(|s| s.sha256 == m.program.sha256 && s.function == m.program.name && s.tag == m.tag)
+            .cloned()
+            .ok_or_else(|| format!("member {} has no spec", m.id))?;
         spec.priority = m.priority;
         spec.proceed_on = m.proceed_on.names();
+        spec.carried_maps.clone_from(&m.carried_maps);
         let dir = self.maps_root.join(m.id.to_string());
         let shared = self.shared_dir.as_deref();
         let pinned = m.program.pin_maps(&dir).and_then(|()| shared.map_or(Ok(()), |d| m.program.pin_shared_maps(d)));

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::command::{AddRequest, Command, Reply};
+use super::command::{AddRequest, ChangeRequest, Command, Reply};
 use super::publish::IfaceView;
 use crate::caller::Caller;
 use crate::engine::stats::VerdictCounters;
-use crate::engine::{LoadedProgram, MemberId, Stats};
+use crate::engine::{ChainReport, LoadedProgram, MemberId, Stats};
 use crate::error::ServiceError;
 
 /// After this long without an answer, a request logs that its owner is slow
@@ -73,6 +73,26 @@ impl Handle {
         self.ask(|reply| Command::Add { program: Box::new(program), object, request, caller, reply }).await
     }
 
+    /// A dry run of [`Handle::add`]: the report of the chain it would produce.
+    pub async fn plan(
+        &self,
+        program: LoadedProgram,
+        request: AddRequest,
+        caller: Caller,
+    ) -> Result<ChainReport, ServiceError> {
+        self.ask(|reply| Command::Plan { program: Box::new(program), request, caller, reply }).await
+    }
+
+    /// The report of the running chain; `None` when nothing runs.
+    pub async fn explain(&self) -> Result<Option<ChainReport>, ServiceError> {
+        self.ask(|reply| Command::Explain { reply }).await
+    }
+
+    /// Several adds, replaces and removals as one change; the new programs' ids in order.
+    pub async fn change(&self, request: ChangeRequest, caller: Caller) -> Result<Vec<MemberId>, ServiceError> {
+        self.ask(|reply| Command::Change { request: Box::new(request), caller, reply }).await
+    }
+
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         self.ask(|reply| Command::Remove { id, caller, reply }).await
     }
@@ -89,6 +109,10 @@ impl Handle {
 
     pub async fn reclaim(&self, caller: Caller) -> Result<(), ServiceError> {
         self.ask(|reply| Command::Reclaim { caller, reply }).await
+    }
+
+    pub async fn set_hold(&self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        self.ask(|reply| Command::SetHold { on, caller, reply }).await
     }
 
     pub async fn set_counting(&self, on: bool, caller: Caller) -> Result<(), ServiceError> {

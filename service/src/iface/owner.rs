@@ -23,6 +23,8 @@ use super::restore::UNEXPLAINED;
 use super::shared_maps;
 use super::view::Observed;
 
+mod batch;
+mod plan;
 mod upkeep;
 use crate::caller::Caller;
 use crate::engine::{next_free_member_id, AddOptions, Chain, LoadedProgram, MemberId};
@@ -57,6 +59,56 @@ pub struct Owner {
 
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// What the chain decided for new member `id`: priority, proceed-on, map
+/// ids, and the maps it carried over from the program it replaced.
+type MemberFacts = (MemberId, i32, Vec<String>, std::collections::HashMap<String, u32>, Vec<String>);
+
+fn member_facts(chain: &Chain, id: MemberId) -> Result<MemberFacts, crate::engine::Error> {
+    let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
+    let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
+    Ok((id, m.priority, m.proceed_on.names(), maps, m.carried_maps.clone()))
+}
+
+/// How the engine adds a program `caller` asked for.
+fn add_options(request: &AddRequest, caller: &Caller) -> AddOptions {
+    AddOptions {
+        priority: request.priority,
+        proceed_on: request.proceed_on,
+        tag: request.tag.clone(),
+        mode: request.mode,
+        force: request.force,
+        privilege: caller.privilege(),
+        fresh_maps: request.fresh_maps,
+    }
+}
+
+/// Refuses a change based on another generation than the chain's (expected-generation).
+fn check_generation(chain: &Chain, expected: Option<u64>) -> Result<(), crate::engine::Error> {
+    match expected.filter(|&g| g != chain.generation()) {
+        Some(g) => {
+            let now = chain.generation();
+            Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A new program's spec, but for what the chain decides (priority, proceed-on).
+fn spec_template(program: &LoadedProgram, request: &AddRequest, caller: &Caller) -> ProgramSpec {
+    ProgramSpec {
+        object: program.object.clone(),
+        function: program.name.clone(),
+        sha256: program.sha256.clone(),
+        tag: request.tag.clone(),
+        owner_uid: caller.uid,
+        loaded_at: now_micros(),
+        persist: request.persist,
+        snapshot: request.snapshot,
+        map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
+        ..Default::default()
+    }
 }
 
 fn no_such_program(id: MemberId) -> ServiceError {
@@ -99,6 +151,9 @@ impl Owner {
                 Command::Add { program, object, request, caller, reply } => {
                     let _ = reply.send(self.add(*program, object, request, caller).await);
                 }
+                Command::Change { request, caller, reply } => {
+                    let _ = reply.send(self.change(*request, caller).await);
+                }
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
                 }
@@ -107,6 +162,15 @@ impl Owner {
                 }
                 Command::Reclaim { caller, reply } => {
                     let _ = reply.send(self.reclaim(caller).await);
+                }
+                Command::Plan { program, request, caller, reply } => {
+                    let _ = reply.send(self.dry_run(*program, request, caller).await);
+                }
+                Command::Explain { reply } => {
+                    let _ = reply.send(self.explain().await);
+                }
+                Command::SetHold { on, caller, reply } => {
+                    let _ = reply.send(self.set_hold(on, caller).await);
                 }
                 Command::SetCounting { on, caller, reply } => {
                     let _ = reply.send(self.set_counting(on, caller).await);
@@ -173,11 +237,7 @@ impl Owner {
         request: AddRequest,
         caller: Caller,
     ) -> Result<MemberId, ServiceError> {
-        let replaced = request
-            .replace
-            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
-            .flatten()
-            .map(|p| p.id);
+        let replaced = self.replaced_by(&request, &caller);
         self.check_add(&program, &request)?;
         // A replacement keeps the count; a new program needs room under the
         // uid's limits, and so do its maps (the replaced program's are released after).
@@ -210,8 +270,17 @@ impl Owner {
         }
         let (message_id, chain_priority) = (crate::log::message_id::PROGRAM_ADDED, view.spec.priority);
         tracing::info!(message_id, %caller, interface = %self.ifname(), program = ?function, id, chain_priority, replaced = ?replaced, "program added");
-        self.changed(Some(view), replaced).await;
+        self.changed(vec![view], replaced.into_iter().collect()).await;
         Ok(id)
+    }
+
+    /// The program `request` replaces: the caller's own with the same tag, with `replace`.
+    fn replaced_by(&self, request: &AddRequest, caller: &Caller) -> Option<MemberId> {
+        request
+            .replace
+            .then(|| self.programs.values().find(|p| p.spec.tag == request.tag && p.spec.owner_uid == caller.uid))
+            .flatten()
+            .map(|p| p.id)
     }
 
     /// Refuses an add the service could not keep its promises for: while an
@@ -241,43 +310,20 @@ impl Owner {
         caller: &Caller,
         replaced: Option<MemberId>,
     ) -> Result<(MemberId, ProgramView), ServiceError> {
-        let options = AddOptions {
-            priority: request.priority,
-            proceed_on: request.proceed_on,
-            tag: request.tag.clone(),
-            mode: request.mode,
-            force: request.force,
-            privilege: caller.privilege(),
-        };
+        let options = add_options(request, caller);
         let expected = request.expected_generation;
-        let template = ProgramSpec {
-            object: program.object.clone(),
-            function: program.name.clone(),
-            sha256: program.sha256.clone(),
-            tag: request.tag.clone(),
-            owner_uid: caller.uid,
-            loaded_at: now_micros(),
-            persist: request.persist,
-            snapshot: request.snapshot,
-            map_bytes: program.maps.iter().map(|m| m.bytes).sum(),
-            ..Default::default()
-        };
-        let (id, priority, proceed_on, map_ids) = self
-            .durably(Some(template.clone()), move |chain| {
-                if let Some(g) = expected.filter(|&g| g != chain.generation()) {
-                    let now = chain.generation();
-                    return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
-                }
+        let template = spec_template(&program, request, caller);
+        let (id, priority, proceed_on, map_ids, carried_maps) = self
+            .durably(vec![template.clone()], move |chain| {
+                check_generation(chain, expected)?;
                 let id = match replaced {
                     Some(old) => chain.replace(old, program, options)?,
                     None => chain.add(program, options)?,
                 };
-                let m = chain.member(id).ok_or(crate::engine::Error::NoSuchProgram(id))?;
-                let maps = m.program.maps.iter().map(|map| (map.name.clone(), map.id)).collect();
-                Ok((id, m.priority, m.proceed_on.names(), maps))
+                member_facts(chain, id)
             })
             .await?;
-        let spec = ProgramSpec { priority, proceed_on, ..template };
+        let spec = ProgramSpec { priority, proceed_on, carried_maps, ..template };
         Ok((id, ProgramView { ifindex: self.ifindex, id, spec, map_ids }))
     }
 
@@ -286,7 +332,7 @@ impl Owner {
     /// and undoes what was prepared when the change did not happen.
     async fn durably<T: Send + 'static>(
         &self,
-        added: Option<ProgramSpec>,
+        added: Vec<ProgramSpec>,
         f: impl FnOnce(&mut Chain) -> Result<T, crate::engine::Error> + Send + 'static,
     ) -> Result<T, ServiceError> {
         let draft = Draft {
@@ -295,7 +341,7 @@ impl Owner {
             name: self.ifname(),
             maps_root: self.maps_root.clone(),
             specs: self.programs.iter().map(|(id, p)| (*id, p.spec.clone())).collect(),
-            shared_dir: added.as_ref().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
+            shared_dir: added.first().map(|s| Bpffs::new(&self.cx.bpffs_root).owner_dir(s.owner_uid)),
             added,
         };
         let (store, ifindex, maps_root) = (self.cx.store.clone(), self.ifindex, self.maps_root.clone());
@@ -324,14 +370,14 @@ impl Owner {
     async fn remove(&mut self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         let spec = self.programs.get(&id).map(|p| p.spec.clone()).ok_or_else(|| no_such_program(id))?;
         if self.unexplained() == Some(id) {
-            self.durably(None, |chain| chain.clear()).await?;
+            self.durably(Vec::new(), |chain| chain.clear()).await?;
         } else {
-            self.durably(None, move |chain| chain.remove(id)).await?;
+            self.durably(Vec::new(), move |chain| chain.remove(id)).await?;
         }
         self.cx.limits.release_program(spec.owner_uid, 1, spec.charge());
         let message_id = crate::log::message_id::PROGRAM_REMOVED;
         tracing::info!(message_id, %caller, interface = %self.ifname(), id, "program removed");
-        self.changed(None, Some(id)).await;
+        self.changed(Vec::new(), vec![id]).await;
         Ok(())
     }
 
@@ -355,9 +401,21 @@ impl Owner {
     }
 
     async fn set_counting(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
-        self.durably(None, move |chain| chain.set_counting(on)).await?;
+        self.durably(Vec::new(), move |chain| chain.set_counting(on)).await?;
         tracing::info!(%caller, interface = %self.ifname(), on, "verdict counting switched");
-        self.changed(None, None).await;
+        self.changed(Vec::new(), Vec::new()).await;
+        Ok(())
+    }
+
+    async fn set_hold(&mut self, on: bool, caller: Caller) -> Result<(), ServiceError> {
+        if self.unexplained().is_some() && on {
+            return Err(ServiceError::Conflict(format!(
+                "a chain no record explains runs on this interface (tagged '{UNEXPLAINED}'); an administrator removes it first"
+            )));
+        }
+        self.durably(Vec::new(), move |chain| chain.set_hold(on)).await?;
+        tracing::info!(%caller, interface = %self.ifname(), on, "hook hold switched");
+        self.changed(Vec::new(), Vec::new()).await;
         Ok(())
     }
 
@@ -365,28 +423,30 @@ impl Owner {
     /// once it is durable (see `durably`): a new program's maps were pinned
     /// before the record named it; a removed program's pins, snapshot and
     /// object go only after the record dropped it.
-    async fn changed(&mut self, added: Option<ProgramView>, removed: Option<MemberId>) {
-        if let Some(view) = &added {
+    async fn changed(&mut self, added: Vec<ProgramView>, removed: Vec<MemberId>) {
+        for view in &added {
             self.programs.insert(view.id, view.clone());
         }
-        let gone = removed.and_then(|id| self.programs.remove(&id));
-        if let Some(gone) = &gone {
+        let mut removed_owners = Vec::new();
+        for gone in removed.iter().filter_map(|id| self.programs.remove(id)) {
             let _ = std::fs::remove_dir_all(self.maps_root.join(gone.id.to_string()));
             self.cx.store.remove_snapshot(gone.id);
             if !gone.spec.sha256.is_empty() {
                 self.cx.store.drop_object_if_unused(&gone.spec.sha256);
             }
+            removed_owners.push(gone.spec.owner_uid);
         }
-        let removed_owner = gone.map(|p| p.spec.owner_uid);
         self.refresh_view().await;
-        if let Some(id) = removed {
-            if let Some(uid) = removed_owner {
-                let bpffs = Bpffs::new(&self.cx.bpffs_root);
-                let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
-            }
+        removed_owners.sort_unstable();
+        removed_owners.dedup();
+        for uid in removed_owners {
+            let bpffs = Bpffs::new(&self.cx.bpffs_root);
+            let _ = tokio::task::spawn_blocking(move || shared_maps::collect(&bpffs, uid)).await;
+        }
+        for id in removed {
             self.cx.publish.program_removed(self.ifindex, id).await;
         }
-        if let Some(view) = added {
+        for view in added {
             self.cx.publish.program_added(&self.handle, view).await;
         }
         self.cx.publish.chain_changed(&self.view()).await;

@@ -20,11 +20,12 @@ pub enum IfaceProperty {
     ForeignProgramId,
     Counting,
     Linking,
+    Hold,
 }
 
 impl IfaceProperty {
     /// Everything a change of the chain may change.
-    pub const CHAIN: [IfaceProperty; 7] = [
+    pub const CHAIN: [IfaceProperty; 8] = [
         IfaceProperty::Generation,
         IfaceProperty::Programs,
         IfaceProperty::KernelProgramId,
@@ -32,6 +33,7 @@ impl IfaceProperty {
         IfaceProperty::ForeignProgramId,
         IfaceProperty::Counting,
         IfaceProperty::Linking,
+        IfaceProperty::Hold,
     ];
 }
 

@@ -55,6 +55,7 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
     let resume = CounterResume {
         counting: record.counting,
         slots: record.members.iter().filter_map(|m| Some((m.id, m.counter_slot?))).collect(),
+        hold: record.hold,
     };
     let generation = record.generation.max(floor);
     match Chain::restore_counting(ifindex, root, members, generation, plan.running, &resume) {
@@ -66,7 +67,8 @@ pub fn restore(config: &Config, store: &Store, ifindex: u32, name: &str, present
                     tracing::error!(ifindex, "cannot switch verdict counting back on: {e}");
                 }
             }
-            if chain.members().is_empty() {
+            // A held interface's pass-through is explained by its record.
+            if chain.members().is_empty() && !chain.hold() {
                 programs.extend(unexplained(&chain, store, name).map(|p| (p.id, p)));
             }
             let relinked = chain.generation() != generation;

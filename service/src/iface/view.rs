@@ -25,6 +25,8 @@ pub struct IfaceView {
     pub counting: bool,
     /// How each member runs: "inline", "call", "not-linked"; empty when not known.
     pub linking: Vec<(MemberId, String)>,
+    /// A pass-through program stays attached without members.
+    pub hold: bool,
 }
 
 /// What a program shows; fixed for the program's life.
@@ -68,6 +70,7 @@ pub struct Observed {
     mode: String,
     counting: bool,
     linking: Vec<(MemberId, String)>,
+    hold: bool,
     pub counters: HashMap<MemberId, Arc<VerdictCounters>>,
 }
 
@@ -93,6 +96,7 @@ impl Observed {
             mode: mode.map_or("", |m| m.name()).to_string(),
             counting: chain.counting(),
             linking: chain.linking().into_iter().map(|(id, how)| (id, how.to_string())).collect(),
+            hold: chain.hold(),
             counters: chain.members().iter().filter_map(|m| Some((m.id, m.counters()?))).collect(),
         }
     }
@@ -106,5 +110,6 @@ impl Observed {
         view.mode = self.mode;
         view.counting = self.counting;
         view.linking = self.linking;
+        view.hold = self.hold;
     }
 }

@@ -17,6 +17,8 @@ pub struct ProgInfo {
     pub prog_type: u32,
     /// The kernel's tag: a hash of the program's instructions.
     pub tag: [u8; 8],
+    /// Instructions the verifier processed to accept it (its complexity).
+    pub verified_insns: u32,
 }
 
 impl ProgInfo {
@@ -41,6 +43,8 @@ pub struct MapInfo {
     pub value_size: u32,
     /// Entries (bytes for ring buffers).
     pub max_entries: u32,
+    /// `BPF_F_*` flags it was created with.
+    pub map_flags: u32,
 }
 
 /// What the kernel reports about a link.
@@ -87,7 +91,13 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, KernelError> {
     check(unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) }, || {
         "reading program information".into()
     })?;
-    Ok(ProgInfo { id: info.id, name: c_name(&info.name), prog_type: info.type_, tag: info.tag })
+    Ok(ProgInfo {
+        id: info.id,
+        name: c_name(&info.name),
+        prog_type: info.type_,
+        tag: info.tag,
+        verified_insns: info.verified_insns,
+    })
 }
 
 /// What the kernel reports about the map `fd`.
@@ -105,6 +115,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, KernelError> {
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
+        map_flags: info.map_flags,
     })
 }
 

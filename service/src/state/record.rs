@@ -28,6 +28,10 @@ pub struct IfaceRecord {
     /// Whether per-program verdict counting is on.
     #[serde(default)]
     pub counting: bool,
+    /// Whether a pass-through program stays attached without members (a
+    /// record without members says the interface is held).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
     /// In run order.
     pub members: Vec<MemberRecord>,
 }

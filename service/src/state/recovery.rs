@@ -142,7 +142,15 @@ mod tests {
     }
 
     fn record(ifindex: u32, name: &str, members: Vec<MemberRecord>) -> IfaceRecord {
-        IfaceRecord { ifindex, name: name.into(), generation: 7, kernel_program_id: 42, counting: false, members }
+        IfaceRecord {
+            ifindex,
+            name: name.into(),
+            generation: 7,
+            kernel_program_id: 42,
+            counting: false,
+            hold: false,
+            members,
+        }
     }
 
     fn ids(plan: &RecoveryPlan) -> Vec<u64> {

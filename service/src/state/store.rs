@@ -312,6 +312,7 @@ mod tests {
             generation: 5,
             kernel_program_id: 9,
             counting: false,
+            hold: false,
             members: vec![MemberRecord::new(7, &spec)],
         }
     }

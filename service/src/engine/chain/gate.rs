@@ -21,6 +21,8 @@ pub struct Proposal<'a> {
     pub generation: u64,
     /// Whether the new program counts verdicts.
     pub counting: bool,
+    /// Whether the hook is held (a pass-through program runs without members).
+    pub hold: bool,
 }
 
 /// Runs once in the next change, after its program is loaded and before it
@@ -61,7 +63,8 @@ impl Chain {
     /// Shows the change to its gate, if any (see [`Gate`]).
     pub(super) fn pass_gate(&self, gate: Option<Gate>, members: &[Member], program_id: u32) -> Result<(), Error> {
         let Some(gate) = gate else { return Ok(()) };
-        gate(&Proposal { members, program_id, generation: self.generation + 1, counting: self.counting })
+        let (generation, counting, hold) = (self.generation + 1, self.counting, self.hold);
+        gate(&Proposal { members, program_id, generation, counting, hold })
     }
 
     /// Takes back the pinned counter table and the members' slots (see [`CounterResume`]).

@@ -138,6 +138,10 @@ pub struct LinkedChain {
     pub inlined: usize,
     /// The members whose main function was inlined.
     pub inlined_members: Vec<MemberId>,
+    /// Maps the linked program uses, as the kernel counts them.
+    pub map_count: usize,
+    /// How long loading (verification) took.
+    pub verify_time: std::time::Duration,
 }
 
 impl LinkedChain {
@@ -167,6 +171,37 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
         other => other,
     }
 }
+
+/// The program a held interface runs while its chain has no member: every
+/// packet passes (`w0 = XDP_PASS; exit`). Loaded like a chain (same name,
+/// type and expected attach type, frags allowed) so any chain can replace it
+/// through the link, and it can replace any chain.
+pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
+    let insns = [Insn::mov32_imm(crate::kernel::insn::R0, XDP_PASS), Insn::exit()];
+    let started = std::time::Instant::now();
+    let fd = load::load(&insns, None, &[], target).map_err(|refusal| match refusal {
+        Refusal::Other(e) => e,
+        Refusal::Verifier { errno, log } => {
+            Error::Kernel(KernelError::new(format!("loading the pass-through program: {log}"), errno))
+        }
+    })?;
+    let verify_time = started.elapsed();
+    let info = bpf::prog_info(fd.as_fd())?;
+    Ok(LinkedChain {
+        fd,
+        info,
+        layout: Vec::new(),
+        insn_count: insns.len(),
+        frags: true,
+        inlined: 0,
+        inlined_members: Vec::new(),
+        map_count: 0,
+        verify_time,
+    })
+}
+
+/// `XDP_PASS`.
+const XDP_PASS: i32 = 2;
 
 /// The linked program before loading.
 struct Linked {
@@ -228,6 +263,7 @@ fn build(members: &[LinkInput<'_>], target: LinkTarget) -> Result<Linked, Kernel
 /// Builds and loads the chain with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain, Error> {
     let Linked { insns, debug, layout, inlined_members } = build(members, target)?;
+    let started = std::time::Instant::now();
     let fd = load::load(&insns, debug, members, target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
         Refusal::Verifier { errno, log } => diagnose::rejection(&log, &layout, members, errno, |m| {
@@ -235,7 +271,9 @@ fn link_as(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain,
             link(&single, target).err()
         }),
     })?;
+    let verify_time = started.elapsed();
     let info = bpf::prog_info(fd.as_fd())?;
+    let map_count = bpf::prog_map_ids(fd.as_fd())?.len();
     let (insn_count, frags, inlined) = (insns.len(), load::frags(members), inlined_members.len());
-    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members })
+    Ok(LinkedChain { fd, info, layout, insn_count, frags, inlined, inlined_members, map_count, verify_time })
 }

@@ -35,7 +35,8 @@ impl Owner {
             record.kernel_program_id = chain.running_prog_id().unwrap_or(0);
             let not_durable = |e: std::io::Error| ServiceError::NotDurable(format!("cannot write the record: {e}"));
             store.raise_high_water(next_free_member_id(), &record.name, before + 1).map_err(not_durable)?;
-            store.prepare_link(ifindex, (!record.members.is_empty()).then_some(&record)).map_err(not_durable)?;
+            let keep = !record.members.is_empty() || record.hold;
+            store.prepare_link(ifindex, keep.then_some(&record)).map_err(not_durable)?;
             match chain.reclaim() {
                 Ok(()) if chain.generation() != before => durable::commit(&store, ifindex),
                 Ok(()) => {
@@ -50,7 +51,7 @@ impl Owner {
         })
         .await??;
         tracing::warn!(%caller, interface = %self.ifname(), "interface reclaimed from a foreign program");
-        self.changed(None, None).await;
+        self.changed(Vec::new(), Vec::new()).await;
         Ok(())
     }
 
@@ -67,6 +68,7 @@ impl Owner {
             generation: view.generation,
             kernel_program_id: view.kernel_program_id,
             counting: view.counting,
+            hold: view.hold,
             members: view
                 .programs
                 .iter()
@@ -86,7 +88,7 @@ impl Owner {
     /// writes the whole record again.
     pub(super) fn write_record(&self, record: IfaceRecord) {
         let high_water = self.cx.store.raise_high_water(next_free_member_id(), &record.name, record.generation);
-        let result = if record.members.is_empty() {
+        let result = if record.members.is_empty() && !record.hold {
             self.cx.store.remove_link(self.ifindex);
             Ok(())
         } else {
@@ -103,7 +105,7 @@ impl Owner {
             return;
         }
         tracing::info!(ifindex = self.ifindex, interface = %name, "interface renamed");
-        if !self.programs.is_empty() {
+        if !self.programs.is_empty() || self.view.borrow().hold {
             self.write_record(IfaceRecord { name: name.clone(), ..self.record() });
         }
         self.view.send_modify(|v| v.name = name);

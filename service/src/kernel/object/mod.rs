@@ -148,6 +148,17 @@ pub fn prog_type_name(t: u32) -> String {
     }
 }
 
+/// libbpf's name of a map type (`hash`, `lpm_trie`, ...), or `type N`.
+pub fn map_type_name(t: u32) -> String {
+    // SAFETY: returns a static string or NULL.
+    let name = cstr(unsafe { libbpf_sys::libbpf_bpf_map_type_str(t) });
+    if name.is_empty() {
+        format!("type {t}")
+    } else {
+        name
+    }
+}
+
 /// One program of an open object: plain data naming it by its position,
 /// so no pointer into libbpf outlives the object.
 #[derive(Debug, Clone, PartialEq, Eq)]

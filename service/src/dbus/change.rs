@@ -1,0 +1,115 @@
+//! The second half of `Link.ChangeChain`: authorize every part with what the
+//! request says, then read all objects, then hand one change to the owner.
+
+use std::collections::HashMap;
+
+use zbus::{ObjectServer, OwnedObjectPath, OwnedVariant};
+
+use super::link::LinkIface;
+use super::options::{self, AddRequest};
+use super::program::ProgramIface;
+use crate::auth::{Action, Details};
+use crate::engine::MemberId;
+use crate::error::ServiceError;
+use crate::iface::command::{ChangeAdd, ChangeRequest};
+use crate::intake::Source;
+use crate::request::Request;
+
+/// The most parts (programs added plus removed) one change may have.
+pub const MAX_PARTS: usize = 64;
+
+/// One program to add, decoded: its object, function and options.
+pub struct Part {
+    pub object: zbus::OwnedFd,
+    pub function: String,
+    pub request: AddRequest,
+}
+
+/// Decodes ChangeChain's arguments, refusing what cannot be a change before anything else.
+pub fn decode(
+    add: Vec<(zbus::OwnedFd, String, HashMap<String, OwnedVariant>)>,
+    remove: &[u64],
+    options: &HashMap<String, OwnedVariant>,
+) -> Result<(Vec<Part>, AddRequest), ServiceError> {
+    if add.len() + remove.len() > MAX_PARTS {
+        return Err(ServiceError::LimitExceeded(format!(
+            "a change has {} parts; at most {MAX_PARTS} programs added and removed together",
+            add.len() + remove.len()
+        )));
+    }
+    let change = options::parse_change(options)?;
+    let parts = add
+        .into_iter()
+        .enumerate()
+        .map(|(i, (object, function, options))| {
+            options::function_name(&function).map_err(|e| e.context(&format!("program {i} of the change: ")))?;
+            Ok(Part { object, function, request: options::parse_part(&options, i)? })
+        })
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    Ok((parts, change))
+}
+
+impl LinkIface {
+    /// Authorizes each part as its own AddProgram or Remove would be, then
+    /// reads every object, then asks the owner for one change.
+    pub(super) async fn change(
+        &self,
+        admitted: Request<'_, '_>,
+        server: &ObjectServer,
+        (parts, change): (Vec<Part>, AddRequest),
+        remove: Vec<MemberId>,
+    ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
+        for part in &parts {
+            let details = self.details(&admitted, &part.function, &part.request.tag, part.request.sha256.clone());
+            admitted.authorize(Action::AddProgram, &details).await?;
+            if part.request.replace {
+                admitted.authorize(Action::RemoveProgram, &details).await?;
+            }
+        }
+        if change.force || change.mode.is_some() {
+            admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
+        }
+        for id in &remove {
+            let path = super::program_path(self.handle.ifindex, *id);
+            let program = server
+                .interface::<_, ProgramIface>(&path)
+                .await
+                .map_err(|_| ServiceError::NoSuchProgram(format!("no program {id} on this interface")))?;
+            let (details, owner) = {
+                let program = program.get().await;
+                let spec = &program.view.spec;
+                let details = Details {
+                    sha256: Some(spec.sha256.clone()),
+                    ..self.details(&admitted, &spec.function, &spec.tag, None)
+                };
+                (details, spec.owner_uid)
+            };
+            let action = if owner == admitted.caller().uid { Action::RemoveProgram } else { Action::Manage };
+            admitted.authorize(action, &details).await?;
+        }
+        let caller = admitted.caller();
+        let (requests, entries): (Vec<AddRequest>, Vec<_>) = parts
+            .into_iter()
+            .map(|p| {
+                let sha256 = p.request.sha256.clone();
+                (p.request, (Source::Fd(p.object.into()), p.function, sha256))
+            })
+            .unzip();
+        let (loaded, budget) = self.intake.take_all(entries, caller).await?;
+        let add = loaded
+            .into_iter()
+            .zip(requests)
+            .map(|((program, object), request)| ChangeAdd { program, object, request })
+            .collect();
+        let request = ChangeRequest {
+            add,
+            remove,
+            mode: change.mode,
+            force: change.force,
+            expected_generation: change.expected_generation,
+        };
+        let ids = self.handle.change(request, caller.clone()).await?;
+        drop(budget);
+        Ok(ids.into_iter().map(|id| super::program_path(self.handle.ifindex, id)).collect())
+    }
+}
