@@ -4,7 +4,11 @@
 //! member it passed with the one action that let it proceed. Only a member
 //! that proceeds on more than one action is counted where it runs (its
 //! verdict is not known in advance). Each CPU increments its own region of
-//! the table with plain loads and stores: no atomics, no lock.
+//! the table with plain loads and stores: no atomics, no lock. That is exact
+//! as long as two runs of the chain on one CPU do not interleave, which is
+//! the case for traffic (XDP runs in the CPU's softirq, which does not nest);
+//! a BPF_PROG_TEST_RUN in process context interrupted by the same chain's
+//! softirq on the same CPU could lose an increment, as with any per-CPU map.
 //!
 //! ```text
 //! exit of member k:  rV = r0; [rL = xdp_get_buff_len(ctx)]
