@@ -44,7 +44,7 @@ impl Action {
 /// `ifindex` and `caller_uid`, and for `sha256`/`object_sha256` (an object
 /// whose hash differs from the announced one is refused after reading);
 /// `program` and `tag` are whatever the caller chose: rules must not trust them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Details {
     pub interface: String,
     pub ifindex: u32,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::caller::Caller;
+use crate::engine::maps::MapBudget;
 use crate::engine::object::{self, LoadedProgram};
 use crate::engine::sandbox::{Job, Sandbox};
 use crate::error::ServiceError;
@@ -108,7 +109,9 @@ impl Intake {
         let (fd, size, object_name) = blocking(move || open(source, &opener)).await?;
         let (cap, reserve) = reservation(size, self.max_object_size);
         let budget = self.reserve(units(reserve)).await?;
-        let (program, object) = self.load(fd, cap, object_name, caller, function, sha256).await?;
+        let map_budget = self.limits.map_budget(caller.uid);
+        let opened = Opened { fd, cap, name: object_name };
+        let (program, object) = self.load(opened, caller, function, sha256, map_budget).await?;
         Ok(Verified { program, object, budget })
     }
 
@@ -130,20 +133,29 @@ impl Intake {
                 .map_err(|e| e.context(&format!("program {i} of the change: ")))?;
             let (cap, reserve) = reservation(size, self.max_object_size);
             total += u64::from(units(reserve));
-            opened.push((fd, cap, name, function, sha256));
+            opened.push((Opened { fd, cap, name }, function, sha256));
         }
-        let capacity = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32);
-        let total = u32::try_from(total).ok().filter(|t| *t <= capacity).ok_or_else(|| {
+        // Half of the memory for objects in flight, so that one change never
+        // holds all of it while its programs are verified one after another.
+        let most = units(self.max_object_size.saturating_add(1)).saturating_mul(IN_FLIGHT_OBJECTS as u32) / 2;
+        let total = u32::try_from(total).ok().filter(|t| *t <= most).ok_or_else(|| {
             ServiceError::LimitExceeded(format!(
-                "the objects of one change may total at most {} bytes (the service's memory for objects in flight)",
-                u64::from(capacity) * UNIT as u64
+                "the objects of one change may total at most {} bytes (half the service's memory for objects in flight)",
+                u64::from(most) * UNIT as u64
             ))
         })?;
         let budget = self.reserve(total).await?;
-        let mut loaded = Vec::with_capacity(opened.len());
-        for (i, (fd, cap, name, function, sha256)) in opened.into_iter().enumerate() {
-            let program = self.load(fd, cap, name, caller, &function, sha256.as_deref()).await;
-            loaded.push(program.map_err(|e| e.context(&format!("program {i} of the change: ")))?);
+        let mut loaded: Vec<(LoadedProgram, Arc<Vec<u8>>)> = Vec::with_capacity(opened.len());
+        // The uid's map memory is shared by the parts: each gets what the earlier ones left.
+        let mut map_budget = self.limits.map_budget(caller.uid);
+        for (i, (object, function, sha256)) in opened.into_iter().enumerate() {
+            let program = self.load(object, caller, &function, sha256.as_deref(), map_budget).await;
+            let program = program.map_err(|e| e.context(&format!("program {i} of the change: ")))?;
+            let used: u64 = program.0.maps.iter().map(|m| m.bytes).sum();
+            if let Some(budget) = &mut map_budget {
+                budget.remaining = budget.remaining.saturating_sub(used);
+            }
+            loaded.push(program);
         }
         Ok((loaded, budget))
     }
@@ -156,16 +168,15 @@ impl Intake {
             .map_err(|_| ServiceError::Failed("the intake budget is closed".into()))
     }
 
-    /// Reads at most `cap` bytes of `fd` and verifies its program `function`
+    /// Reads at most `cap` bytes of the object and verifies its program `function`
     /// as `caller`'s, in the sandbox; checks the announced `sha256`.
     async fn load(
         &self,
-        fd: OwnedFd,
-        cap: usize,
-        object_name: String,
+        Opened { fd, cap, name: object_name }: Opened,
         caller: &Caller,
         function: &str,
         sha256: Option<&str>,
+        map_budget: Option<MapBudget>,
     ) -> Result<(LoadedProgram, Arc<Vec<u8>>), ServiceError> {
         let max = self.max_object_size;
         let job = Job {
@@ -175,7 +186,7 @@ impl Intake {
             shared_dir: Some(self.bpffs.owner_dir(caller.uid)),
             // A non-root user's program is verified as an unprivileged loader's would be.
             user: !caller.is_root(),
-            map_budget: self.limits.map_budget(caller.uid),
+            map_budget,
             object_name: Some(object_name),
         };
         let (sandbox, uid) = (self.sandbox.clone(), caller.uid);
@@ -199,6 +210,13 @@ impl Intake {
         }
         Ok((program, object))
     }
+}
+
+/// An object's descriptor, how much of it to read at most, and libbpf's name for it.
+struct Opened {
+    fd: OwnedFd,
+    cap: usize,
+    name: String,
 }
 
 /// How much of an object of `size` to read at most, and how many bytes of

@@ -74,16 +74,35 @@ impl Limits {
     /// Counts `programs` (1 for a new program, 0 for a replacement) and
     /// `charge` for `uid` if that stays within the uid's limits.
     pub fn reserve_program(&self, uid: u32, programs: usize, charge: Charge) -> Result<(), ServiceError> {
+        self.reserve_program_freeing(uid, programs, charge, (0, Charge::default()))
+    }
+
+    /// Like `reserve_program`, for a change that also gives back `freed`
+    /// (programs and charge of the uid's own that the change removes): the
+    /// limits are checked as if they were gone already, but they stay
+    /// counted until the change is made and the caller releases them.
+    pub fn reserve_program_freeing(
+        &self,
+        uid: u32,
+        programs: usize,
+        charge: Charge,
+        freed: (usize, Charge),
+    ) -> Result<(), ServiceError> {
         let mut usage = self.usage.lock().map_err(|_| ServiceError::Failed("limits lock poisoned".into()))?;
-        let total: usize = usage.values().map(|u| u.programs).sum();
+        let total: usize = usage.values().map(|u| u.programs).sum::<usize>().saturating_sub(freed.0);
         if total + programs > self.max_programs {
             return Err(ServiceError::LimitExceeded(format!(
                 "the service runs {total} programs, the most it may (--max-programs): every reply that lists them must fit one D-Bus message"
             )));
         }
-        let used = usage.entry(uid).or_default();
+        let counted = usage.entry(uid).or_default();
         if uid != 0 {
             let limit = &self.per_uid;
+            let used = Usage {
+                programs: counted.programs.saturating_sub(freed.0),
+                map_bytes: counted.map_bytes.saturating_sub(freed.1.map_bytes),
+                snapshot_bytes: counted.snapshot_bytes.saturating_sub(freed.1.snapshot_bytes),
+            };
             if used.programs + programs > limit.programs {
                 return Err(ServiceError::LimitExceeded(format!(
                     "uid {uid} already has {} programs, the most one user may have (--max-programs-per-uid)",
@@ -103,9 +122,9 @@ impl Limits {
                 )));
             }
         }
-        used.programs += programs;
-        used.map_bytes = used.map_bytes.saturating_add(charge.map_bytes);
-        used.snapshot_bytes = used.snapshot_bytes.saturating_add(charge.snapshot_bytes);
+        counted.programs += programs;
+        counted.map_bytes = counted.map_bytes.saturating_add(charge.map_bytes);
+        counted.snapshot_bytes = counted.snapshot_bytes.saturating_add(charge.snapshot_bytes);
         Ok(())
     }
 
@@ -192,6 +211,21 @@ mod tests {
         limits.begin_request(":1.8").unwrap();
         drop(first);
         limits.begin_request(":1.7").unwrap();
+    }
+
+    #[test]
+    fn a_change_may_use_what_it_frees() {
+        let limits = Limits::new(UidLimits { programs: 2, map_bytes: 1000, snapshot_bytes: 0 }, 10, 1);
+        limits.reserve_program(7, 2, Charge::new(900, false)).unwrap();
+        // At the limit: a new program fits only where the change removes one of the uid's.
+        let (one, big) = (Charge::new(500, false), Charge::new(900, false));
+        assert!(matches!(limits.reserve_program(7, 1, one), Err(ServiceError::LimitExceeded(_))));
+        assert!(matches!(limits.reserve_program_freeing(7, 1, one, (0, big)), Err(ServiceError::LimitExceeded(_))));
+        limits.reserve_program_freeing(7, 1, one, (1, big)).unwrap();
+        // Both stay counted until the change gives the freed ones back.
+        assert!(matches!(limits.reserve_program_freeing(7, 1, one, (1, big)), Err(ServiceError::LimitExceeded(_))));
+        limits.release_program(7, 1, big);
+        limits.reserve_program(7, 0, Charge::new(400, false)).unwrap();
     }
 
     #[test]

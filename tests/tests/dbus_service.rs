@@ -790,6 +790,32 @@ async fn change_chain_makes_several_changes_as_one() {
         let err = link.change_chain(add, remove, HashMap::new()).await.unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
     }
+    // Two new programs sharing a map pinned by name: each would create its own.
+    let pinned = file("tenant_pinned");
+    let add = vec![
+        (zbus::Fd::from(pinned.as_fd()), "pinned_verdict", opts("p1", 40)),
+        (zbus::Fd::from(pinned.as_fd()), "pinned_verdict2", opts("p2", 41)),
+    ];
+    let err = link.change_chain(add, vec![], HashMap::new()).await.unwrap_err().to_string();
+    assert!(err.contains("InvalidArgs") && err.contains("separate changes"), "{err}");
+    // A generation that is not the chain's: Conflict, after every object was read.
+    let stale = HashMap::from([("expected-generation", Variant::from(generation))]);
+    let add = vec![(zbus::Fd::from(udp.as_fd()), "udp_count", opts("f", 7))];
+    let err = link.change_chain(add, vec![], stale).await.unwrap_err().to_string();
+    assert!(err.contains("Conflict") && err.contains("generation"), "{err}");
     assert_eq!(link.generation().await.unwrap(), generation + 1, "refused changes changed the generation");
     assert_eq!(link.programs().await.unwrap(), paths, "refused changes changed the chain");
+
+    // A replacement in a change carries the replaced program's maps, as replace does.
+    let old = f.program(&paths[1]).await;
+    let old_maps = old.map_ids().await.unwrap();
+    let mut replace = opts("c", 35);
+    replace.insert("replace", Variant::from(true));
+    let current = HashMap::from([("expected-generation", Variant::from(generation + 1))]);
+    let add = vec![(zbus::Fd::from(udp.as_fd()), "udp_count", replace)];
+    let new = link.change_chain(add, vec![], current).await.unwrap();
+    let new = f.program(&new[0]).await;
+    assert_eq!(new.map_ids().await.unwrap(), old_maps, "the same kernel maps");
+    assert!(!new.carried_maps().await.unwrap().is_empty());
+    assert_eq!(link.programs().await.unwrap().len(), 2);
 }

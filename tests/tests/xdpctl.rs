@@ -1149,6 +1149,13 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     assert!(err.contains("tag"), "{err}");
     std::fs::write(&file, "[[interface]]\nnaem = \"x\"\n").unwrap();
     f.fails(2, &["apply", &file_arg]);
+    // More programs to add than one change carries descriptors for: refused before any call.
+    let many: String = (0..17)
+        .map(|i| format!("[[interface.program]]\nobject = \"{udp}\"\nfunction = \"udp_count\"\ntag = \"t{i}\"\n"))
+        .collect();
+    std::fs::write(&file, format!("[[interface]]\nname = \"{dev}\"\n{many}")).unwrap();
+    let err = f.fails(2, &["apply", &file_arg]);
+    assert!(err.contains("at most 16"), "{err}");
     assert_eq!(generation(), g);
 }
 

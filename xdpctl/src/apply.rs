@@ -27,6 +27,8 @@ use crate::props;
 
 const LINK_IFACE: &str = "org.xdp.Manager1.Link";
 const PROGRAM_IFACE: &str = "org.xdp.Manager1.Program";
+/// The most programs one ChangeChain call adds (the service's limit).
+const MAX_ADDS: usize = 16;
 
 /// The file: `[[interface]]` tables, each with `[[interface.program]]` tables.
 #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -398,6 +400,16 @@ async fn apply_interface(
     let link = client.link(&link_path).await?;
     let mut new_paths: HashMap<usize, String> = unchanged_paths;
     let chain = chain_change(declared, &changes)?;
+    if chain.parts.len() > MAX_ADDS {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "{name}: the file adds or replaces {} programs; at most {MAX_ADDS} go in one change (one descriptor \
+                 each, and the system bus carries 16 in a message): declare the others in a second file",
+                chain.parts.len()
+            ),
+        ));
+    }
     if !chain.parts.is_empty() || !chain.remove.is_empty() {
         let mut change_options = HashMap::from([("expected-generation", zbus::Variant::from(generation))]);
         if let Some(mode) = mode_of(iface)?.filter(|_| existing.is_empty()) {

@@ -17,6 +17,9 @@ use crate::request::Request;
 
 /// The most parts (programs added plus removed) one change may have.
 pub const MAX_PARTS: usize = 64;
+/// The most programs one change may add: one descriptor each, and the system
+/// bus carries at most 16 in a message (its max_message_unix_fds).
+pub const MAX_ADDS: usize = 16;
 
 /// One program to add, decoded: its object, function and options.
 pub struct Part {
@@ -35,6 +38,12 @@ pub fn decode(
         return Err(ServiceError::LimitExceeded(format!(
             "a change has {} parts; at most {MAX_PARTS} programs added and removed together",
             add.len() + remove.len()
+        )));
+    }
+    if add.len() > MAX_ADDS {
+        return Err(ServiceError::LimitExceeded(format!(
+            "a change adds {} programs; at most {MAX_ADDS} (one descriptor each, and the system bus carries 16 in a message)",
+            add.len()
         )));
     }
     let change = options::parse_change(options)?;
@@ -59,34 +68,7 @@ impl LinkIface {
         (parts, change): (Vec<Part>, AddRequest),
         remove: Vec<MemberId>,
     ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
-        for part in &parts {
-            let details = self.details(&admitted, &part.function, &part.request.tag, part.request.sha256.clone());
-            admitted.authorize(Action::AddProgram, &details).await?;
-            if part.request.replace {
-                admitted.authorize(Action::RemoveProgram, &details).await?;
-            }
-        }
-        if change.force || change.mode.is_some() {
-            admitted.authorize(Action::Manage, &self.details(&admitted, "", "", None)).await?;
-        }
-        for id in &remove {
-            let path = super::program_path(self.handle.ifindex, *id);
-            let program = server
-                .interface::<_, ProgramIface>(&path)
-                .await
-                .map_err(|_| ServiceError::NoSuchProgram(format!("no program {id} on this interface")))?;
-            let (details, owner) = {
-                let program = program.get().await;
-                let spec = &program.view.spec;
-                let details = Details {
-                    sha256: Some(spec.sha256.clone()),
-                    ..self.details(&admitted, &spec.function, &spec.tag, None)
-                };
-                (details, spec.owner_uid)
-            };
-            let action = if owner == admitted.caller().uid { Action::RemoveProgram } else { Action::Manage };
-            admitted.authorize(action, &details).await?;
-        }
+        self.authorize_change(&admitted, server, &parts, &change, &remove).await?;
         let caller = admitted.caller();
         let (requests, entries): (Vec<AddRequest>, Vec<_>) = parts
             .into_iter()
@@ -111,5 +93,56 @@ impl LinkIface {
         let ids = self.handle.change(request, caller.clone()).await?;
         drop(budget);
         Ok(ids.into_iter().map(|id| super::program_path(self.handle.ifindex, id)).collect())
+    }
+
+    /// Asks polkit each distinct question of the change once (it may prompt
+    /// for each): every part as its own AddProgram (replace, force, mode) or
+    /// Remove would be asked.
+    async fn authorize_change(
+        &self,
+        admitted: &Request<'_, '_>,
+        server: &ObjectServer,
+        parts: &[Part],
+        change: &AddRequest,
+        remove: &[MemberId],
+    ) -> Result<(), ServiceError> {
+        let mut asked: Vec<(Action, Details)> = Vec::new();
+        for part in parts {
+            let details = self.details(admitted, &part.function, &part.request.tag, part.request.sha256.clone());
+            asked.push((Action::AddProgram, details.clone()));
+            if part.request.replace {
+                asked.push((Action::RemoveProgram, details.clone()));
+            }
+            if change.force || change.mode.is_some() {
+                asked.push((Action::Manage, details));
+            }
+        }
+        if parts.is_empty() && (change.force || change.mode.is_some()) {
+            asked.push((Action::Manage, self.details(admitted, "", "", None)));
+        }
+        for id in remove {
+            let path = super::program_path(self.handle.ifindex, *id);
+            let program = server
+                .interface::<_, ProgramIface>(&path)
+                .await
+                .map_err(|_| ServiceError::NoSuchProgram(format!("no program {id} on this interface")))?;
+            let (details, owner) = {
+                let program = program.get().await;
+                let spec = &program.view.spec;
+                let details = Details {
+                    sha256: Some(spec.sha256.clone()),
+                    ..self.details(admitted, &spec.function, &spec.tag, None)
+                };
+                (details, spec.owner_uid)
+            };
+            let action = if owner == admitted.caller().uid { Action::RemoveProgram } else { Action::Manage };
+            asked.push((action, details));
+        }
+        for (i, (action, details)) in asked.iter().enumerate() {
+            if !asked[..i].contains(&(*action, details.clone())) {
+                admitted.authorize(*action, details).await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -27,11 +27,14 @@ type Properties = HashMap<String, OwnedVariant>;
 pub struct Objects {
     connection: Connection,
     paths: Mutex<BTreeMap<String, String>>,
+    /// One swap of Introspectables at a time: two exports below one new
+    /// node would otherwise each remove the other's.
+    swapping: tokio::sync::Mutex<()>,
 }
 
 impl Objects {
     pub fn new(connection: Connection) -> Arc<Objects> {
-        Arc::new(Objects { connection, paths: Mutex::new(BTreeMap::new()) })
+        Arc::new(Objects { connection, paths: Mutex::new(BTreeMap::new()), swapping: tokio::sync::Mutex::new(()) })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -88,6 +91,7 @@ impl Objects {
             node = format!("{node}/{part}");
             nodes.push(node.clone());
         }
+        let _one_at_a_time = self.swapping.lock().await;
         for node in nodes {
             if server.interface::<_, Introspection>(node.as_str()).await.is_ok() {
                 continue;

@@ -349,11 +349,15 @@ impl Chain {
             )));
         }
         let mut ids = Vec::with_capacity(added.len());
-        for (mut program, member_options, old) in added {
+        for (i, (mut program, member_options, old)) in added.into_iter().enumerate() {
             let previous = old.and_then(|id| self.member(id)).map(|m| (m.seq, m.program.clone()));
             // A replacement carries the replaced program's maps over, as `replace` does.
             let carried = match &previous {
-                Some((_, running)) if !member_options.fresh_maps => super::carry::carry_maps(running, &mut program)?,
+                Some((_, running)) if !member_options.fresh_maps => super::carry::carry_maps(running, &mut program)
+                    .map_err(|e| match e {
+                        Error::Conflict(m) => Error::Conflict(format!("program {i} of the change: {m}")),
+                        other => other,
+                    })?,
                 _ => Vec::new(),
             };
             let mut member = self.new_member(program, &member_options, previous.map(|(seq, _)| seq));

@@ -29,7 +29,12 @@ impl Owner {
             let c = Charge::new(a.program.maps.iter().map(|m| m.bytes).sum(), a.request.snapshot);
             Charge { map_bytes: sum.map_bytes + c.map_bytes, snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes }
         });
-        self.cx.limits.reserve_program(caller.uid, new_programs, charge)?;
+        self.cx.limits.reserve_program_freeing(
+            caller.uid,
+            new_programs,
+            charge,
+            self.freed(&request, &plan, &caller),
+        )?;
         let held = self.hold_objects(&request.add);
         let result = match held {
             Ok(()) => self.change_chain(request, &plan, &caller).await,
@@ -60,6 +65,19 @@ impl Owner {
         Ok(ids)
     }
 
+    /// What the change gives back to the caller's own limits: its programs the
+    /// change removes (count and charge) and replaces (charge).
+    fn freed(&self, request: &ChangeRequest, plan: &Plan, caller: &Caller) -> (usize, Charge) {
+        let own = |id: &MemberId| self.programs.get(id).filter(|p| p.spec.owner_uid == caller.uid);
+        let removed: Vec<Charge> = request.remove.iter().filter_map(own).map(|p| p.spec.charge()).collect();
+        let replaced = plan.replaced.iter().flatten().filter_map(own).map(|p| p.spec.charge());
+        let charge = removed.iter().copied().chain(replaced).fold(Charge::default(), |sum, c| Charge {
+            map_bytes: sum.map_bytes + c.map_bytes,
+            snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes,
+        });
+        (removed.len(), charge)
+    }
+
     /// Checks every part against the chain as it is; decides what each added program replaces.
     fn plan(&self, request: &ChangeRequest, caller: &Caller) -> Result<Plan, ServiceError> {
         if request.add.is_empty() && request.remove.is_empty() {
@@ -72,6 +90,11 @@ impl Owner {
             if request.remove[..i].contains(id) {
                 return Err(ServiceError::InvalidArgs(format!("program {id} is removed twice")));
             }
+            if self.unexplained() == Some(*id) {
+                return Err(ServiceError::Conflict(format!(
+                    "program {id} stands for a chain no record explains; remove it with its own Remove call, which detaches the chain"
+                )));
+            }
         }
         let mut replaced = Vec::with_capacity(request.add.len());
         for (i, add) in request.add.iter().enumerate() {
@@ -82,6 +105,21 @@ impl Owner {
                     && other.program.name == add.program.name
                     && other.request.tag == add.request.tag
             };
+            // Maps shared by name are created by the first program that
+            // declares them; two new ones in one change would each get their own.
+            let shared_with = |other: &ChangeAdd| {
+                add.program
+                    .maps
+                    .iter()
+                    .filter(|m| m.shared)
+                    .any(|m| other.program.maps.iter().any(|o| o.shared && o.name == m.name && o.id != m.id))
+            };
+            if let Some(j) = request.add[..i].iter().position(shared_with) {
+                return Err(ServiceError::InvalidArgs(format!(
+                    "{context}it shares a map pinned by name with program {j} of the change, which would create it: \
+                     add the two in separate changes"
+                )));
+            }
             if request.add[..i].iter().any(same) {
                 return Err(ServiceError::InvalidArgs(format!(
                     "{context}the same object, function and tag as an earlier one"
