@@ -501,7 +501,8 @@ function pollStats() {
     const reads = [];
     for (const path of Object.keys(links)) {
         const link = links[path];
-        if (!link.Counting)
+        // Counting is on by default: only a link with programs has counts to read.
+        if (!link.Counting || programsOf(link).length === 0)
             continue;
         if (reads.length === 0)
             reads.push(call(ROOT, BUS_NAME, "GetLinkByIndex", [link.Index]).catch(() => {}));

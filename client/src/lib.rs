@@ -241,4 +241,8 @@ pub trait Program {
     /// Verdict counts; never signalled (they change with every packet), so not cached.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> zbus::Result<HashMap<String, u64>>;
+
+    /// Bytes of the packets counted in `stats`, by verdict; not cached either.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn bytes(&self) -> zbus::Result<HashMap<String, u64>>;
 }

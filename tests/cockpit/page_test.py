@@ -243,9 +243,14 @@ def admin_run(page, driver):
     page.click("#dialog-cancel")
     page.wait("the dialog closed", lambda: not page.dialog_open(), 5)
 
-    step("counting on from the page; traffic makes a counter rise")
+    step("counting on by default; off and on again from the page; traffic makes a counter rise")
+    counting = lambda: xdpctl("status", IFACE)["interfaces"][0]["counting"]
+    if not counting():
+        fail("counting is not on by default")
     page.click(".xdp-switch", page.link(IFACE))
-    page.wait("Counting on at the service", lambda: xdpctl("status", IFACE)["interfaces"][0]["counting"], 10)
+    page.wait("Counting off at the service", lambda: not counting(), 10)
+    page.click(".xdp-switch", page.link(IFACE))
+    page.wait("Counting on at the service", counting, 10)
     # port_block drops what goes to port 9000 (its application would fill the map).
     port_block = next(p for p in chain() if p["name"] == "port_block")
     xdpctl("maps", IFACE, str(port_block["id"]), "blocked_ports", "--set", "9000=0")

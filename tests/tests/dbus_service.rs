@@ -585,19 +585,30 @@ async fn verdict_counting_through_dbus() {
     let link = f.link().await;
     let dropper = link.add_program_from_path(&object("udp"), "udp_drop", HashMap::new()).await.unwrap();
     let program = f.program(&dropper).await;
-    assert!(program.stats().await.unwrap().is_empty(), "no counts while counting never was on");
-    assert!(!link.counting().await.unwrap());
-    let generation = link.generation().await.unwrap();
-    link.set_counting(true).await.unwrap();
-    assert!(link.counting().await.unwrap());
-    assert_eq!(link.generation().await.unwrap(), generation + 1, "a relink, announced like any change");
+    assert!(link.counting().await.unwrap(), "on by default");
     assert_eq!(f.traffic(9999, 30), 0);
     assert_eq!(f.traffic(9998, 20), 20);
     let stats = program.stats().await.unwrap();
     assert_eq!(stats.get("drop"), Some(&30), "{stats:?}");
     assert!(stats.get("pass").is_some_and(|&n| n >= 20), "{stats:?}");
+    let bytes = program.bytes().await.unwrap();
+    let dropped = bytes.get("drop").copied().unwrap_or(0);
+    assert!(dropped % 30 == 0 && dropped / 30 >= 42, "30 equal UDP frames: {bytes:?}");
+
+    // Off: a relink, announced like any change; counts are kept and stop.
+    let generation = link.generation().await.unwrap();
     link.set_counting(false).await.unwrap();
+    assert!(!link.counting().await.unwrap());
+    assert_eq!(link.generation().await.unwrap(), generation + 1);
+    assert_eq!(f.traffic(9999, 5), 0);
     assert_eq!(program.stats().await.unwrap().get("drop"), Some(&30), "kept while off");
+    // On again: they go on from there, also across another program's arrival.
+    link.set_counting(true).await.unwrap();
+    let other = link.add_program_from_path(&object("basic"), "xdp_pass", HashMap::new()).await.unwrap();
+    assert_eq!(f.traffic(9999, 7), 0);
+    assert_eq!(program.stats().await.unwrap().get("drop"), Some(&37));
+    assert_eq!(program.bytes().await.unwrap().get("drop"), Some(&(dropped / 30 * 37)));
+    f.program(&other).await.remove().await.unwrap();
 }
 
 /// `Linking` says how each program runs: inlined, called, or not linked

@@ -1,7 +1,8 @@
 //! The linked chain's semantics, checked packet by packet with
 //! BPF_PROG_TEST_RUN on instrumented programs (bpf/test/probe.h).
 
-use xdpd::engine::{ActionSet, AddOptions, Chain, Error, LinkMode};
+use xdpd::engine::object::{load_with, Privilege, DEFAULT_MAX_OBJECT_SIZE};
+use xdpd::engine::{Action, ActionSet, AddOptions, Chain, Error, LinkMode};
 use xdpd_tests::packet::{self, probe_packet, trace, ABORTED, DROP, PASS, REDIRECT, TX};
 use xdpd_tests::{load, map_u64, require_root};
 
@@ -310,7 +311,7 @@ fn per_member_verdict_counters_count_and_survive_relinks() {
         let first = chain.add(probe(0), opts(1)).unwrap();
         let second = chain.add(probe(1), opts(2)).unwrap();
         run(&chain, &probe_packet(&[]));
-        assert_eq!(chain.member(first).unwrap().stats().0, [0; 6], "off by default");
+        assert_eq!(chain.member(first).unwrap().stats().packets, [0; 6], "off by default");
 
         chain.set_counting(true).unwrap();
         run(&chain, &probe_packet(&[]));
@@ -318,31 +319,123 @@ fn per_member_verdict_counters_count_and_survive_relinks() {
         run(&chain, &probe_packet(&[(0, TX)]));
         run(&chain, &probe_packet(&[(0, 77)]));
         // aborted, drop, pass, tx, redirect, other
-        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 2, 1, 0, 1], "{mode:?}");
-        assert_eq!(chain.member(second).unwrap().stats().0, [0, 1, 1, 0, 0, 0], "{mode:?}");
+        assert_eq!(chain.member(first).unwrap().stats().packets, [0, 0, 2, 1, 0, 1], "{mode:?}");
+        assert_eq!(chain.member(second).unwrap().stats().packets, [0, 1, 1, 0, 0, 0], "{mode:?}");
 
         // A relink (another member) keeps the counts; switching off stops counting.
         let other = chain.add(probe(2), opts(3)).unwrap();
         run(&chain, &probe_packet(&[]));
         chain.remove(other).unwrap();
-        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 3, 1, 0, 1]);
+        assert_eq!(chain.member(first).unwrap().stats().packets, [0, 0, 3, 1, 0, 1]);
         chain.set_counting(false).unwrap();
         run(&chain, &probe_packet(&[]));
-        assert_eq!(chain.member(first).unwrap().stats().0, [0, 0, 3, 1, 0, 1]);
+        assert_eq!(chain.member(first).unwrap().stats().packets, [0, 0, 3, 1, 0, 1]);
+    }
+}
+
+/// The column a result is counted in: aborted, drop, pass, tx, redirect, other.
+fn column(result: u8) -> usize {
+    usize::from(result).min(5)
+}
+
+#[test]
+fn counts_are_exact_for_every_proceed_on_set_and_every_result() {
+    require_root();
+    let results = [ABORTED, DROP, PASS, TX, REDIRECT, 7, 31, 32, 40, 255];
+    {
+        for mask in 0u32..32 {
+            let set = ActionSet::from_names(
+                &xdpd::engine::Action::ALL
+                    .iter()
+                    .filter(|a| mask & (1 << **a as u32) != 0)
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let mut chain = Chain::unattached();
+            chain.set_counting(true).unwrap();
+            let first = chain.add(probe(0), opts_on(1, set)).unwrap();
+            let last = chain.add(probe(1), opts_on(2, ActionSet::of(&[Action::Pass]))).unwrap();
+            let (mut first_counts, mut last_counts) = ([0u64; 6], [0u64; 6]);
+            for (i, result) in results.iter().copied().enumerate() {
+                let repeat = 1 + i as u32;
+                let out = chain.program().unwrap().test_run(&probe_packet(&[(0, result), (1, TX)]), repeat).unwrap();
+                first_counts[column(result)] += u64::from(repeat);
+                if set.proceeds(result as u32) {
+                    assert_eq!(out.retval, TX as u32, "set {set} result {result}");
+                    last_counts[column(TX)] += u64::from(repeat);
+                } else {
+                    assert_eq!(out.retval, result as u32, "set {set} result {result}");
+                }
+            }
+            let stats = |id| chain.member(id).unwrap().stats();
+            let bytes = |c: [u64; 6]| c.map(|n| n * packet::LEN as u64);
+            assert_eq!(stats(first).packets, first_counts, "set {set}");
+            assert_eq!(stats(first).bytes, bytes(first_counts), "set {set}");
+            assert_eq!(stats(last).packets, last_counts, "set {set}");
+            assert_eq!(stats(last).bytes, bytes(last_counts), "set {set}");
+        }
     }
 }
 
 #[test]
-fn counting_a_hundred_members_uses_one_map() {
+fn a_users_chain_counts_too() {
     require_root();
-    // The kernel allows a program 64 maps: counters share one table.
+    // Verified as an unprivileged loader's: the length comes from a helper.
+    let user = |function: &str| {
+        let bytes = xdpd_bpf::object_bytes("basic");
+        load_with(&bytes, Some(function), DEFAULT_MAX_OBJECT_SIZE, None, Privilege::User).unwrap()
+    };
+    let as_user = |priority, proceed_on| AddOptions { privilege: Privilege::User, ..opts_on(priority, proceed_on) };
     let mut chain = Chain::unattached();
-    let ids: Vec<_> = (0..100).map(|i| chain.add(load("basic", "xdp_pass"), opts(i)).unwrap()).collect();
+    chain.set_counting(true).unwrap();
+    let ids = [
+        chain.add(user("xdp_pass"), as_user(1, ActionSet::of(&[Action::Pass, Action::Drop]))).unwrap(),
+        chain.add(user("xdp_pass"), as_user(2, ActionSet::of(&[Action::Pass]))).unwrap(),
+        chain.add(user("xdp_drop"), as_user(3, ActionSet::of(&[Action::Pass]))).unwrap(),
+    ];
+    chain.program().unwrap().test_run(&probe_packet(&[]), 500).unwrap();
+    let stats = |i: usize| chain.member(ids[i]).unwrap().stats();
+    assert_eq!(stats(0).packets, [0, 0, 500, 0, 0, 0]);
+    assert_eq!(stats(1).packets, [0, 0, 500, 0, 0, 0]);
+    assert_eq!(stats(2).packets, [0, 500, 0, 0, 0, 0]);
+    assert_eq!(stats(2).bytes, [0, 500 * packet::LEN as u64, 0, 0, 0, 0]);
+}
+
+#[test]
+fn a_packet_every_member_passes_counts_for_each_of_them() {
+    require_root();
+    for mode in [LinkMode::Inline, LinkMode::Call] {
+        let mut chain = Chain::unattached().with_link_mode(mode);
+        chain.set_counting(true).unwrap();
+        let on_pass_drop = ActionSet::of(&[Action::Pass, Action::Drop]);
+        let ids = [
+            chain.add(probe(0), opts(1)).unwrap(),
+            chain.add(probe(1), opts_on(2, on_pass_drop)).unwrap(),
+            chain.add(probe(2), opts(3)).unwrap(),
+        ];
+        chain.program().unwrap().test_run(&probe_packet(&[(1, DROP)]), 1000).unwrap();
+        chain.program().unwrap().test_run(&probe_packet(&[(2, TX)]), 10).unwrap();
+        chain.program().unwrap().test_run(&probe_packet(&[(0, ABORTED)]), 3).unwrap();
+        let packets = |i: usize| chain.member(ids[i]).unwrap().stats().packets;
+        assert_eq!(packets(0), [3, 0, 1010, 0, 0, 0], "{mode:?}");
+        assert_eq!(packets(1), [0, 1000, 10, 0, 0, 0], "{mode:?}");
+        assert_eq!(packets(2), [0, 0, 1000, 10, 0, 0], "{mode:?}");
+    }
+}
+
+#[test]
+fn counting_four_hundred_members_uses_one_map() {
+    require_root();
+    // The kernel allows a program 64 maps: counters share one table. Records
+    // beyond 32 KiB into a CPU's region are out of a load's 16-bit reach.
+    let mut chain = Chain::unattached();
+    let ids: Vec<_> = (0..400).map(|i| chain.add(load("basic", "xdp_pass"), opts(i)).unwrap()).collect();
     chain.set_counting(true).unwrap();
     run(&chain, &probe_packet(&[]));
     run(&chain, &probe_packet(&[]));
     for id in ids {
-        assert_eq!(chain.member(id).unwrap().stats().0, [0, 0, 2, 0, 0, 0]);
+        assert_eq!(chain.member(id).unwrap().stats().packets, [0, 0, 2, 0, 0, 0]);
     }
 }
 

@@ -33,7 +33,8 @@ async fn a_full_state_directory_refuses_every_change_and_changes_nothing() {
     let err = link.add_program_from_path(&object("udp"), "udp_count", opts(30)).await.unwrap_err();
     assert_not_durable(err);
     assert_not_durable(f.program(&dropper).await.remove().await.unwrap_err());
-    assert_not_durable(link.set_counting(true).await.unwrap_err());
+    assert_not_durable(link.set_counting(false).await.unwrap_err());
+    assert!(link.counting().await.unwrap(), "still counting (the default)");
     assert_eq!(view(&link).await, before, "nothing changed");
     assert_eq!(f.attached().native, before.0, "the kernel runs what it ran");
     assert_eq!(recorded(&f), before.2, "the record names what runs");

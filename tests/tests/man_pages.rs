@@ -30,9 +30,10 @@ fn xdpd_page_follows_the_service_options() {
 #[test]
 fn xdpctl_pages_name_every_command() {
     let main = page("xdpctl.8");
-    for command in
-        ["status", "add", "replace", "remove", "maps", "watch", "reclaim", "counting", "apply", "export", "explain"]
-    {
+    for command in [
+        "status", "add", "replace", "remove", "maps", "watch", "reclaim", "counting", "top", "metrics", "apply",
+        "export", "explain",
+    ] {
         assert!(main.contains(&format!("xdpctl\\-{command}")), "xdpctl.8 lacks {command}");
         let sub = page(&format!("xdpctl-{command}.8"));
         assert!(sub.contains(".SH EXAMPLES"), "xdpctl-{command}.8 has no examples");

@@ -83,8 +83,9 @@ pub struct Global {
         long,
         global = true,
         help_heading = "Global options",
-        long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove and \
-                     reclaim; for watch one object per line, the first being {\"event\":\"ready\"}. \
+        long_help = "Print JSON instead of text: one JSON object for status, maps, add, replace, remove, \
+                     reclaim and top (one view); for watch one object per line, the first being \
+                     {\"event\":\"ready\"}. metrics prints its text formats only. \
                      Member names are snake_case in every command's output and stable: new members \
                      may appear, existing ones keep their name and meaning."
     )]
@@ -326,6 +327,65 @@ pub enum Command {
         iface: String,
     },
 
+    /// Live view of every program's packet and verdict rates, like top
+    #[command(
+        long_about = "Shows, refreshed every --interval seconds like top(1), one row per program \
+                      of every chain (or of IFACE): its interface (name and index), position, \
+                      name and id; the packets and bytes per second it saw; the rate of each \
+                      verdict it gave (drop, pass, tx, redirect, aborted, other: results of 5 \
+                      and more; a packet it let proceed counts under the action it proceeded on); \
+                      and SHARE, the part of the packets entering the chain that reached it. \
+                      Rates come from the verdict counters (on by default, see xdpctl counting) \
+                      read twice an interval apart; a program added meanwhile shows from the next \
+                      view. Runs until interrupted (Ctrl-C), or until --count views were shown.\n\n\
+                      --once prints one view without clearing the screen and exits, for scripts. \
+                      With --json, prints one JSON object {\"interval_s\": ..., \"programs\": [...]} \
+                      with pps, bps, rates (by verdict) and share (0 to 1) per program, and exits. \
+                      Reading the counters keeps the service from exiting when idle.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl top\n  xdpctl top eth0 --interval 5\n  \
+                           xdpctl top --once\n  xdpctl top --json | jq '.programs[] | {name, pps}'", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Top {
+        /// Network interface name (as ip link shows it); all interfaces if omitted
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+        /// Seconds between views (0.1 to 3600)
+        #[arg(long, short = 'i', value_name = "SECONDS", default_value_t = 1.0)]
+        interval: f64,
+        /// Print one view and exit
+        #[arg(long)]
+        once: bool,
+        /// Exit after N views
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+
+    /// Every program's verdict counts as OpenMetrics text, for Prometheus
+    #[command(
+        long_about = "Prints the chains and every program's verdict counters in the OpenMetrics \
+                      text format (ending in \"# EOF\"), or with --prometheus in the Prometheus \
+                      text format 0.0.4 that node_exporter's textfile collector reads. One \
+                      consistent snapshot. Metric and label names are stable:\n\n\
+                      xdpd_program_packets_total and xdpd_program_bytes_total (counters), labels \
+                      interface, ifindex, id (the program's id), program (its name), tag, owner \
+                      (uid) and verdict (aborted, drop, pass, tx, redirect, other); a packet a \
+                      program let proceed counts under the action it proceeded on. Programs whose \
+                      chain never counted have no samples.\n\n\
+                      xdpd_chain_programs, xdpd_chain_generation and xdpd_chain_counting (1 or 0) \
+                      (gauges), labels interface and ifindex.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl metrics\n  \
+                           xdpctl metrics --prometheus > /var/lib/prometheus/node-exporter/xdpd.prom.$$ && \\\n    \
+                           mv /var/lib/prometheus/node-exporter/xdpd.prom.$$ /var/lib/prometheus/node-exporter/xdpd.prom", "\n\nSee xdpctl --help for the exit statuses.")
+    )]
+    Metrics {
+        /// Network interface name (as ip link shows it); all interfaces if omitted
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+        /// Prometheus text format 0.0.4 instead of OpenMetrics
+        #[arg(long)]
+        prometheus: bool,
+    },
+
     /// Keep a pass-through program attached when an interface has no programs
     #[command(
         long_about = "Holds the XDP hook of IFACE (on) or lets it go (off). While held, removing the \
@@ -354,10 +414,11 @@ pub enum Command {
     #[command(
         long_about = "Switches per-program verdict counting on IFACE on or off. While it is on, \
                       the chain counts each program's results (aborted, drop, pass, tx, redirect, \
-                      other) and xdpctl status shows them in a VERDICTS column. Counting costs a few \
-                      ns per program per packet, so it is off by default; switching relinks the \
-                      chain atomically. Needs org.xdp.manager1.manage.",
-        after_long_help = concat!("EXAMPLES:\n  xdpctl counting eth0 on\n  xdpctl status eth0\n  xdpctl counting eth0 off", "\n\nSee xdpctl --help for the exit statuses.")
+                      other; packets and bytes) and xdpctl status shows them in a VERDICTS column. \
+                      Counting is on by default: it costs a fraction of a nanosecond per program per \
+                      packet. Switching relinks the chain atomically; counts are kept while it is \
+                      off. Needs org.xdp.manager1.manage.",
+        after_long_help = concat!("EXAMPLES:\n  xdpctl counting eth0 off\n  xdpctl status eth0\n  xdpctl counting eth0 on", "\n\nSee xdpctl --help for the exit statuses.")
     )]
     Counting {
         /// Network interface name (as ip link shows it)

@@ -7,8 +7,10 @@ use clap::Command;
 use crate::cli::ShellKind;
 
 /// The subcommands whose first positional argument is a network interface.
-const IFACE_FIRST: [&str; 11] =
-    ["status", "list", "show", "add", "replace", "remove", "rm", "maps", "reclaim", "counting", "export"];
+const IFACE_FIRST: [&str; 13] = [
+    "status", "list", "show", "add", "replace", "remove", "rm", "maps", "reclaim", "counting", "export", "top",
+    "metrics",
+];
 
 /// Appended to clap's bash script: completes interface names (from
 /// /sys/class/net) in IFACE's place, and defers to clap's function elsewhere.

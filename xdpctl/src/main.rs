@@ -14,10 +14,12 @@ mod docs;
 mod error;
 mod explain;
 mod maps;
+mod metrics;
 mod output;
 mod props;
 mod status;
 mod table;
+mod top;
 mod users;
 mod watch;
 
@@ -100,6 +102,16 @@ async fn run(cli: Cli) -> Result<()> {
             maps::run(&client, &mut out, iface, program, map.as_deref(), &edits).await
         }
         Command::Watch { count } => watch::run(&client, &mut out, *count).await,
+        Command::Top { iface, interval, once, count } => {
+            let interval = std::time::Duration::try_from_secs_f64(*interval)
+                .map_err(|_| Failure::new(Exit::Usage, "--interval must be between 0.1 and 3600 seconds"))?;
+            let options = top::Options { iface: iface.clone(), interval, once: *once, count: *count };
+            top::run(&client, &mut out, &options).await
+        }
+        Command::Metrics { iface, prometheus } => {
+            let format = if *prometheus { metrics::Format::Prometheus } else { metrics::Format::OpenMetrics };
+            metrics::run(&client, &mut out, iface.as_deref(), format).await
+        }
         Command::Completions { .. } => Ok(()),
     }
 }

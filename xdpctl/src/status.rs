@@ -108,6 +108,8 @@ pub struct ProgramStatus {
     pub loaded_at: u64,
     /// Verdict counts (aborted, drop, pass, tx, redirect, other) while counting is or was on.
     pub stats: std::collections::BTreeMap<String, u64>,
+    /// Bytes of the packets counted in `stats`, by the same verdict names.
+    pub bytes: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
@@ -206,6 +208,7 @@ fn program_status(position: usize, path: &str, p: &Props, linked: bool, names: &
         sha256: props::string(p, "Sha256"),
         loaded_at: props::u64_of(p, "LoadedAt"),
         stats: props::counts(p, "Stats"),
+        bytes: props::counts(p, "Bytes"),
     }
 }
 
@@ -327,6 +330,7 @@ mod tests {
             sha256: String::new(),
             loaded_at: 0,
             stats: Default::default(),
+            bytes: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use zbus::OwnedObjectPath;
 use zbus::{interface, Connection};
 
 use crate::auth::{Action, Details};
+use crate::engine::Stats;
 use crate::error::ServiceError;
 use crate::iface::{Handle, ProgramView};
 use crate::request::{Front, Request};
@@ -175,12 +176,22 @@ impl ProgramIface {
     /// empty while counting was never on for the link.
     #[zbus(property(emits_changed_signal = "false"))]
     fn stats(&self) -> HashMap<String, u64> {
+        self.counts().map(|s| s.named().map(|(name, n)| (name.to_string(), n)).collect()).unwrap_or_default()
+    }
+
+    /// Bytes of the packets counted in Stats, by the same verdict names.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn bytes(&self) -> HashMap<String, u64> {
+        self.counts().map(|s| s.named_bytes().map(|(name, n)| (name.to_string(), n)).collect()).unwrap_or_default()
+    }
+}
+
+impl ProgramIface {
+    /// The program's counts; `None` while counting never was on for the link.
+    fn counts(&self) -> Option<Stats> {
         // A client watching the counts is using the service: no idle exit under it.
         drop(self.front.busy());
         let stats = self.handle.stats(self.view.id).unwrap_or_default();
-        if !self.handle.view().counting && stats == Default::default() {
-            return HashMap::new();
-        }
-        stats.named().map(|(name, count)| (name.to_string(), count)).collect()
+        (self.handle.view().counting || stats != Stats::default()).then_some(stats)
     }
 }

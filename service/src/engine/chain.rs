@@ -111,7 +111,8 @@ pub struct Chain {
 
 impl Chain {
     /// A chain that is linked and loaded but attached nowhere (for
-    /// BPF_PROG_TEST_RUN and benchmarks).
+    /// BPF_PROG_TEST_RUN and benchmarks); it does not count verdicts until
+    /// [`Chain::set_counting`].
     pub fn unattached() -> Chain {
         Chain {
             hook: None,
@@ -132,7 +133,8 @@ impl Chain {
         }
     }
 
-    /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`.
+    /// The chain of interface `ifindex`, its link pinned under `bpffs_dir`;
+    /// it counts verdicts (see [`Chain::set_counting`]).
     pub fn for_interface(ifindex: u32, bpffs_dir: &Path) -> Chain {
         Chain::for_interface_in(None, ifindex, bpffs_dir)
     }
@@ -142,7 +144,13 @@ impl Chain {
     pub fn for_interface_in(netns: Option<Netns>, ifindex: u32, bpffs_dir: &Path) -> Chain {
         let layout = Bpffs::new(bpffs_dir);
         let (counter_pin, segments_pin) = (Some(layout.counter_pin(ifindex)), Some(layout.segments_pin(ifindex)));
-        Chain { hook: Some(Hook::new_in(netns, ifindex, bpffs_dir)), counter_pin, segments_pin, ..Chain::unattached() }
+        Chain {
+            hook: Some(Hook::new_in(netns, ifindex, bpffs_dir)),
+            counter_pin,
+            segments_pin,
+            counting: true,
+            ..Chain::unattached()
+        }
     }
 
     /// Rebuilds the chain of `ifindex` from recorded members after a restart.
@@ -331,7 +339,7 @@ impl Chain {
     /// Links `candidate` as [`Chain::commit`] would, and reports it instead of swapping it in.
     fn plan(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<ChainReport, Error> {
         candidate.sort_by_key(|m| (m.priority, m.seq));
-        if self.counting {
+        if self.counting && !candidate.is_empty() {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;
@@ -498,7 +506,7 @@ impl Chain {
     fn commit(&mut self, mut candidate: Vec<Member>, options: &AddOptions) -> Result<(), Error> {
         let gate = self.gate.0.take();
         candidate.sort_by_key(|m| (m.priority, m.seq));
-        if self.counting {
+        if self.counting && !candidate.is_empty() {
             self.assign_counter_slots(&mut candidate)?;
         }
         self.check_mode(options)?;

@@ -27,6 +27,18 @@ pub const BPF_LD: u8 = 0x00;
 pub const BPF_JMP: u8 = 0x05;
 /// Class: 32-bit jumps (and `gotol`).
 pub const BPF_JMP32: u8 = 0x06;
+/// Class: loads from memory into registers.
+pub const BPF_LDX: u8 = 0x01;
+/// Mode: memory at a register plus an offset.
+pub const BPF_MEM: u8 = 0x60;
+/// Size: word (32 bits).
+pub const BPF_W: u8 = 0x00;
+/// ALU op: subtract.
+pub const BPF_SUB: u8 = 0x10;
+/// ALU op: multiply.
+pub const BPF_MUL: u8 = 0x20;
+/// Jump op: unsigned greater or equal.
+pub const BPF_JGE: u8 = 0x30;
 /// Class: 32-bit arithmetic.
 pub const BPF_ALU: u8 = 0x04;
 /// Class: 64-bit arithmetic.

@@ -69,6 +69,8 @@ impl Chain {
 
     /// Takes back the pinned counter table and the members' slots (see [`CounterResume`]).
     pub(super) fn resume_counters(&mut self, resume: &CounterResume) {
+        // Until the table is back, the running program is not known to count.
+        self.counting = false;
         let Some(pin) = self.counter_pin.as_ref().filter(|p| p.exists()) else { return };
         let table = match CounterTable::open_pinned(pin) {
             Ok(table) => Arc::new(table),

@@ -5,6 +5,7 @@
 //! out; calls, callbacks and maps are pointed at their targets afterwards
 //! (see `relocate`).
 
+use super::count::{self, CountPlan};
 use super::plan::Placement;
 use super::Segment;
 use crate::engine::actions::{Action, ActionSet};
@@ -22,8 +23,8 @@ pub struct EmitMember<'a> {
     pub placement: Placement,
     /// Results that let the next member run.
     pub proceed_on: ActionSet,
-    /// Instructions that count the verdict in r0 (empty when not counting).
-    pub count: Vec<Insn>,
+    /// The member's record in the counter table (when counting).
+    pub slot: Option<usize>,
 }
 
 /// Where a segment passes the packet on when every member proceeded: a
@@ -120,11 +121,30 @@ fn prologue(code: &mut Vec<Insn>, ctx: u8, placement: Placement) -> u8 {
     }
 }
 
-/// The dispatcher region; returns where each inlined main function starts.
-fn dispatcher(members: &[EmitMember<'_>], next: Option<Next>, out: &mut Emitted) -> Vec<usize> {
+/// An exit of the chain when counting: where its jump is, the context
+/// register there, the record that gets the verdict (if counted here) and
+/// how many members before it the cascade credits.
+struct Exit {
+    jump_at: usize,
+    ctx: u8,
+    own: Option<usize>,
+    passed: usize,
+}
+
+/// The dispatcher region; returns where each inlined main function starts
+/// and, when counting, the chain's exits. A segment that is not the chain's
+/// last ends in a tail call to `next`; when counting, the members it passed
+/// are credited before it (a later segment's cascade covers only its own).
+fn dispatcher(
+    members: &[EmitMember<'_>],
+    next: Option<Next>,
+    plan: Option<&CountPlan>,
+    out: &mut Emitted,
+) -> (Vec<usize>, Vec<Exit>) {
     let code = &mut out.insns;
     let mut ctx = R1;
     let mut main_at = vec![0usize; members.len()];
+    let mut exits = Vec::new();
     for (i, m) in members.iter().enumerate() {
         ctx = prologue(code, ctx, m.placement);
         let main = m.placement.main_len();
@@ -143,26 +163,92 @@ fn dispatcher(members: &[EmitMember<'_>], next: Option<Next>, out: &mut Emitted)
                 *ins = jump(j, test_at);
             }
         }
-        code.extend_from_slice(&m.count);
+        let in_place = m.proceed_on.mask() != 0 && count::single_action(m.proceed_on).is_none();
+        if let (Some(plan), Some(slot), true) = (plan, m.slot, in_place) {
+            count::count_in_place(code, plan, ctx, slot);
+        }
         code.extend(proceed_test(m.proceed_on));
+        if plan.is_some() {
+            // Not proceeding: to the exit block that counts (see `count`).
+            let own = m.slot.filter(|_| !in_place);
+            let jump_at = code.len() - 1;
+            exits.push(Exit { jump_at, ctx, own, passed: i });
+            code[jump_at] = Insn::ja(0);
+        }
     }
     // When the last member never proceeds, a final "pass" (or tail call)
     // would be unreachable code, which the verifier refuses.
     if members.last().is_some_and(|m| m.proceed_on.mask() != 0) {
-        match next {
-            Some(next) => code.extend(tail_call(ctx, next)),
-            None => code.extend([Insn::mov32_imm(R0, Action::Pass as i32), Insn::exit()]),
+        match (next, plan) {
+            (Some(next), Some(plan)) => {
+                let (out, _) = count::prologue(code, plan, ctx);
+                for m in members {
+                    if let (Some(slot), Some(action)) = (m.slot, count::single_action(m.proceed_on)) {
+                        count::add_passed(code, slot, action);
+                    }
+                }
+                let here = code.len();
+                count::patch_jump(code, out, here);
+                code.extend(tail_call(ctx, next));
+            }
+            (Some(next), None) => code.extend(tail_call(ctx, next)),
+            (None, _) => {
+                code.push(Insn::mov32_imm(R0, Action::Pass as i32));
+                if plan.is_some() {
+                    exits.push(Exit { jump_at: code.len(), ctx, own: None, passed: members.len() });
+                    code.push(Insn::ja(0));
+                } else {
+                    code.push(Insn::exit());
+                }
+            }
         }
     }
-    main_at
+    (main_at, exits)
+}
+/// The cascade (every member's increment for its proceed action, last
+/// first), then one block per exit that counts its verdict and enters the
+/// cascade below the members the packet passed.
+fn counting_exits(members: &[EmitMember<'_>], plan: &CountPlan, exits: &[Exit], code: &mut Vec<Insn>) {
+    // Only what some exit enters: a segment that ends in a tail call credits
+    // its members before it, so no exit here passed them all (and the
+    // verifier refuses unreachable code).
+    let Some(reach) = exits.iter().map(|e| e.passed).max() else { return };
+    let mut entry = vec![0usize; members.len() + 1];
+    for (i, m) in members.iter().enumerate().rev() {
+        entry[i + 1] = code.len();
+        if i >= reach {
+            continue;
+        }
+        if let (Some(slot), Some(action)) = (m.slot, count::single_action(m.proceed_on)) {
+            count::add_passed(code, slot, action);
+        }
+    }
+    entry[0] = code.len();
+    count::finish(code);
+    for exit in exits {
+        let block = code.len();
+        count::patch_jump(code, exit.jump_at, block);
+        let (out, keep) = count::prologue(code, plan, exit.ctx);
+        if let Some(slot) = exit.own {
+            count::add_verdict(code, plan, count::record_offset(slot));
+        }
+        code.push(jump(code.len(), entry[exit.passed]));
+        let here = code.len();
+        count::patch_jump(code, out, here);
+        code.push(Insn::mov64_reg(R0, keep));
+        code.push(Insn::exit());
+    }
 }
 
 /// Lays the members out: the dispatcher (ending in a tail call to `next`,
 /// for a segment that is not the chain's last), then the subprograms of
 /// inlined members and the whole of called members.
-pub fn emit(members: &[EmitMember<'_>], next: Option<Next>) -> Emitted {
+pub fn emit(members: &[EmitMember<'_>], next: Option<Next>, plan: Option<&CountPlan>) -> Emitted {
     let mut out = Emitted::default();
-    let main_at = dispatcher(members, next, &mut out);
+    let (main_at, exits) = dispatcher(members, next, plan, &mut out);
+    if let Some(plan) = plan {
+        counting_exits(members, plan, &exits, &mut out.insns);
+    }
     for (i, m) in members.iter().enumerate() {
         let main = m.placement.main_len();
         let tail_at = out.insns.len();
@@ -214,10 +300,10 @@ mod tests {
         let b = ret(1);
         let inline = Placement::Inline { reg: 6, main_len: 2 };
         let members = [
-            EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), count: vec![] },
-            EmitMember { id: 2, insns: &b, placement: inline, proceed_on: pass(), count: vec![] },
+            EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), slot: None },
+            EmitMember { id: 2, insns: &b, placement: inline, proceed_on: pass(), slot: None },
         ];
-        let out = emit(&members, None);
+        let out = emit(&members, None, None);
         let expected = vec![
             Insn::mov64_reg(6, R1), // context kept in r6
             Insn::mov32_imm(R0, 2), // member 1, its exit now a jump to its test
@@ -243,8 +329,8 @@ mod tests {
     fn a_segment_that_is_not_the_last_tail_calls_the_next() {
         let a = ret(2);
         let inline = Placement::Inline { reg: 6, main_len: 2 };
-        let members = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), count: vec![] }];
-        let out = emit(&members, Some(Next { array_fd: 42, index: 3 }));
+        let members = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: pass(), slot: None }];
+        let out = emit(&members, Some(Next { array_fd: 42, index: 3 }), None);
         assert_eq!(
             &out.insns[..5],
             &[Insn::mov64_reg(6, R1), Insn::mov32_imm(R0, 2), Insn::ja(0), Insn::jeq32_imm(R0, 2, 1), Insn::exit()]
@@ -253,33 +339,27 @@ mod tests {
         assert_eq!(out.insns[6].imm, 42, "the array's descriptor");
         assert_eq!(out.insns[8], Insn::mov32_imm(3, 3), "the next segment's slot");
         // A member that never proceeds ends the chain: no tail call after it.
-        let last = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: ActionSet::EMPTY, count: vec![] }];
-        assert_eq!(emit(&last, Some(Next { array_fd: 42, index: 3 })).insns.len(), 4);
+        let last = [EmitMember { id: 1, insns: &a, placement: inline, proceed_on: ActionSet::EMPTY, slot: None }];
+        assert_eq!(emit(&last, Some(Next { array_fd: 42, index: 3 }), None).insns.len(), 4);
     }
 
     #[test]
     fn a_called_member_goes_to_the_tail_and_a_final_member_ends_the_chain() {
         let a = ret(1);
-        let members = [EmitMember {
-            id: 7,
-            insns: &a,
-            placement: Placement::Call,
-            proceed_on: ActionSet::EMPTY,
-            count: vec![Insn::mov32_imm(2, 0)],
-        }];
-        let out = emit(&members, None);
+        let members =
+            [EmitMember { id: 7, insns: &a, placement: Placement::Call, proceed_on: ActionSet::EMPTY, slot: None }];
+        let out = emit(&members, None, None);
         let expected = vec![
             Insn::mov64_reg(R6, R1),
             Insn::call_subprog(0), // pointed at the tail by relocate
-            Insn::mov32_imm(2, 0), // the counting instructions
             Insn::exit(),          // never proceeds: no final pass
             Insn::mov32_imm(R0, 1),
             Insn::exit(),
         ];
         assert_eq!(out.insns, expected);
         assert_eq!(out.calls, vec![(1, 0)]);
-        assert_eq!(out.places, vec![vec![4, 5]]);
-        assert_eq!(out.layout[0].range, 4..6);
+        assert_eq!(out.places, vec![vec![3, 4]]);
+        assert_eq!(out.layout[0].range, 3..5);
         assert_eq!(out.layout[0].member_offset, 0);
     }
 }

@@ -26,9 +26,10 @@
 //!                        <main function>    ; exits jump to test_i
 //!   member i (call):     r1 = rC
 //!                        call member_i      ; r0 = its result
-//!   test_i:  [count r0 in the member's counters, when counting is on]
+//!   test_i:  [count r0, when counting and the member proceeds on several actions]
 //!            proceed-on test of r0          ; results >= 32 are always verdicts
 //!            exit                           ; not proceeding: r0 is the verdict
+//!                                           ; (counting: to an exit block, see `count`)
 //!   ...
 //!            w0 = XDP_PASS; exit            ; every member proceeded
 //! then the subprograms of inlined members and the whole of called members
@@ -55,6 +56,7 @@
 //! (`emit::tail_call`); they are linked back to front, since each names the
 //! slot of the one after it.
 
+mod count;
 mod debug_info;
 mod diagnose;
 mod emit;
@@ -302,8 +304,25 @@ struct Linked {
     inlined_members: Vec<MemberId>,
 }
 
+/// How the chain counts, when its members have counters (all share one
+/// table); a chain offloaded to a NIC does not count (its helpers and maps
+/// are the device's).
+fn count_plan(members: &[LinkInput<'_>], target: &ProgramTarget) -> Option<count::CountPlan> {
+    if target.target.offload_ifindex.is_some() {
+        return None;
+    }
+    let table = members.iter().find_map(|m| m.counters)?.table();
+    Some(count::CountPlan {
+        map_fd: table.map_fd().as_raw_fd(),
+        cpus: u32::try_from(table.cpus()).ok()?,
+        region: u32::try_from(table.region_bytes()).ok()?,
+        len_by_helper: target.privilege == Privilege::User || target.frags,
+    })
+}
+
 /// plan → emit → relocate → debug info.
-fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Result<Linked, KernelError> {
+fn build(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Linked, KernelError> {
+    let mode = target.target.mode;
     let placements: Vec<Placement> =
         members.iter().map(|m| plan::placement(&m.program.insns, &m.program.func_info, mode)).collect();
     let emit_members: Vec<EmitMember<'_>> = members
@@ -314,10 +333,10 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Resul
             insns: &m.program.insns,
             placement,
             proceed_on: m.proceed_on,
-            count: m.counters.map(VerdictCounters::count_r0).unwrap_or_default(),
+            slot: m.counters.map(VerdictCounters::slot),
         })
         .collect();
-    let mut out = emit::emit(&emit_members, next);
+    let mut out = emit::emit(&emit_members, target.next, count_plan(members, &target).as_ref());
     for ((m, placement), place) in members.iter().zip(&placements).zip(&out.places) {
         relocate::member_refs(&mut out.insns, &m.program.insns, place, placement.main_len());
         let fds: Vec<i32> = m.program.maps.iter().map(|map| map.fd.as_raw_fd()).collect();
@@ -339,7 +358,7 @@ fn build(members: &[LinkInput<'_>], mode: LinkMode, next: Option<Next>) -> Resul
 
 /// Builds and loads one program with every member placed per `target.mode`.
 fn link_as(members: &[LinkInput<'_>], target: ProgramTarget) -> Result<Program, Error> {
-    let Linked { insns, debug, layout, inlined_members } = build(members, target.target.mode, target.next)?;
+    let Linked { insns, debug, layout, inlined_members } = build(members, target)?;
     let started = std::time::Instant::now();
     let fd = load::load(&insns, debug, members, &target).map_err(|refusal| match refusal {
         Refusal::Other(e) => e,
