@@ -158,10 +158,17 @@ fn a_users_sixty_four_map_program_and_roots_programs_share_a_chain() {
     let Error::LimitExceeded(why) = &err else { panic!("{err}") };
     assert!(why.contains("'maps64'") && why.contains("uses 64 maps") && why.contains("at most 63"), "{why}");
     assert_eq!(state(&chain), before);
-    // Counting takes one map in every segment: refused, counting stays off.
-    assert!(matches!(chain.set_counting(true), Err(Error::LimitExceeded(_))));
-    assert!(!chain.counting());
-    assert_eq!(state(&chain), before);
+    // Counting (one more map in every segment) goes on; the program that
+    // needs every map runs in its own segment without the counter table.
+    chain.set_counting(true).unwrap();
+    assert!(chain.counting());
+    let segments = chain.segments();
+    assert_eq!(segments.iter().map(|s| s.plan.uncounted).collect::<Vec<_>>(), [false, true]);
+    run(&chain, &probe_packet(&[]));
+    assert_eq!(stats(&chain, 0)[2], 1, "root's first program is counted");
+    assert_eq!(stats(&chain, 2), [0; 6], "the 64-map program is not");
+    let big = chain.members().iter().find(|m| m.program.name == "maps64").unwrap();
+    assert_eq!(map_u64(&big.program, "m63", 0, 8), 2, "but it ran");
 }
 
 /// Packets per verdict of member `i` (in run order).

@@ -100,6 +100,9 @@ pub struct SegmentPlan {
     pub maps: usize,
     /// Instructions of its members.
     pub insns: usize,
+    /// Loaded without the counter table: its one member needs every map
+    /// the kernel allows, so its verdicts are not counted.
+    pub uncounted: bool,
 }
 
 /// A segment being filled.
@@ -112,7 +115,14 @@ impl Open {
     fn new(at: usize, m: &MemberNeeds) -> Open {
         let maps: BTreeSet<u32> = m.maps.iter().copied().collect();
         let plan =
-            SegmentPlan { members: at..at + 1, privilege: m.privilege, gpl: m.gpl, maps: maps.len(), insns: m.insns };
+            SegmentPlan {
+                members: at..at + 1,
+                privilege: m.privilege,
+                gpl: m.gpl,
+                maps: maps.len(),
+                insns: m.insns,
+                uncounted: false,
+            };
         Open { plan, maps }
     }
 
@@ -153,9 +163,15 @@ pub fn plan(members: &[MemberNeeds], budget: &Budget) -> Result<Vec<SegmentPlan>
         out.extend(open.take().map(|o| o.plan));
         let last = i + 1 == members.len();
         let room = if last { alone } else { cut };
-        let fresh = Open::new(i, m);
+        let mut fresh = Open::new(i, m);
+        if fresh.maps.len() > room + counter {
+            return Err(too_many_maps(m, room + counter, 0, last));
+        }
         if fresh.maps.len() > room {
-            return Err(too_many_maps(m, room, counter, last));
+            // Only without the counter table: alone, and not counted.
+            fresh.plan.uncounted = true;
+            out.push(fresh.plan);
+            continue;
         }
         open = Some(fresh);
     }

@@ -233,6 +233,13 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
     let plan = segments::plan(&needs, &target.budget)?;
     let frags = load::frags(members);
     if let [one] = plan.as_slice() {
+        let uncounted: Vec<LinkInput<'_>>;
+        let members = if one.uncounted {
+            uncounted = members.iter().map(|m| LinkInput { counters: None, ..*m }).collect();
+            &uncounted[..]
+        } else {
+            members
+        };
         match link_program(members, ProgramTarget { target, privilege: one.privilege, frags, next: None }) {
             Ok(program) => return Ok(segmented::single(program, one.clone(), members, frags)),
             // Refused together (a combined limit, or one member's own fault): cut it
@@ -289,7 +296,7 @@ pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
         map_count: 0,
         verify_time,
     };
-    let plan = SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0 };
+    let plan = SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0, uncounted: false };
     Ok(segmented::single(program, plan, &[], true))
 }
 

@@ -89,7 +89,12 @@ impl Builder<'_, '_> {
         let range = segment.members.clone();
         let target =
             ProgramTarget { target: self.target, privilege: segment.privilege, frags: self.frags, next: self.next() };
-        match link_program(&self.members[range.clone()], target) {
+        // A segment without the counter table links its members without counters.
+        let members: Vec<LinkInput<'_>> = self.members[range.clone()]
+            .iter()
+            .map(|m| LinkInput { counters: m.counters.filter(|_| !segment.uncounted), ..*m })
+            .collect();
+        match link_program(&members, target) {
             Ok(program) => {
                 let slot = self.loaded.len() as u32;
                 self.array.set(slot, program.fd.as_fd())?;
@@ -146,7 +151,7 @@ fn sub_plan(segment: &SegmentPlan, members: std::ops::Range<usize>, needs: &[Mem
     maps.sort_unstable();
     maps.dedup();
     let insns = needs[members.clone()].iter().map(|m| m.insns).sum();
-    SegmentPlan { members, privilege: segment.privilege, gpl: segment.gpl, maps: maps.len(), insns }
+    SegmentPlan { members, privilege: segment.privilege, gpl: segment.gpl, maps: maps.len(), insns, uncounted: segment.uncounted }
 }
 
 #[cfg(test)]
