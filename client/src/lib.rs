@@ -121,6 +121,15 @@ pub trait Link {
         options: HashMap<&str, Variant<'_>>,
     ) -> zbus::Result<ChainReport>;
 
+    /// A dry run of ChangeChain.
+    #[allow(clippy::type_complexity)]
+    fn plan_change_chain(
+        &self,
+        add: Vec<(zbus::Fd<'_>, &str, HashMap<&str, Variant<'_>>)>,
+        remove: Vec<u64>,
+        options: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<ChainReport>;
+
     /// The running chain, as PlanAddProgram reports a planned one.
     fn explain(&self) -> zbus::Result<ChainReport>;
 

@@ -1096,6 +1096,7 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
     let r = f.run(&["apply", "--dry-run", &file_arg]);
     assert_eq!(r.code, 10, "{r}");
     assert!(r.stdout.contains("~ ") && r.stdout.contains("priority 80 instead of 90"), "{r}");
+    assert!(r.stdout.contains(&format!("{dev}: the new chain verifies: 3 programs in 1 segment(s)")), "{r}");
     assert!(r.stdout.contains("proceed-on drop,pass instead of pass"), "{r}");
     assert!(r.stdout.contains(&format!("= {dev}: set packets[3] = 5")), "the replaced program's maps are new: {r}");
     assert!(!r.stdout.contains("- "), "undeclared programs stay without --prune: {r}");
@@ -1131,9 +1132,12 @@ fn apply_makes_the_chain_match_a_file_and_export_writes_it_back() {
         junk.display()
     );
     std::fs::write(&file, broken).unwrap();
+    // The dry run is refused exactly as the change is (the service verifies it: PlanChangeChain).
+    let dry = f.run(&["apply", "--dry-run", &file_arg]);
     let r = f.run(&["apply", &file_arg]);
     assert_ne!(r.code, 0, "{r}");
     assert!(r.stderr.contains("program 1 of the change: invalid object"), "{r}");
+    assert_eq!((dry.code, dry.stderr.clone()), (r.code, r.stderr.clone()), "{dry}");
     assert_eq!((generation(), f.status()["programs"].clone()), (g, programs), "a failed apply changed the chain");
     std::fs::write(&file, with_maps(declaration(80, "\"drop\", \"pass\""))).expect("write declaration");
 

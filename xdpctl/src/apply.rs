@@ -18,6 +18,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use zbus::OwnedObjectPath;
 
+use xdpd_client::ChainReport;
+
 use crate::bus::Client;
 use crate::change::options;
 use crate::cli::{parse_action, Mode, ProgramOptions};
@@ -390,15 +392,8 @@ async fn apply_interface(
             out.line(line)?;
         }
     }
-    if opts.dry_run || changes.is_empty() {
-        report.push(json!({ "interface": name, "changes": lines, "generation": generation }));
-        return Ok(!changes.is_empty());
-    }
-
     // The chain's changes as one ChangeChain call (checked against the
     // generation read above, so a concurrent change is refused), then maps.
-    let link = client.link(&link_path).await?;
-    let mut new_paths: HashMap<usize, String> = unchanged_paths;
     let chain = chain_change(declared, &changes)?;
     if chain.parts.len() > MAX_ADDS {
         return Err(Failure::new(
@@ -410,19 +405,36 @@ async fn apply_interface(
             ),
         ));
     }
-    if !chain.parts.is_empty() || !chain.remove.is_empty() {
-        let mut change_options = HashMap::from([("expected-generation", zbus::Variant::from(generation))]);
-        if let Some(mode) = mode_of(iface)?.filter(|_| existing.is_empty()) {
-            change_options.insert("mode", zbus::Variant::from(mode.name()));
+    let touches = !chain.parts.is_empty() || !chain.remove.is_empty();
+    let mode = mode_of(iface)?.filter(|_| existing.is_empty());
+    let doing = Doing::Change { iface: name };
+    if opts.dry_run || changes.is_empty() {
+        let mut entry = json!({ "interface": name, "changes": lines, "generation": generation });
+        if opts.dry_run && touches {
+            // The service links and verifies the chain the change would make (PlanChangeChain).
+            let link = client.link(&link_path).await?;
+            let plan: ChainReport =
+                client.call(link.inner(), "PlanChangeChain", &chain.body(generation, mode), &doing).await?;
+            let verified: u32 = plan.segments.iter().map(|s| s.verified_instructions).sum();
+            if !out.json {
+                out.line(&format!(
+                    "{name}: the new chain verifies: {} programs in {} segment(s), {verified} instructions verified",
+                    plan.members.len(),
+                    plan.segments.len()
+                ))?;
+            }
+            entry["plan"] = json!({
+                "programs": plan.members.len(), "segments": plan.segments.len(), "verified_instructions": verified
+            });
         }
-        let add: Vec<_> = chain
-            .parts
-            .iter()
-            .map(|(_, file, function, options)| (zbus::Fd::from(file.as_fd()), function.as_str(), options.clone()))
-            .collect();
-        let doing = Doing::Change { iface: name };
-        let body = (add, chain.remove.clone(), change_options);
-        let paths: Vec<OwnedObjectPath> = client.call(link.inner(), "ChangeChain", &body, &doing).await?;
+        report.push(entry);
+        return Ok(!changes.is_empty());
+    }
+    let link = client.link(&link_path).await?;
+    let mut new_paths: HashMap<usize, String> = unchanged_paths;
+    if touches {
+        let paths: Vec<OwnedObjectPath> =
+            client.call(link.inner(), "ChangeChain", &chain.body(generation, mode), &doing).await?;
         for ((decl, ..), path) in chain.parts.iter().zip(paths) {
             new_paths.insert(*decl, path.to_string());
         }
@@ -547,6 +559,30 @@ pub async fn export(client: &Client, out: &mut Output, iface: Option<&str>, sear
 struct ChainChange {
     parts: Vec<(usize, std::fs::File, String, HashMap<&'static str, zbus::Variant<'static>>)>,
     remove: Vec<u64>,
+}
+
+/// ChangeChain's (and PlanChangeChain's) arguments.
+type ChangeBody<'a> = (
+    Vec<(zbus::Fd<'a>, &'a str, HashMap<&'static str, zbus::Variant<'static>>)>,
+    Vec<u64>,
+    HashMap<&'static str, zbus::Variant<'static>>,
+);
+
+impl ChainChange {
+    /// The call's arguments: the parts, the removals, the generation apply
+    /// read (a concurrent change is refused) and the mode of a first attach.
+    fn body(&self, generation: u64, mode: Option<Mode>) -> ChangeBody<'_> {
+        let mut options = HashMap::from([("expected-generation", zbus::Variant::from(generation))]);
+        if let Some(mode) = mode {
+            options.insert("mode", zbus::Variant::from(mode.name()));
+        }
+        let add = self
+            .parts
+            .iter()
+            .map(|(_, file, function, part)| (zbus::Fd::from(file.as_fd()), function.as_str(), part.clone()))
+            .collect();
+        (add, self.remove.clone(), options)
+    }
 }
 
 fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainChange> {

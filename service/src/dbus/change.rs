@@ -8,12 +8,14 @@ use zbus::{ObjectServer, OwnedObjectPath, OwnedVariant};
 use super::link::LinkIface;
 use super::options::{self, AddRequest};
 use super::program::ProgramIface;
+use super::report::Report;
 use crate::auth::{Action, Details};
 use crate::engine::MemberId;
 use crate::error::ServiceError;
 use crate::iface::command::{ChangeAdd, ChangeRequest};
 use crate::intake::{Source, Wanted};
 use crate::request::Request;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// The most parts (programs added plus removed) one change may have.
 pub const MAX_PARTS: usize = 64;
@@ -65,11 +67,39 @@ impl LinkIface {
         &self,
         admitted: Request<'_, '_>,
         server: &ObjectServer,
-        (parts, change): (Vec<Part>, AddRequest),
+        decoded: (Vec<Part>, AddRequest),
         remove: Vec<MemberId>,
     ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
-        self.authorize_change(&admitted, server, &parts, &change, &remove).await?;
-        let caller = admitted.caller();
+        let (request, budget) = self.read_change(&admitted, server, decoded, remove).await?;
+        let ids = self.handle.change(request, admitted.caller().clone()).await?;
+        drop(budget);
+        let scope = self.handle.view().netns.scope();
+        Ok(ids.into_iter().map(|id| super::program_path_in(scope, self.handle.ifindex, id)).collect())
+    }
+
+    /// PlanChangeChain: as `change`, but the owner reports the chain instead of changing it.
+    pub(super) async fn plan_change(
+        &self,
+        admitted: Request<'_, '_>,
+        server: &ObjectServer,
+        decoded: (Vec<Part>, AddRequest),
+        remove: Vec<MemberId>,
+    ) -> Result<Report, ServiceError> {
+        let (request, budget) = self.read_change(&admitted, server, decoded, remove).await?;
+        let report = self.handle.plan_change(request, admitted.caller().clone()).await?;
+        drop(budget);
+        Ok(Report::of(self.at(), Some(&report), report.generation))
+    }
+
+    /// Authorizes the change, then reads and verifies every object it adds.
+    async fn read_change(
+        &self,
+        admitted: &Request<'_, '_>,
+        server: &ObjectServer,
+        (parts, change): (Vec<Part>, AddRequest),
+        remove: Vec<MemberId>,
+    ) -> Result<(ChangeRequest, OwnedSemaphorePermit), ServiceError> {
+        self.authorize_change(admitted, server, &parts, &change, &remove).await?;
         let (requests, entries): (Vec<AddRequest>, Vec<_>) = parts
             .into_iter()
             .map(|p| {
@@ -82,7 +112,7 @@ impl LinkIface {
                 (p.request, (Source::Fd(p.object.into()), wanted))
             })
             .unzip();
-        let (loaded, budget) = self.intake.take_all(entries, caller).await?;
+        let (loaded, budget) = self.intake.take_all(entries, admitted.caller()).await?;
         let add = loaded
             .into_iter()
             .zip(requests)
@@ -95,12 +125,7 @@ impl LinkIface {
             force: change.force,
             expected_generation: change.expected_generation,
         };
-        let ids = self.handle.change(request, caller.clone()).await?;
-        drop(budget);
-        Ok(ids
-            .into_iter()
-            .map(|id| super::program_path_in(self.handle.view().netns.scope(), self.handle.ifindex, id))
-            .collect())
+        Ok((request, budget))
     }
 
     /// Asks polkit each distinct question of the change once (it may prompt

@@ -141,6 +141,25 @@ impl LinkIface {
         self.change(admitted, server, decoded, remove).await
     }
 
+    /// A dry run of ChangeChain: the same arguments, authorization, checks
+    /// and refusals; the chain the change would make, linked, verified and
+    /// reported (as PlanAddProgram reports) instead of swapped in.
+    #[zbus(out_args("report"))]
+    async fn plan_change_chain(
+        &self,
+        add: Vec<(zbus::OwnedFd, String, HashMap<String, OwnedVariant>)>,
+        remove: Vec<u64>,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<Report, ServiceError> {
+        let _busy = self.front.busy();
+        let decoded = change::decode(add, &remove, &options)?;
+        let admitted = self.front.begin(connection, &header).await?;
+        self.plan_change(admitted, server, decoded, remove).await
+    }
+
     /// Takes the interface back after someone detached or replaced the chain
     /// behind the service's back (needs org.xdp.manager1.manage).
     async fn reclaim(
@@ -275,7 +294,7 @@ impl LinkIface {
 
 impl LinkIface {
     /// This link: its namespace (inode; None for the service's own) and index.
-    fn at(&self) -> (Option<u64>, u32) {
+    pub(super) fn at(&self) -> (Option<u64>, u32) {
         (self.handle.view().netns.scope(), self.handle.ifindex)
     }
 

@@ -368,15 +368,40 @@ impl Chain {
     }
 
     /// Several changes as one: the `removed` members go and each of `added`
-    /// joins, in place of the member it replaces if it names one; the chain
-    /// is linked and swapped in once (`options`: mode and force). Returns the
-    /// new members' ids in the order of `added`.
+    /// joins, in place of the member it replaces if it names one (its maps
+    /// carried over, as `replace` does); the chain is linked and swapped in
+    /// once (`options`: mode and force). Returns the new members' ids in the
+    /// order of `added`.
     pub fn change(
         &mut self,
         removed: &[MemberId],
         added: Vec<(LoadedProgram, AddOptions, Option<MemberId>)>,
         options: &AddOptions,
     ) -> Result<Vec<MemberId>, Error> {
+        let (candidate, ids) = self.changed_members(removed, added, false)?;
+        self.commit(candidate, options)?;
+        Ok(ids)
+    }
+
+    /// A dry run of [`Chain::change`].
+    pub fn plan_change(
+        &mut self,
+        removed: &[MemberId],
+        added: Vec<(LoadedProgram, AddOptions, Option<MemberId>)>,
+        options: &AddOptions,
+    ) -> Result<ChainReport, Error> {
+        let (candidate, _) = self.changed_members(removed, added, true)?;
+        self.plan(candidate, options)
+    }
+
+    /// The members [`Chain::change`] would leave, and the new ones' ids
+    /// (`planned`: members of a dry run, without ids of their own).
+    fn changed_members(
+        &mut self,
+        removed: &[MemberId],
+        added: Vec<(LoadedProgram, AddOptions, Option<MemberId>)>,
+        planned: bool,
+    ) -> Result<(Vec<Member>, Vec<MemberId>), Error> {
         let replaced: Vec<MemberId> = added.iter().filter_map(|(_, _, old)| *old).collect();
         if let Some(id) = removed.iter().chain(&replaced).find(|id| self.member(**id).is_none()) {
             return Err(Error::NoSuchProgram(*id));
@@ -392,7 +417,6 @@ impl Chain {
         let mut ids = Vec::with_capacity(added.len());
         for (i, (mut program, member_options, old)) in added.into_iter().enumerate() {
             let previous = old.and_then(|id| self.member(id)).map(|m| (m.seq, m.program.clone()));
-            // A replacement carries the replaced program's maps over, as `replace` does.
             let carried = match &previous {
                 Some((_, running)) if !member_options.fresh_maps => super::carry::carry_maps(running, &mut program)
                     .map_err(|e| match e {
@@ -401,7 +425,12 @@ impl Chain {
                     })?,
                 _ => Vec::new(),
             };
-            let mut member = self.new_member(program, &member_options, previous.map(|(seq, _)| seq));
+            let seq = previous.map(|(seq, _)| seq);
+            let mut member = if planned {
+                Member::planned(program, &member_options, seq.unwrap_or(self.next_seq + 1 + i as u64))
+            } else {
+                self.new_member(program, &member_options, seq)
+            };
             member.carried_maps = carried;
             ids.push(member.id);
             match old.and_then(|id| candidate.iter_mut().find(|m| m.id == id)) {
@@ -409,8 +438,7 @@ impl Chain {
                 None => candidate.push(member),
             }
         }
-        self.commit(candidate, options)?;
-        Ok(ids)
+        Ok((candidate, ids))
     }
 
     /// Whether the dispatcher counts every member's verdicts.

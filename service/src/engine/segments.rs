@@ -114,15 +114,14 @@ struct Open {
 impl Open {
     fn new(at: usize, m: &MemberNeeds) -> Open {
         let maps: BTreeSet<u32> = m.maps.iter().copied().collect();
-        let plan =
-            SegmentPlan {
-                members: at..at + 1,
-                privilege: m.privilege,
-                gpl: m.gpl,
-                maps: maps.len(),
-                insns: m.insns,
-                uncounted: false,
-            };
+        let plan = SegmentPlan {
+            members: at..at + 1,
+            privilege: m.privilege,
+            gpl: m.gpl,
+            maps: maps.len(),
+            insns: m.insns,
+            uncounted: false,
+        };
         Open { plan, maps }
     }
 

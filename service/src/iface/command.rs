@@ -65,6 +65,8 @@ pub enum Command {
     Explain { reply: Reply<Option<ChainReport>> },
     /// Several adds, replaces and removals as one change.
     Change { request: Box<ChangeRequest>, caller: Caller, reply: Reply<Vec<MemberId>> },
+    /// A dry run of a Change: the chain it would make, reported.
+    PlanChange { request: Box<ChangeRequest>, caller: Caller, reply: Reply<ChainReport> },
     /// Remove a member.
     Remove { id: MemberId, caller: Caller, reply: Reply<()> },
     /// Duplicates of a member's map descriptors, by map name.
@@ -96,6 +98,7 @@ impl Command {
             Command::Plan { .. } => "Plan",
             Command::Explain { .. } => "Explain",
             Command::Change { .. } => "Change",
+            Command::PlanChange { .. } => "PlanChange",
             Command::Remove { .. } => "Remove",
             Command::GetMaps { .. } => "GetMaps",
             Command::Reclaim { .. } => "Reclaim",

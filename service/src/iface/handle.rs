@@ -93,6 +93,11 @@ impl Handle {
         self.ask(|reply| Command::Change { request: Box::new(request), caller, reply }).await
     }
 
+    /// A dry run of [`Handle::change`].
+    pub async fn plan_change(&self, request: ChangeRequest, caller: Caller) -> Result<ChainReport, ServiceError> {
+        self.ask(|reply| Command::PlanChange { request: Box::new(request), caller, reply }).await
+    }
+
     pub async fn remove(&self, id: MemberId, caller: Caller) -> Result<(), ServiceError> {
         self.ask(|reply| Command::Remove { id, caller, reply }).await
     }

@@ -167,6 +167,9 @@ impl Owner {
                 Command::Change { request, caller, reply } => {
                     let _ = reply.send(self.change(*request, caller).await);
                 }
+                Command::PlanChange { request, caller, reply } => {
+                    let _ = reply.send(self.dry_run_change(*request, caller).await);
+                }
                 Command::Remove { id, caller, reply } => {
                     let _ = reply.send(self.remove(id, caller).await);
                 }

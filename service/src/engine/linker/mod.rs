@@ -296,7 +296,8 @@ pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
         map_count: 0,
         verify_time,
     };
-    let plan = SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0, uncounted: false };
+    let plan =
+        SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0, uncounted: false };
     Ok(segmented::single(program, plan, &[], true))
 }
 

@@ -151,7 +151,14 @@ fn sub_plan(segment: &SegmentPlan, members: std::ops::Range<usize>, needs: &[Mem
     maps.sort_unstable();
     maps.dedup();
     let insns = needs[members.clone()].iter().map(|m| m.insns).sum();
-    SegmentPlan { members, privilege: segment.privilege, gpl: segment.gpl, maps: maps.len(), insns, uncounted: segment.uncounted }
+    SegmentPlan {
+        members,
+        privilege: segment.privilege,
+        gpl: segment.gpl,
+        maps: maps.len(),
+        insns,
+        uncounted: segment.uncounted,
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::{add_options, member_facts, spec_template, Owner};
 use crate::caller::Caller;
-use crate::engine::{AddOptions, MemberId};
+use crate::engine::{AddOptions, ChainReport, MemberId};
 use crate::error::ServiceError;
 use crate::iface::command::{ChangeAdd, ChangeRequest};
 use crate::iface::publish::ProgramView;
@@ -17,18 +17,64 @@ struct Plan {
     replaced: Vec<Option<MemberId>>,
 }
 
+/// The programs a change adds and the charge of their maps, for the caller's limits.
+fn cost(request: &ChangeRequest, plan: &Plan) -> (usize, Charge) {
+    let new_programs = plan.replaced.iter().filter(|r| r.is_none()).count();
+    let charge = request.add.iter().fold(Charge::default(), |sum, a| {
+        let c = Charge::new(a.program.maps.iter().map(|m| m.bytes).sum(), a.request.snapshot);
+        Charge { map_bytes: sum.map_bytes + c.map_bytes, snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes }
+    });
+    (new_programs, charge)
+}
+
+/// The added programs as the engine takes them: each with its options and the member it replaces.
+fn engine_parts(
+    add: Vec<ChangeAdd>,
+    plan: &Plan,
+    caller: &Caller,
+) -> Vec<(crate::engine::LoadedProgram, AddOptions, Option<MemberId>)> {
+    add.into_iter()
+        .zip(&plan.replaced)
+        .map(|(a, old)| {
+            let options = AddOptions { mode: None, force: false, ..add_options(&a.request, caller) };
+            (a.program, options, *old)
+        })
+        .collect()
+}
+
 impl Owner {
+    /// A dry run of [`Owner::change`]: the same checks, limits and refusals,
+    /// the chain linked and verified, reported and dropped.
+    pub(super) async fn dry_run_change(
+        &mut self,
+        request: ChangeRequest,
+        caller: Caller,
+    ) -> Result<ChainReport, ServiceError> {
+        let plan = self.plan(&request, &caller)?;
+        let (new_programs, charge) = cost(&request, &plan);
+        let freed = self.freed(&request, &plan, &caller);
+        self.cx.limits.reserve_program_freeing(caller.uid, new_programs, charge, freed)?;
+        let ChangeRequest { add, remove, mode, force, expected_generation } = request;
+        let parts = engine_parts(add, &plan, &caller);
+        let options = AddOptions { mode, force, privilege: caller.privilege(), ..Default::default() };
+        let planned = self
+            .with_chain(move |chain| {
+                super::check_generation(chain, expected_generation)?;
+                chain.plan_change(&remove, parts, &options)
+            })
+            .await;
+        self.cx.limits.release_program(caller.uid, new_programs, charge);
+        tracing::debug!(%caller, interface = %self.ifname(), ok = matches!(planned, Ok(Ok(_))), "dry run of a change");
+        Ok(planned??)
+    }
+
     pub(super) async fn change(
         &mut self,
         request: ChangeRequest,
         caller: Caller,
     ) -> Result<Vec<MemberId>, ServiceError> {
         let plan = self.plan(&request, &caller)?;
-        let new_programs = plan.replaced.iter().filter(|r| r.is_none()).count();
-        let charge = request.add.iter().fold(Charge::default(), |sum, a| {
-            let c = Charge::new(a.program.maps.iter().map(|m| m.bytes).sum(), a.request.snapshot);
-            Charge { map_bytes: sum.map_bytes + c.map_bytes, snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes }
-        });
+        let (new_programs, charge) = cost(&request, &plan);
         self.cx.limits.reserve_program_freeing(
             caller.uid,
             new_programs,
@@ -168,22 +214,12 @@ impl Owner {
         let ChangeRequest { add, remove, mode, force, expected_generation } = request;
         let shas: Vec<String> = add.iter().map(|a| a.program.sha256.clone()).collect();
         let templates: Vec<ProgramSpec> = add.iter().map(|a| spec_template(&a.program, &a.request, caller)).collect();
-        let parts: Vec<_> = add
-            .into_iter()
-            .zip(&plan.replaced)
-            .map(|(a, old)| {
-                let options = AddOptions { mode: None, force: false, ..add_options(&a.request, caller) };
-                (a.program, options, *old)
-            })
-            .collect();
+        let parts = engine_parts(add, plan, caller);
         let options = AddOptions { mode, force, privilege: caller.privilege(), ..Default::default() };
         let removed = remove.clone();
         let result = self
             .durably(templates.clone(), move |chain| {
-                if let Some(g) = expected_generation.filter(|&g| g != chain.generation()) {
-                    let now = chain.generation();
-                    return Err(crate::engine::Error::Conflict(format!("the chain is at generation {now}, not {g}")));
-                }
+                super::check_generation(chain, expected_generation)?;
                 let ids = chain.change(&removed, parts, &options)?;
                 ids.into_iter().map(|id| member_facts(chain, id)).collect::<Result<Vec<_>, _>>()
             })
