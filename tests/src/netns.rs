@@ -39,6 +39,13 @@ impl VethPair {
         // From here on Drop cleans up whatever was created.
         ip(&["netns", "add", &pair.ns_a]);
         ip(&["netns", "add", &pair.ns_b]);
+        // IPv6 off before the devices exist: no neighbour discovery or MLD
+        // packet reaches a chain whose counts or verdicts a test compares.
+        for ns in [&pair.ns_a, &pair.ns_b] {
+            for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
+                let _ = Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", key]).status();
+            }
+        }
         ip(&[
             "-n",
             &pair.ns_a,
