@@ -337,7 +337,9 @@ async fn thirty_two_clients_on_four_interfaces() {
         assert!(interface_dirs.contains(p), "unexpected directory left in bpffs: {p}");
     }
     assert_eq!(bus.service_pid(), Some(pid), "the service restarted during the load:\n{}", bus.log());
-    assert!(started.elapsed() < Duration::from_secs(120), "the load test took {:?}", started.elapsed());
+    // A guard against a hang, not a measure of speed (xdpd-bench measures that):
+    // on a loaded 2-CPU machine the calls alone have taken over 100 s.
+    assert!(started.elapsed() < Duration::from_secs(600), "the load test took {:?}", started.elapsed());
 }
 
 fn live_in_order(programs: &[OwnedObjectPath]) -> Vec<String> {
