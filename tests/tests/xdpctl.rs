@@ -1290,3 +1290,37 @@ fn add_reads_the_object_from_standard_input() {
     let help = f.run(&["add", "--help"]);
     assert!(help.stdout.contains("standard input"), "{help}");
 }
+
+/// apply and export carry a program's configuration (globals and map sizes):
+/// applied as declared, a second apply changes nothing, a changed value is a
+/// replacement, and export writes them back.
+#[test]
+fn apply_and_export_carry_globals_and_map_sizes() {
+    let f = Fixture::new("ctl-apply-config");
+    let dev = f.pair.dev_b.as_str();
+    let object = f.object("skelconfig");
+    let file = f.objects.0.join("config.toml");
+    let file_arg = file.display().to_string();
+    let declaration = |port: u32| {
+        format!(
+            "[[interface]]\nname = \"{dev}\"\n\n\
+             [[interface.program]]\nobject = \"{object}\"\nfunction = \"configured\"\ntag = \"cfg\"\npriority = 10\nproceed_on = [\"pass\"]\n\n\
+             [interface.program.globals]\ndrop_port = \"{port}\"\nenabled = \"true\"\nmode = \"2\"\n\n\
+             [interface.program.map_sizes]\nflows = 1024\n"
+        )
+    };
+    std::fs::write(&file, declaration(9999)).unwrap();
+    f.ok(&["apply", &file_arg]);
+    let generation = f.status()["generation"].as_u64().unwrap();
+    let out = f.ok(&["apply", &file_arg]);
+    assert_eq!(out.trim(), format!("{dev}: up to date (generation {generation})"));
+    // Another value is another program: replaced (its maps carried over).
+    std::fs::write(&file, declaration(9998)).unwrap();
+    let r = f.run(&["apply", "--dry-run", &file_arg]);
+    assert_eq!(r.code, 10, "{r}");
+    assert!(r.stdout.contains("other globals"), "{r}");
+    f.ok(&["apply", &file_arg]);
+    assert_eq!(f.status()["generation"].as_u64().unwrap(), generation + 1);
+    let exported = f.ok(&["export", dev, "--objects", &f.objects.0.display().to_string()]);
+    assert_eq!(exported, declaration(9998));
+}

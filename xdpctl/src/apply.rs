@@ -69,6 +69,12 @@ pub struct ProgramDecl {
     pub persist: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub snapshot: bool,
+    /// Global variables set before loading (as add's --set NAME=VALUE).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub globals: BTreeMap<String, String>,
+    /// Maps' max_entries set before loading (as add's --map-size MAP=N).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub map_sizes: BTreeMap<String, u32>,
     /// Map name → key → value, each as `xdpctl maps --set KEY=VALUE` takes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maps: BTreeMap<String, BTreeMap<String, toml::Value>>,
@@ -91,6 +97,8 @@ struct Existing {
     priority: i32,
     proceed_on: Vec<String>,
     owner: u32,
+    globals: BTreeMap<String, String>,
+    map_sizes: BTreeMap<String, u32>,
 }
 
 /// One step of making a chain match.
@@ -171,6 +179,8 @@ fn existing_programs(objects: &zbus::fdo::ManagedObjects, link: &str) -> (u64, V
             priority: props::i32_of(p, "Priority"),
             proceed_on,
             owner: props::u32_of(p, "Owner"),
+            globals: props::string_map(p, "Globals"),
+            map_sizes: props::counts(p, "MapSizes").into_iter().map(|(k, v)| (k, v as u32)).collect(),
         });
     }
     (generation, programs)
@@ -193,6 +203,12 @@ fn difference(d: &Declared<'_>, e: &Existing) -> Result<Option<String>> {
             let show = |s: &[String]| if s.is_empty() { "none".to_string() } else { s.join(",") };
             return Ok(Some(format!("proceed-on {} instead of {}", show(&want), show(&e.proceed_on))));
         }
+    }
+    if d.decl.globals != e.globals {
+        return Ok(Some("other globals".into()));
+    }
+    if d.decl.map_sizes != e.map_sizes {
+        return Ok(Some("other map sizes".into()));
     }
     Ok(None)
 }
@@ -541,6 +557,8 @@ pub async fn export(client: &Client, out: &mut Output, iface: Option<&str>, sear
                 proceed_on: Some(e.proceed_on),
                 persist: false,
                 snapshot: false,
+                globals: e.globals,
+                map_sizes: e.map_sizes,
                 maps: BTreeMap::new(),
             })
             .collect();
@@ -607,8 +625,8 @@ fn chain_change(declared: &[Declared<'_>], changes: &[Change]) -> Result<ChainCh
                     snapshot: d.decl.snapshot,
                     force: false,
                     expected_generation: None,
-                    globals: Vec::new(),
-                    map_sizes: Vec::new(),
+                    globals: d.decl.globals.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    map_sizes: d.decl.map_sizes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                     object_name: None,
                     fresh_maps: false,
                     dry_run: false,

@@ -58,6 +58,14 @@ pub fn counts(props: &Props, name: &str) -> std::collections::BTreeMap<String, u
     }
 }
 
+/// A dictionary of string to string (`a{ss}`), in name order.
+pub fn string_map(props: &Props, name: &str) -> std::collections::BTreeMap<String, String> {
+    match get(props, name).map(to_json) {
+        Some(Value::Object(map)) => map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect(),
+        _ => Default::default(),
+    }
+}
+
 /// Arrays of strings or object paths.
 pub fn strings(props: &Props, name: &str) -> Vec<String> {
     match get(props, name) {
