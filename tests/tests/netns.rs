@@ -251,6 +251,16 @@ async fn xdpctl_acts_in_a_namespace_with_n_and_status_groups_by_namespace() {
     assert!(out.lines().any(|l| l.starts_with("ctl0 ") && l.contains("veth-b") && l.contains("no programs")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("ctl1 ") && l.contains("udp_drop") && l.contains("edge")), "{out}");
 
+    // Metrics name the namespace too.
+    let (code, out, err) = xdpctl(&f, &["metrics"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("xdpd_program_packets_total{")
+            && l.contains("netns=\"ctl1\"")
+            && l.contains("udp_drop")),
+        "{out}"
+    );
+
     // -n: only that namespace; JSON says which namespace.
     let (code, out, _) = xdpctl(&f, &["-n", "ctl1", "status", "--json"]);
     assert_eq!(code, 0);

@@ -140,10 +140,11 @@ fn metrics_are_exact_and_parse_as_openmetrics_and_prometheus_text() {
         assert_eq!(sample(&samples, "xdpd_program_bytes_total", "udp_drop", "drop"), (25 * FRAME) as f64);
         assert_eq!(sample(&samples, "xdpd_program_packets_total", "xdp_pass", "drop"), 0.0);
         let labels = &samples.iter().find(|s| s[0] == "xdpd_program_packets_total").expect("a sample")[1];
-        for label in ["interface", "ifindex", "id", "program", "tag", "owner", "verdict"] {
+        for label in ["interface", "ifindex", "netns", "id", "program", "tag", "owner", "verdict"] {
             assert!(labels.get(label).is_some(), "label {label} missing: {labels}");
         }
         assert_eq!(labels["interface"], dev);
+        assert_eq!(labels["netns"], "", "the service's own namespace");
         assert_eq!(labels["tag"], "edge");
         let chain = |name: &str| {
             let s = samples.iter().find(|s| s[0] == name && s[1]["interface"] == dev);

@@ -55,8 +55,10 @@ fn escape(value: &str) -> String {
     value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
 }
 
+/// The interface's labels; `netns` is "" for the service's own namespace,
+/// the name of a named one, `#INODE` of one without a name (as status's NETNS).
 fn link_labels(link: &LinkStatus) -> String {
-    format!("interface=\"{}\",ifindex=\"{}\"", escape(&link.name), link.index)
+    format!("interface=\"{}\",ifindex=\"{}\",netns=\"{}\"", escape(&link.name), link.index, escape(&link.group))
 }
 
 fn program_labels(link: &LinkStatus, p: &ProgramStatus) -> String {
