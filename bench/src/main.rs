@@ -81,6 +81,7 @@ fn main() {
     if wants(Section::Segments) {
         segments::dataplane().print_and_save(&csv_dir);
         segments::changes().print_and_save(&csv_dir);
+        segments::katran().print_and_save(&csv_dir);
     }
     if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);

@@ -548,3 +548,58 @@ fn changes_of_several_segments_or_of_the_plan_link_every_segment_again() {
     assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 1, 3, 4]));
     assert_eq!((stats(&chain, 0), stats(&chain, 3)), (pass(3), pass(3)), "counts go on across every change");
 }
+
+#[test]
+fn one_segment_changes_under_traffic_leak_nothing_and_miss_nothing() {
+    on_veth("seg-one", |pair, ifindex, pins| {
+        let mut chain = Chain::for_interface(ifindex, pins);
+        chain.add(load("udp", "udp_drop"), root(0)).unwrap();
+        chain.add(load("basic", "xdp_pass"), root(10)).unwrap();
+        chain.add(load_user("udp", "udp_count"), user(1000)).unwrap();
+        assert_eq!(chain.segments().len(), 2);
+        let (kept, dropped) = (udp_receiver(9998), udp_receiver(9999));
+        let tx = sender(pair);
+        let stop = AtomicBool::new(false);
+        let sent = AtomicU64::new(0);
+        let (mut received, mut leaked, mut hook_swaps) = (0, 0, 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 16);
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9999), 16);
+                    sent.fetch_add(16, Ordering::Relaxed);
+                }
+            });
+            for change in 0..100 {
+                let before = segment_ids(&chain);
+                // Even changes: a user's program joins the last segment (its slot of the
+                // running array); odd ones: root's joins the first (a hook swap of it alone).
+                let (program, options, touched) = if change % 2 == 0 {
+                    (load_user("basic", "xdp_pass"), user(500 + change), 1)
+                } else {
+                    (load("basic", "xdp_pass"), root(5), 0)
+                };
+                let other = chain.add(program, options).unwrap();
+                let after = segment_ids(&chain);
+                assert_eq!(after[1 - touched], before[1 - touched], "change {change}: the other segment stays");
+                assert_ne!(after[touched], before[touched]);
+                hook_swaps += usize::from(touched == 0);
+                assert_eq!(attached(ifindex).unwrap().ids().next(), Some(after[0]), "the hook runs the first segment");
+                chain.remove(other).unwrap();
+                received += drain(&kept);
+                leaked += drain(&dropped);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        received += drain(&kept);
+        leaked += drain(&dropped);
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent > 500 && hook_swaps == 50, "traffic flowed during the changes ({sent} packets per port)");
+        assert_eq!(leaked, 0, "packets the dropping member (first segment) should have dropped got through");
+        assert_eq!(count_of(&chain, "udp_count", "packets"), sent, "the counting member (last segment) missed packets");
+        assert_eq!(received, sent, "the receiver missed packets");
+        assert_eq!(chain.segments().len(), 2);
+        chain.clear().unwrap();
+    });
+}
