@@ -603,3 +603,35 @@ fn one_segment_changes_under_traffic_leak_nothing_and_miss_nothing() {
         chain.clear().unwrap();
     });
 }
+
+#[test]
+fn katrans_balancer_runs_in_a_segment_of_its_own_and_its_neighbours_changes_do_not_verify_it() {
+    require_root();
+    let balancer = xdpd_tests::compat::CASES.iter().find(|c| c.function == "balancer_ingress").unwrap();
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).unwrap();
+    chain.add(probe(1), root(1)).unwrap();
+    chain.add(xdpd_tests::compat::load(balancer).unwrap(), root(10)).unwrap();
+    chain.add(probe(3), root(20)).unwrap();
+    let members: Vec<usize> = chain.segments().iter().map(|s| s.members.len()).collect();
+    assert_eq!(members, [1, 1, 1], "the balancer (over 2,048 instructions) runs alone");
+    let seg = &chain.segments()[1];
+    let katran = (seg.prog_id, seg.verified_insns, seg.verify_time);
+    assert!(katran.1 > 50_000, "{}", katran.1);
+    let balancer_segment = |chain: &Chain| {
+        let s = &chain.segments()[1];
+        (s.prog_id, s.verified_insns, s.verify_time)
+    };
+    let expected = run(&chain, &probe_packet(&[]));
+    assert_eq!(trace(&expected.1), [1, 3], "a probe frame passes the balancer");
+    for (slot, priority, touched) in [(2, 5, 0), (4, 30, 2)] {
+        let before = segment_ids(&chain);
+        let id = chain.add(probe(slot), root(priority)).unwrap();
+        assert_eq!(balancer_segment(&chain), katran, "the balancer's segment was not linked again");
+        assert_ne!(segment_ids(&chain)[touched], before[touched]);
+        chain.remove(id).unwrap();
+        assert_eq!(balancer_segment(&chain), katran);
+        assert_eq!(run(&chain, &probe_packet(&[])), expected);
+    }
+    assert_eq!(stats(&chain, 2), pass(3), "counted across every change");
+}
