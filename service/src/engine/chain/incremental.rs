@@ -16,6 +16,10 @@ impl Chain {
     /// and verified; `None` when the change links the whole chain.
     pub(super) fn relink_touched(&self, candidate: &[Member], options: &AddOptions) -> Option<Result<Relinked, Error>> {
         let Some(Running::Linked(running)) = &self.running else { return None };
+        // Only into a chain the hook still runs (otherwise the whole path says why not).
+        if self.hook.as_ref().is_some_and(|h| h.attached_prog_id() != Some(running.info.id)) {
+            return None;
+        }
         if options.mode.is_some_and(|m| self.hook.as_ref().and_then(|h| h.mode()) != Some(m)) {
             return None;
         }
