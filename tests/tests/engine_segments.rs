@@ -169,6 +169,15 @@ fn a_users_sixty_four_map_program_and_roots_programs_share_a_chain() {
     assert_eq!(stats(&chain, 2), [0; 6], "the 64-map program is not");
     let big = chain.members().iter().find(|m| m.program.name == "maps64").unwrap();
     assert_eq!(map_u64(&big.program, "m63", 0, 8), 2, "but it ran");
+    // A change in root's segment leaves the uncounted one as it runs.
+    let before = segment_ids(&chain);
+    chain.add(probe(1), root(30)).unwrap();
+    let after = segment_ids(&chain);
+    assert_eq!((after[1], chain.segments()[1].plan.uncounted), (before[1], true));
+    assert_ne!(after[0], before[0]);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 12, 1, 15]));
+    assert_eq!((stats(&chain, 0)[2], stats(&chain, 2)[2], stats(&chain, 3)), (2, 1, [0; 6]));
 }
 
 /// Packets per verdict of member `i` (in run order).

@@ -87,7 +87,8 @@ pub fn relink_one(
     let program_target = ProgramTarget { target, privilege: segment.privilege, frags: running.frags, next };
     match link_program(&inputs, program_target) {
         Ok(program) => {
-            let linked = segment_of(&program, segment, &inputs);
+            // Its members as the chain has them (counters included), as `segmented` records them.
+            let linked = segment_of(&program, segment.clone(), &members[segment.members]);
             Some(Ok(Relinked { index, program, segment: linked, plan }))
         }
         Err(Error::ChainRejected { .. }) if inputs.len() > 1 => None,
@@ -110,7 +111,7 @@ fn touched(segments: &[LinkedSegment], members: &[LinkInput<'_>], plan: &[Segmen
         return None;
     }
     let same = |old: &LinkedSegment, new: &SegmentPlan| {
-        let keys = segment_inputs(members, new).iter().map(LinkInput::key).collect::<Vec<_>>();
+        let keys = members[new.members.clone()].iter().map(LinkInput::key).collect::<Vec<_>>();
         (old.plan.privilege, old.plan.gpl, old.plan.uncounted) == (new.privilege, new.gpl, new.uncounted)
             && old.inputs == keys
     };
