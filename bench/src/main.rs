@@ -1,7 +1,7 @@
 //! xdpd benchmarks (not tests): print tables and write them as CSV.
 //!
 //! Run as root: `cargo run --release -p xdpd-bench -- [SECTION...] [--csv DIR]`
-//! with SECTION among `dataplane`, `counting`, `verify`, `segments`, `live`, `control`, `flood`, `scale`, `netns`, `compat`
+//! with SECTION among `dataplane`, `counting`, `verify`, `segments`, `katran`, `live`, `control`, `flood`, `scale`, `netns`, `compat`
 //! (default: all).
 //! See BENCHMARKS.md for what each measures and the numbers of one run.
 
@@ -47,6 +47,7 @@ enum Section {
     Hold,
     Verify,
     Segments,
+    Katran,
     Live,
     Control,
     Flood,
@@ -81,6 +82,9 @@ fn main() {
     if wants(Section::Segments) {
         segments::dataplane().print_and_save(&csv_dir);
         segments::changes().print_and_save(&csv_dir);
+    }
+    if wants(Section::Katran) {
+        segments::katran().print_and_save(&csv_dir);
     }
     if wants(Section::Live) {
         live::run().print_and_save(&csv_dir);

@@ -1,12 +1,12 @@
 //! Segmented chains: ns/packet of realistic members in one segment against
 //! the same members cut into segments (forced boundaries), the cost of one
-//! boundary (a tail call), and the time of a change (link + verify every
-//! segment) at 50 and 500 members.
+//! boundary (a tail call), and the time of a change (link + verify the
+//! segment it touches) at 50 and 500 members, and next to Katran's balancer.
 
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use xdpd::engine::object::{load, DEFAULT_MAX_OBJECT_SIZE};
+use xdpd::engine::object::{load, load_with, Privilege, DEFAULT_MAX_OBJECT_SIZE};
 use xdpd::engine::{AddOptions, Chain};
 
 use crate::dataplane::{best_ns, seed_port};
@@ -71,7 +71,7 @@ pub fn changes() -> Table {
     let mut t = Table::new(
         "segments_changes",
         "segmented chains: one change (Chain::add of a realistic member at the end, then its removal; \
-         link + load + verify every segment), 20 of each, ms",
+         only the last segment, which it touches, is linked, loaded and verified), 20 of each, ms",
         &["members", "segments", "add p50", "add p99", "remove p50", "remove p99"],
     );
     let bytes = xdpd_bpf::object_bytes("bench");
@@ -158,4 +158,67 @@ fn c_reference_source(n: usize) -> String {
     }
     c += "\treturn XDP_PASS;\n}\n\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n";
     c
+}
+
+/// Katran's balancer (2,741 instructions, about 90,000 verified; a segment
+/// of its own) between root's and a user's realistic member: adding and
+/// removing a small one-map program, 20 of each, ms. Where the small program
+/// joins a segment without the balancer only that segment is verified
+/// again; where it makes a new segment every segment is.
+pub fn katran() -> Table {
+    let mut t = Table::new(
+        "segments_katran",
+        "segmented chains next to Katran's balancer: Chain::add of a small one-map program (realistic), \
+         then its removal, 20 of each, ms; segments verified per change in parentheses",
+        &["the small program", "segments", "add p50", "add p99", "remove p50", "remove p99"],
+    );
+    let balancer = xdpd_tests::compat::CASES
+        .iter()
+        .find(|c| c.function == "balancer_ingress")
+        .expect("Katran's balancer in the compatibility suite");
+    let bytes = xdpd_bpf::object_bytes("bench");
+    let small = |privilege: Privilege| {
+        load_with(&bytes, Some("realistic"), DEFAULT_MAX_OBJECT_SIZE, None, privilege).expect("load realistic")
+    };
+    // Root's small program, the balancer, a user's small program: three segments.
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).expect("counting");
+    chain.add(small(Privilege::Full), priority(1)).expect("add root's member");
+    chain.add(xdpd_tests::compat::load(balancer).expect("load the balancer"), priority(10)).expect("add balancer");
+    let user = AddOptions { privilege: Privilege::User, ..priority(20) };
+    chain.add(small(Privilege::User), user).expect("add a user's member");
+    let rows = [
+        ("root's, before the balancer (joins root's segment)", Privilege::Full, 5),
+        ("a user's, after the balancer (joins the user's segment)", Privilege::User, 30),
+        ("root's, between the balancer and the user's (a new segment)", Privilege::Full, 15),
+    ];
+    for (what, privilege, prio) in rows {
+        let (mut adds, mut removes, mut verified) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..20 {
+            let program = small(privilege);
+            let before: Vec<u32> = chain.segments().iter().map(|s| s.prog_id).collect();
+            let start = Instant::now();
+            let id = chain.add(program, AddOptions { privilege, ..priority(prio) }).expect("add");
+            adds.push(start.elapsed().as_secs_f64() * 1000.0);
+            verified = chain.segments().iter().filter(|s| !before.contains(&s.prog_id)).count();
+            let start = Instant::now();
+            chain.remove(id).expect("remove");
+            removes.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        adds.sort_by(f64::total_cmp);
+        removes.sort_by(f64::total_cmp);
+        t.row(vec![
+            what.into(),
+            format!("{} ({verified})", chain.segments().len()),
+            format!("{:.1}", percentile(&adds, 0.5)),
+            format!("{:.1}", percentile(&adds, 0.99)),
+            format!("{:.1}", percentile(&removes, 0.5)),
+            format!("{:.1}", percentile(&removes, 0.99)),
+        ]);
+    }
+    t
+}
+
+fn priority(priority: i32) -> AddOptions {
+    AddOptions { priority: Some(priority), ..Default::default() }
 }

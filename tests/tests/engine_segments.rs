@@ -169,6 +169,15 @@ fn a_users_sixty_four_map_program_and_roots_programs_share_a_chain() {
     assert_eq!(stats(&chain, 2), [0; 6], "the 64-map program is not");
     let big = chain.members().iter().find(|m| m.program.name == "maps64").unwrap();
     assert_eq!(map_u64(&big.program, "m63", 0, 8), 2, "but it ran");
+    // A change in root's segment leaves the uncounted one as it runs.
+    let before = segment_ids(&chain);
+    chain.add(probe(1), root(30)).unwrap();
+    let after = segment_ids(&chain);
+    assert_eq!((after[1], chain.segments()[1].plan.uncounted), (before[1], true));
+    assert_ne!(after[0], before[0]);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 12, 1, 15]));
+    assert_eq!((stats(&chain, 0)[2], stats(&chain, 2)[2], stats(&chain, 3)), (2, 1, [0; 6]));
 }
 
 /// Packets per verdict of member `i` (in run order).
@@ -404,4 +413,234 @@ fn five_hundred_realistic_members_each_with_its_own_map() {
         assert_eq!(port_count(&m.program, 9999), u64::from(before_drop), "member {i} and the packet to 9999");
         assert_eq!(m.stats().packets, [0, 0, 3 + u64::from(before_drop), 0, 0, 0], "member {i}'s counters");
     }
+}
+
+/// Kernel ids of the running chain's segments, in run order.
+fn segment_ids(chain: &Chain) -> Vec<u32> {
+    chain.segments().iter().map(|s| s.prog_id).collect()
+}
+
+/// Root's probe1, a user's probe2, root's probe3: three segments (privilege classes), counting.
+fn three_segments() -> Chain {
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).unwrap();
+    chain.add(probe(1), root(10)).unwrap();
+    chain.add(load_user("probe", "probe2"), user(20)).unwrap();
+    chain.add(probe(3), root(30)).unwrap();
+    assert_eq!(privileges(&chain), [Privilege::Full, Privilege::User, Privilege::Full]);
+    chain
+}
+
+const fn pass(n: u64) -> [u64; 6] {
+    [0, 0, n, 0, 0, 0]
+}
+
+#[test]
+fn a_change_in_one_segment_links_and_verifies_only_that_segment() {
+    require_root();
+    let mut chain = three_segments();
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 3]));
+    let before = segment_ids(&chain);
+
+    // A user's program joins the user's segment (the middle one): only it is linked again.
+    let added = chain.add(load_user("probe", "probe4"), user(25)).unwrap();
+    let after = segment_ids(&chain);
+    assert_eq!((after.len(), after[0], after[2]), (3, before[0], before[2]), "the other segments run as they ran");
+    assert_ne!(after[1], before[1], "the touched segment is a new program");
+    assert_eq!(chain.running_prog_id(), Some(before[0]), "the hook runs the same first segment");
+    let ranges: Vec<_> = chain.segments().iter().map(|s| s.plan.members.clone()).collect();
+    assert_eq!(ranges, [0..1, 1..3, 3..4]);
+    assert_eq!(chain.segments()[1].members, [chain.members()[1].id, added]);
+    let report = chain.report().expect("running");
+    assert_eq!(report.segments.iter().map(|s| s.members.len()).collect::<Vec<_>>(), [1, 2, 1]);
+    let linking: Vec<&str> = report.members.iter().map(|m| m.linking.as_str()).collect();
+    assert!(linking[0] == "inline" && linking[3] == "inline" && linking[2] == linking[1], "{linking:?}");
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 4, 3]));
+    let (verdict, out) = run(&chain, &probe_packet(&[(4, DROP)]));
+    assert_eq!((verdict, trace(&out)), (DROP as u32, vec![1, 2, 4]), "its verdict ends the chain");
+    assert_eq!(stats(&chain, 0), pass(3), "counts go on across the change");
+    assert_eq!(stats(&chain, 2), [0, 1, 1, 0, 0, 0], "the new member is counted in its segment");
+    assert_eq!(stats(&chain, 3), pass(2), "the segment after it still runs and counts");
+
+    // Its removal touches the same segment only.
+    chain.remove(added).unwrap();
+    let removed = segment_ids(&chain);
+    assert_eq!((removed[0], removed[2]), (before[0], before[2]));
+    assert!(removed[1] != before[1] && removed[1] != after[1]);
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 3]));
+    assert_eq!((stats(&chain, 1), stats(&chain, 2)), (pass(4), pass(3)));
+
+    // The first segment: swapped onto the hook alone, the others stay.
+    chain.add(probe(0), root(5)).unwrap();
+    let first = segment_ids(&chain);
+    assert_eq!(&first[1..], &removed[1..]);
+    assert_ne!(first[0], removed[0]);
+    assert_eq!(chain.running_prog_id(), Some(first[0]), "the new first segment runs");
+    // The last one.
+    chain.add(probe(5), root(40)).unwrap();
+    let last = segment_ids(&chain);
+    assert_eq!(&last[..2], &first[..2]);
+    assert_ne!(last[2], first[2]);
+    let (verdict, out) = run(&chain, &probe_packet(&[(5, TX)]));
+    assert_eq!((verdict, trace(&out)), (TX as u32, vec![0, 1, 2, 3, 5]));
+    assert_eq!(stats(&chain, 4), [0, 0, 0, 1, 0, 0]);
+    assert_eq!(stats(&chain, 3), pass(4));
+}
+
+#[test]
+fn a_refused_or_ungated_change_of_one_segment_changes_nothing() {
+    require_root();
+    let mut chain = three_segments();
+    let before = (state(&chain), segment_ids(&chain));
+    // Refused in a segment of several members: cut around it, refused alone with its own log.
+    let err = chain.add(load("segments", "seg_priv"), user(25)).unwrap_err();
+    assert!(
+        matches!(&err, Error::ChainRejected { member, log, .. } if member == "seg_priv" && log.contains("leaks addr")),
+        "{err}"
+    );
+    assert_eq!((state(&chain), segment_ids(&chain)), before, "nothing changed");
+    // Refused as the touched segment's only member.
+    let users = chain.members()[1].id;
+    let err = chain.replace(users, load("segments", "seg_priv"), user(20)).unwrap_err();
+    assert!(matches!(&err, Error::ChainRejected { member, .. } if member == "seg_priv"), "{err}");
+    assert_eq!((state(&chain), segment_ids(&chain)), before, "nothing changed");
+    // Verified, but the gate (the durable record) refuses it: not put in.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let sink = seen.clone();
+    chain.gate_next_change(Box::new(move |p| {
+        *sink.lock().unwrap() = Some((p.program_id, p.members.len()));
+        Err(Error::NotDurable("the test's gate refuses".into()))
+    }));
+    let err = chain.add(load_user("probe", "probe4"), user(25)).unwrap_err();
+    assert!(matches!(err, Error::NotDurable(_)), "{err}");
+    let (program_id, members) = seen.lock().unwrap().expect("the gate saw the change");
+    assert_eq!(members, 4);
+    assert!(program_id != 0 && !before.1.contains(&program_id), "the gate is shown the new segment's id");
+    assert_eq!((state(&chain), segment_ids(&chain)), before, "nothing changed");
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![1, 2, 3]), "the running array was not touched");
+    assert_eq!(stats(&chain, 2), pass(1));
+}
+
+#[test]
+fn changes_of_several_segments_or_of_the_plan_link_every_segment_again() {
+    require_root();
+    let mut chain = three_segments();
+    let fresh = |before: &[u32], after: &[u32]| after.iter().all(|id| !before.contains(id));
+    // Two segments at once.
+    let before = segment_ids(&chain);
+    let both = vec![(probe(0), root(5), None), (probe(4), root(40), None)];
+    chain.change(&[], both, &AddOptions::default()).unwrap();
+    assert_eq!(chain.segments().len(), 3);
+    assert!(fresh(&before, &segment_ids(&chain)), "{before:?} {:?}", segment_ids(&chain));
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 1, 2, 3, 4]));
+    // A segment more.
+    let before = segment_ids(&chain);
+    let extra = chain.add(load_user("probe", "probe5"), user(50)).unwrap();
+    assert_eq!(chain.segments().len(), 4);
+    assert!(fresh(&before, &segment_ids(&chain)));
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 1, 2, 3, 4, 5]));
+    // A segment less, and back to one program.
+    let before = segment_ids(&chain);
+    chain.remove(extra).unwrap();
+    assert!(fresh(&before, &segment_ids(&chain)));
+    let users = chain.members()[2].id;
+    chain.remove(users).unwrap();
+    assert_eq!(chain.segments().len(), 1);
+    assert!(chain.program().expect("running").array().is_none(), "one program, no array");
+    let (verdict, out) = run(&chain, &probe_packet(&[]));
+    assert_eq!((verdict, trace(&out)), (PASS as u32, vec![0, 1, 3, 4]));
+    assert_eq!((stats(&chain, 0), stats(&chain, 3)), (pass(3), pass(3)), "counts go on across every change");
+}
+
+#[test]
+fn one_segment_changes_under_traffic_leak_nothing_and_miss_nothing() {
+    on_veth("seg-one", |pair, ifindex, pins| {
+        let mut chain = Chain::for_interface(ifindex, pins);
+        chain.add(load("udp", "udp_drop"), root(0)).unwrap();
+        chain.add(load("basic", "xdp_pass"), root(10)).unwrap();
+        chain.add(load_user("udp", "udp_count"), user(1000)).unwrap();
+        assert_eq!(chain.segments().len(), 2);
+        let (kept, dropped) = (udp_receiver(9998), udp_receiver(9999));
+        let tx = sender(pair);
+        let stop = AtomicBool::new(false);
+        let sent = AtomicU64::new(0);
+        let (mut received, mut leaked, mut hook_swaps) = (0, 0, 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9998), 16);
+                    send_paced(&tx, SocketAddrV4::new(pair.addr_b, 9999), 16);
+                    sent.fetch_add(16, Ordering::Relaxed);
+                }
+            });
+            for change in 0..100 {
+                let before = segment_ids(&chain);
+                // Even changes: a user's program joins the last segment (its slot of the
+                // running array); odd ones: root's joins the first (a hook swap of it alone).
+                let (program, options, touched) = if change % 2 == 0 {
+                    (load_user("basic", "xdp_pass"), user(500 + change), 1)
+                } else {
+                    (load("basic", "xdp_pass"), root(5), 0)
+                };
+                let other = chain.add(program, options).unwrap();
+                let after = segment_ids(&chain);
+                assert_eq!(after[1 - touched], before[1 - touched], "change {change}: the other segment stays");
+                assert_ne!(after[touched], before[touched]);
+                hook_swaps += usize::from(touched == 0);
+                assert_eq!(attached(ifindex).unwrap().ids().next(), Some(after[0]), "the hook runs the first segment");
+                chain.remove(other).unwrap();
+                received += drain(&kept);
+                leaked += drain(&dropped);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        received += drain(&kept);
+        leaked += drain(&dropped);
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent > 500 && hook_swaps == 50, "traffic flowed during the changes ({sent} packets per port)");
+        assert_eq!(leaked, 0, "packets the dropping member (first segment) should have dropped got through");
+        assert_eq!(count_of(&chain, "udp_count", "packets"), sent, "the counting member (last segment) missed packets");
+        assert_eq!(received, sent, "the receiver missed packets");
+        assert_eq!(chain.segments().len(), 2);
+        chain.clear().unwrap();
+    });
+}
+
+#[test]
+fn katrans_balancer_runs_in_a_segment_of_its_own_and_its_neighbours_changes_do_not_verify_it() {
+    require_root();
+    let balancer = xdpd_tests::compat::CASES.iter().find(|c| c.function == "balancer_ingress").unwrap();
+    let mut chain = Chain::unattached();
+    chain.set_counting(true).unwrap();
+    chain.add(probe(1), root(1)).unwrap();
+    chain.add(xdpd_tests::compat::load(balancer).unwrap(), root(10)).unwrap();
+    chain.add(probe(3), root(20)).unwrap();
+    let members: Vec<usize> = chain.segments().iter().map(|s| s.members.len()).collect();
+    assert_eq!(members, [1, 1, 1], "the balancer (over 2,048 instructions) runs alone");
+    let seg = &chain.segments()[1];
+    let katran = (seg.prog_id, seg.verified_insns, seg.verify_time);
+    assert!(katran.1 > 50_000, "{}", katran.1);
+    let balancer_segment = |chain: &Chain| {
+        let s = &chain.segments()[1];
+        (s.prog_id, s.verified_insns, s.verify_time)
+    };
+    let expected = run(&chain, &probe_packet(&[]));
+    assert_eq!(trace(&expected.1), [1, 3], "a probe frame passes the balancer");
+    for (slot, priority, touched) in [(2, 5, 0), (4, 30, 2)] {
+        let before = segment_ids(&chain);
+        let id = chain.add(probe(slot), root(priority)).unwrap();
+        assert_eq!(balancer_segment(&chain), katran, "the balancer's segment was not linked again");
+        assert_ne!(segment_ids(&chain)[touched], before[touched]);
+        chain.remove(id).unwrap();
+        assert_eq!(balancer_segment(&chain), katran);
+        assert_eq!(run(&chain, &probe_packet(&[])), expected);
+    }
+    assert_eq!(stats(&chain, 2), pass(3), "counted across every change");
 }

@@ -137,3 +137,37 @@ async fn a_segmented_chain_runs_whole_across_idle_exit_and_is_adopted() {
     }
     assert!(!array_pin.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_one_segment_is_recorded_and_adopted_across_idle_exit() {
+    xdpd_tests::require_root();
+    let fx = Fixture::with_idle_timeout("seg-one-idle", 2).await;
+    let mut polkit = Polkit::start(&fx.bus, RULES);
+    let alice = connect_as(&fx.bus, "xdpd-alice").await;
+    let alice_link = link_proxy(&alice, &fx.link_path()).await;
+    let root_link = fx.link().await;
+    let root_prog = add(&root_link, "segments", "seg_priv_count", 10).await.unwrap();
+    let user_prog = add(&alice_link, "udp", "udp_count", 20).await.unwrap();
+    let kernel_id = root_link.kernel_program_id().await.unwrap();
+    // Alice's second program joins her segment: only it is linked again, put into the running array.
+    let extra = add(&alice_link, "basic", "xdp_pass", 30).await.unwrap();
+    assert_eq!(root_link.kernel_program_id().await.unwrap(), kernel_id, "the hook runs the same first segment");
+    let generation = root_link.generation().await.unwrap();
+    let report = root_link.explain().await.unwrap();
+    assert_eq!((report.segments.len(), report.members.len()), (2, 3));
+    assert_eq!(fx.traffic(9998, 50), 50);
+    drop((alice_link, alice));
+    polkit.stop();
+
+    let pid = fx.bus.service_pid().expect("service running");
+    assert!(fx.bus.wait_service_gone(pid, std::time::Duration::from_secs(15)), "the service did not exit when idle");
+    assert_eq!(fx.traffic(9998, 50), 50);
+    // Activated again: the record names the new segment, found in the running array: adopted as it runs.
+    assert_eq!(root_link.kernel_program_id().await.unwrap(), kernel_id, "adopted, not relinked");
+    assert_eq!(root_link.generation().await.unwrap(), generation);
+    assert_eq!(count(&fx.conn, &root_prog, "priv_packets").await, 100, "root's segment ran throughout");
+    assert_eq!(count(&fx.conn, &user_prog, "packets").await, 100, "the user's segment ran throughout");
+    for p in [extra, root_prog, user_prog] {
+        program_proxy(&fx.conn, &p).await.remove().await.unwrap();
+    }
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod gate;
+mod incremental;
 mod versions;
 use super::linker::{self, LinkInput, LinkMode, LinkTarget, LinkedChain};
 use super::member::{AddOptions, Member, MemberId, RestoredMember};
@@ -194,8 +195,8 @@ impl Chain {
             }
             return Ok(chain);
         }
-        if running_id != 0 && attached == Some(running_id) {
-            chain.running = Some(chain.adopt(running_id)?);
+        if let Some(id) = attached.filter(|&a| running_id != 0 && chain.runs(a, running_id)) {
+            chain.running = Some(chain.adopt(id)?);
             return Ok(chain);
         }
         let members = std::mem::take(&mut chain.members);
@@ -565,6 +566,8 @@ impl Chain {
             }
             let old = self.running.take();
             self.retire(old);
+        } else if let Some(relinked) = self.relink_touched(&candidate, options).transpose()? {
+            self.put_segment(gate, &candidate, relinked, options)?;
         } else {
             let linked = self.link(&candidate, options)?;
             self.stage_segments(&linked)?;
@@ -645,6 +648,12 @@ impl Chain {
 
     /// Links the candidate members into one program.
     fn link(&self, candidate: &[Member], options: &AddOptions) -> Result<LinkedChain, Error> {
+        let (inputs, target) = self.link_inputs(candidate, options);
+        linker::link(&inputs, target)
+    }
+
+    /// What [`Chain::link`] links: the members and the target.
+    fn link_inputs<'m>(&self, candidate: &'m [Member], options: &AddOptions) -> (Vec<LinkInput<'m>>, LinkTarget) {
         let offload = options.mode == Some(AttachMode::Offload);
         let budget = Budget { counting: self.counting, max_members: self.segment_members, ..Budget::default() };
         let target = LinkTarget {
@@ -663,20 +672,25 @@ impl Chain {
                 privilege: m.privilege,
             })
             .collect();
-        linker::link(&inputs, target)
+        (inputs, target)
     }
 
     /// Puts `linked` on the hook: a compare-and-exchange against the program
     /// we believe runs, or the first attach.
     fn swap_in(&mut self, linked: &LinkedChain, options: &AddOptions) -> Result<(), Error> {
+        self.swap_in_fd(linked.as_fd(), options)
+    }
+
+    /// [`Chain::swap_in`] of the program `new` (a chain, or its first segment).
+    fn swap_in_fd(&mut self, new: BorrowedFd<'_>, options: &AddOptions) -> Result<(), Error> {
         let Some(hook) = &mut self.hook else { return Ok(()) };
         if !hook.is_attached() {
             let mode = options.mode.unwrap_or(AttachMode::Native);
-            hook.attach(linked.as_fd(), mode, options.mode.is_none(), options.force)?;
+            hook.attach(new, mode, options.mode.is_none(), options.force)?;
             return Ok(());
         }
         if let Some(running) = &self.running {
-            return Ok(hook.replace(linked.as_fd(), running.as_fd())?);
+            return Ok(hook.replace(new, running.as_fd())?);
         }
         // A link pinned by an earlier run whose program we did not adopt:
         // expect the program it runs now.
@@ -687,6 +701,6 @@ impl Chain {
             ))
         })?;
         let expected = bpf::prog_fd_by_id(current)?;
-        Ok(hook.replace(linked.as_fd(), expected.as_fd())?)
+        Ok(hook.replace(new, expected.as_fd())?)
     }
 }

@@ -7,7 +7,9 @@
 //! unprivileged loader's), the same license class (GPL-compatible or not:
 //! the segment is loaded under that license), and fit its budgets: the
 //! kernel's 64 maps per program (less the chain's program array and the
-//! counter table) and an instruction budget. Segments pass the packet on
+//! counter table) and an instruction budget; a large member (more than
+//! `LARGE_MEMBER_INSNS` instructions) runs alone, so that its neighbours'
+//! changes do not verify it again. Segments pass the packet on
 //! by a tail call; the kernel allows 33 per packet, so a chain has at most
 //! 34 segments. A chain that fits one segment is one program, as before.
 
@@ -29,6 +31,11 @@ pub const MAX_MAPS: usize = 64;
 /// dispatcher): it keeps one verification short; the kernel's own limit is
 /// 1,000,000 instructions verified per program.
 pub const SEGMENT_INSNS: usize = 32_768;
+/// A member of more instructions than this (Katran's balancer has 2,741)
+/// runs in a segment of its own when the chain has other members: a change
+/// of its neighbours then links and verifies their segment, not it (see
+/// `linker::relink_one`), at the cost of one tail call per packet.
+pub const LARGE_MEMBER_INSNS: usize = 2_048;
 /// Instructions the dispatcher adds per member at most (context, counting,
 /// proceed-on test).
 pub const DISPATCH_INSNS: usize = 16;
@@ -109,6 +116,12 @@ pub struct SegmentPlan {
 struct Open {
     plan: SegmentPlan,
     maps: BTreeSet<u32>,
+    /// It holds a large member (alone).
+    large: bool,
+}
+
+fn is_large(m: &MemberNeeds) -> bool {
+    m.insns > LARGE_MEMBER_INSNS
 }
 
 impl Open {
@@ -122,7 +135,7 @@ impl Open {
             insns: m.insns,
             uncounted: false,
         };
-        Open { plan, maps }
+        Open { plan, maps, large: is_large(m) }
     }
 
     /// Whether `m` may join, with room for `map_limit` maps of members.
@@ -131,6 +144,8 @@ impl Open {
         let maps = self.maps.len() + m.maps.iter().filter(|id| !self.maps.contains(id)).count();
         p.privilege == m.privilege
             && p.gpl == m.gpl
+            && !self.large
+            && !is_large(m)
             && budget.max_members.is_none_or(|n| p.members.len() < n)
             && p.insns + m.insns + DISPATCH_INSNS * (p.members.len() + 1) <= budget.max_insns
             && maps <= map_limit
@@ -309,6 +324,16 @@ mod tests {
         assert_eq!(ranges(&plan(&members, &every3).unwrap()), [0..3, 3..6, 6..9, 9..10]);
         let small = Budget { max_insns: 200, ..Budget::default() };
         assert_eq!(ranges(&plan(&members, &small).unwrap()), [0..3, 3..6, 6..9, 9..10]);
+    }
+
+    #[test]
+    fn a_large_member_runs_in_a_segment_of_its_own_next_to_others() {
+        let mut members: Vec<_> = (1..=4).map(root).collect();
+        members[1].insns = LARGE_MEMBER_INSNS + 1;
+        assert_eq!(ranges(&plan(&members, &Budget::default()).unwrap()), [0..1, 1..2, 2..4]);
+        assert_eq!(ranges(&plan(&members[1..2], &Budget::default()).unwrap()), [0..1], "alone: one program");
+        members[1].insns = LARGE_MEMBER_INSNS;
+        assert_eq!(ranges(&plan(&members, &Budget::default()).unwrap()), [0..4]);
     }
 
     #[test]

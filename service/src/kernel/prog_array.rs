@@ -69,6 +69,25 @@ impl ProgArray {
         check(ret, || format!("putting segment {index} into the chain's program array")).map(drop)
     }
 
+    /// Kernel ids of the programs in its slots (the kernel answers a
+    /// lookup in a program array with the id of the program in the slot).
+    pub fn prog_ids(&self) -> Vec<u32> {
+        (0..self.slots)
+            .filter_map(|index| {
+                let mut id: u32 = 0;
+                // SAFETY: key and value are 4 bytes each, the array's sizes.
+                let ret = unsafe {
+                    libbpf_sys::bpf_map_lookup_elem(
+                        self.fd.as_raw_fd(),
+                        (&index as *const u32).cast(),
+                        (&mut id as *mut u32).cast(),
+                    )
+                };
+                (ret == 0).then_some(id)
+            })
+            .collect()
+    }
+
     /// Pins the array at `path` (replacing a stale pin there).
     pub fn pin(&self, path: &Path) -> Result<(), KernelError> {
         let _ = std::fs::remove_file(path);

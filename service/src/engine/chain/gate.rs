@@ -15,7 +15,9 @@ use crate::kernel::counter_table::CounterTable;
 pub struct Proposal<'a> {
     /// The members in run order.
     pub members: &'a [Member],
-    /// The kernel id of the new program (0: the chain becomes empty).
+    /// The kernel id of the new program (0: the chain becomes empty); for a
+    /// change that links one segment of a segmented chain again, that
+    /// segment's (the hook may keep running the same first segment).
     pub program_id: u32,
     /// The chain's generation once the change is made.
     pub generation: u64,

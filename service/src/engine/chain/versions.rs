@@ -72,6 +72,19 @@ impl Chain {
         self.unstage_segments();
     }
 
+    /// Whether the program `attached` to the hook runs the version whose
+    /// record names program `recorded`: it is that program, or a segment in
+    /// its program array (a change that replaced one segment records the
+    /// new segment's id, so a record written before the kernel saw the
+    /// change never matches the version that runs).
+    pub(super) fn runs(&self, attached: u32, recorded: u32) -> bool {
+        if attached == recorded {
+            return true;
+        }
+        let array = bpf::prog_fd_by_id(attached).and_then(|fd| ProgArray::of_program(fd.as_fd()));
+        matches!(array, Ok(Some(array)) if array.prog_ids().contains(&recorded))
+    }
+
     /// The program `id` found running after a restart, with its program
     /// array when it is segmented (pinned again where it belongs).
     pub(super) fn adopt(&self, id: u32) -> Result<Running, Error> {

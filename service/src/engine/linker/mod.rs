@@ -62,8 +62,11 @@ mod diagnose;
 mod emit;
 mod load;
 mod plan;
+mod relink;
 mod relocate;
 mod segmented;
+
+pub use relink::{relink_one, Relinked};
 
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -112,7 +115,7 @@ pub enum LinkMode {
 }
 
 /// Where and how the chain is meant to run; offloaded programs are loaded for their device.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkTarget {
     /// The device, for a program offloaded to a NIC.
     pub offload_ifindex: Option<u32>,
@@ -177,6 +180,19 @@ pub struct LinkedSegment {
     pub verified_insns: u32,
     /// How long loading (verification) took.
     pub verify_time: std::time::Duration,
+    /// What it was linked from, member by member: a change that leaves
+    /// these as they are does not link it again.
+    inputs: Vec<MemberKey>,
+}
+
+/// What of a member goes into its segment's program: id, proceed-on set,
+/// counter slot, verifier context.
+type MemberKey = (MemberId, ActionSet, Option<usize>, Privilege);
+
+impl LinkInput<'_> {
+    fn key(&self) -> MemberKey {
+        (self.id, self.proceed_on, self.counters.map(VerdictCounters::slot), self.privilege)
+    }
 }
 
 /// A loaded chain: one program, or segments that tail-call each other
@@ -203,6 +219,8 @@ pub struct LinkedChain {
     rest: Vec<OwnedFd>,
     /// The version's program array (a chain of one segment has none).
     array: Option<ProgArray>,
+    /// What it was linked for (a change for another target links it all again).
+    target: LinkTarget,
 }
 
 impl LinkedChain {
@@ -241,7 +259,7 @@ pub fn link(members: &[LinkInput<'_>], target: LinkTarget) -> Result<LinkedChain
             members
         };
         match link_program(members, ProgramTarget { target, privilege: one.privilege, frags, next: None }) {
-            Ok(program) => return Ok(segmented::single(program, one.clone(), members, frags)),
+            Ok(program) => return Ok(segmented::single(program, one.clone(), members, frags, target)),
             // Refused together (a combined limit, or one member's own fault): cut it
             // around the member at fault, so only a member failing alone fails the change.
             Err(Error::ChainRejected { .. }) if members.len() > 1 && target.offload_ifindex.is_none() => {}
@@ -298,7 +316,7 @@ pub fn pass_through(target: LinkTarget) -> Result<LinkedChain, Error> {
     };
     let plan =
         SegmentPlan { members: 0..0, privilege: Privilege::Full, gpl: true, maps: 0, insns: 0, uncounted: false };
-    Ok(segmented::single(program, plan, &[], true))
+    Ok(segmented::single(program, plan, &[], true, target))
 }
 
 /// `XDP_PASS`.

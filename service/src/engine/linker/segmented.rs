@@ -18,7 +18,13 @@ use crate::engine::Error;
 use crate::kernel::prog_array::ProgArray;
 
 /// The chain of one program (no array, no tail call): today's chain.
-pub(super) fn single(program: Program, plan: SegmentPlan, members: &[LinkInput<'_>], frags: bool) -> LinkedChain {
+pub(super) fn single(
+    program: Program,
+    plan: SegmentPlan,
+    members: &[LinkInput<'_>],
+    frags: bool,
+    target: LinkTarget,
+) -> LinkedChain {
     let segment = segment_of(&program, plan, members);
     LinkedChain {
         inlined: program.inlined_members.len(),
@@ -31,11 +37,12 @@ pub(super) fn single(program: Program, plan: SegmentPlan, members: &[LinkInput<'
         segments: vec![segment],
         rest: Vec::new(),
         array: None,
+        target,
     }
 }
 
 /// What `program`, loaded by `plan` with `members`, is as plain data.
-fn segment_of(program: &Program, plan: SegmentPlan, members: &[LinkInput<'_>]) -> LinkedSegment {
+pub(super) fn segment_of(program: &Program, plan: SegmentPlan, members: &[LinkInput<'_>]) -> LinkedSegment {
     LinkedSegment {
         members: members.iter().map(|m| m.id).collect(),
         plan,
@@ -44,6 +51,7 @@ fn segment_of(program: &Program, plan: SegmentPlan, members: &[LinkInput<'_>]) -
         map_count: program.map_count,
         verified_insns: program.info.verified_insns,
         verify_time: program.verify_time,
+        inputs: members.iter().map(LinkInput::key).collect(),
     }
 }
 
@@ -125,7 +133,7 @@ impl Builder<'_, '_> {
         let (Some(first), Some(plan)) = (programs.next(), segments.first()) else {
             return Err(Error::InvalidArgument("a chain needs at least one program".into()));
         };
-        let mut chain = single(first, plan.plan.clone(), &[], self.frags);
+        let mut chain = single(first, plan.plan.clone(), &[], self.frags, self.target);
         chain.segments = segments;
         for p in programs {
             chain.layout.extend(p.layout);
