@@ -187,7 +187,11 @@ impl Registry {
             if view.kernel_program_id == 0 {
                 tracing::warn!(ifindex, interface = %name, foreign = view.foreign_program_id, "the recorded chain is not attached: it was detached or replaced behind xdpd's back; Reclaim takes the interface back");
             }
-            owner.save_record();
+            if relinked {
+                owner.save_record();
+            } else {
+                owner.save_adopted_record();
+            }
             if relinked {
                 // Told once the service holds its name (at start-up), or now.
                 if let Ok(mut pending) = self.relinked.lock() {

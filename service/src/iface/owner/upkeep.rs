@@ -83,6 +83,21 @@ impl Owner {
         self.write_record(self.record());
     }
 
+    /// After a restore that adopted the running chain: the record as it is
+    /// now, but naming the program the record already names. A change of one
+    /// segment records that segment's new program (see `engine::chain`), which
+    /// identifies the version that runs as well as the hook's program does;
+    /// keeping it leaves the record as it was across a restart.
+    pub fn save_adopted_record(&self) {
+        let mut record = self.record();
+        if let Some(old) = self.cx.store.link(self.ifindex) {
+            if old.generation == record.generation && old.kernel_program_id != 0 && record.kernel_program_id != 0 {
+                record.kernel_program_id = old.kernel_program_id;
+            }
+        }
+        self.write_record(record);
+    }
+
     /// Writes the record outside a change (after a restore, a rename): there
     /// is no caller to refuse, so a failure is logged and the next change
     /// writes the whole record again.
