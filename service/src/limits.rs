@@ -29,6 +29,16 @@ pub struct Charge {
     pub snapshot_bytes: u64,
 }
 
+impl std::iter::Sum for Charge {
+    /// The charge of several programs together.
+    fn sum<I: Iterator<Item = Charge>>(charges: I) -> Charge {
+        charges.fold(Charge::default(), |sum, c| Charge {
+            map_bytes: sum.map_bytes.saturating_add(c.map_bytes),
+            snapshot_bytes: sum.snapshot_bytes.saturating_add(c.snapshot_bytes),
+        })
+    }
+}
+
 impl Charge {
     /// The charge of a program with maps of `map_bytes` that keeps a snapshot or not.
     pub fn new(map_bytes: u64, snapshot: bool) -> Charge {

@@ -238,22 +238,12 @@ impl Chain {
         }
     }
 
-    /// The id of the program running for the chain, linked or adopted.
     /// How each member runs in the linked program: "inline", "call" or
     /// "not-linked" (an earlier member ends the chain). Empty when not known:
     /// no chain, or a chain adopted after a restart and not relinked since.
     pub fn linking(&self) -> Vec<(MemberId, &'static str)> {
         let Some(Running::Linked(linked)) = &self.running else { return Vec::new() };
-        let how = |id: MemberId| {
-            if linked.inlined_members.contains(&id) {
-                "inline"
-            } else if linked.layout.iter().any(|s| s.id == id) {
-                "call"
-            } else {
-                "not-linked"
-            }
-        };
-        self.members.iter().map(|m| (m.id, how(m.id))).collect()
+        self.members.iter().map(|m| (m.id, linked.linking_of(m.id))).collect()
     }
 
     /// Kernel id of the running chain program, if any.

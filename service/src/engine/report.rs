@@ -96,15 +96,6 @@ fn insn_limit(privilege: Privilege) -> usize {
 
 /// The report of `members` (run order) linked into `linked`, one entry per segment.
 pub(super) fn of_linked(generation: u64, members: &[Member], linked: &LinkedChain) -> ChainReport {
-    let linking = |id: MemberId| {
-        if linked.inlined_members.contains(&id) {
-            "inline"
-        } else if linked.layout.iter().any(|s| s.id == id) {
-            "call"
-        } else {
-            "not-linked"
-        }
-    };
     let segments = linked
         .segments
         .iter()
@@ -119,7 +110,11 @@ pub(super) fn of_linked(generation: u64, members: &[Member], linked: &LinkedChai
             verify_time: s.verify_time,
         })
         .collect();
-    ChainReport { generation, members: members.iter().map(|m| member_report(m, linking(m.id))).collect(), segments }
+    ChainReport {
+        generation,
+        members: members.iter().map(|m| member_report(m, linked.linking_of(m.id))).collect(),
+        segments,
+    }
 }
 
 /// The report of a chain adopted after a restart: what the kernel says of

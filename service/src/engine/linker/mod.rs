@@ -224,6 +224,19 @@ pub struct LinkedChain {
 }
 
 impl LinkedChain {
+    /// How member `id` runs here: "inline" (spliced into the dispatcher),
+    /// "call" (a BPF-to-BPF call) or "not-linked" (an earlier member ends
+    /// the chain, so it was left out).
+    pub fn linking_of(&self, id: MemberId) -> &'static str {
+        if self.inlined_members.contains(&id) {
+            "inline"
+        } else if self.layout.iter().any(|s| s.id == id) {
+            "call"
+        } else {
+            "not-linked"
+        }
+    }
+
     /// Runs the chain on one packet with BPF_PROG_TEST_RUN.
     pub fn test_run(&self, packet: &[u8], repeat: u32) -> Result<TestRun, KernelError> {
         bpf::test_run(self.fd.as_fd(), packet, repeat)

@@ -20,10 +20,8 @@ struct Plan {
 /// The programs a change adds and the charge of their maps, for the caller's limits.
 fn cost(request: &ChangeRequest, plan: &Plan) -> (usize, Charge) {
     let new_programs = plan.replaced.iter().filter(|r| r.is_none()).count();
-    let charge = request.add.iter().fold(Charge::default(), |sum, a| {
-        let c = Charge::new(a.program.maps.iter().map(|m| m.bytes).sum(), a.request.snapshot);
-        Charge { map_bytes: sum.map_bytes + c.map_bytes, snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes }
-    });
+    let charge =
+        request.add.iter().map(|a| Charge::new(a.program.maps.iter().map(|m| m.bytes).sum(), a.request.snapshot)).sum();
     (new_programs, charge)
 }
 
@@ -117,10 +115,7 @@ impl Owner {
         let own = |id: &MemberId| self.programs.get(id).filter(|p| p.spec.owner_uid == caller.uid);
         let removed: Vec<Charge> = request.remove.iter().filter_map(own).map(|p| p.spec.charge()).collect();
         let replaced = plan.replaced.iter().flatten().filter_map(own).map(|p| p.spec.charge());
-        let charge = removed.iter().copied().chain(replaced).fold(Charge::default(), |sum, c| Charge {
-            map_bytes: sum.map_bytes + c.map_bytes,
-            snapshot_bytes: sum.snapshot_bytes + c.snapshot_bytes,
-        });
+        let charge = removed.iter().copied().chain(replaced).sum();
         (removed.len(), charge)
     }
 
